@@ -1,0 +1,60 @@
+"""MicroDB: an embedded document database for Python.
+
+``MicroDB('mydb.json')`` opens a crash-safe JSON file; tables hold JSON documents; queries
+read like Python (``where('age') < 30``), like the seed's fluent form
+(``Query().exists('age').value('name', 'Alice')``) or like MongoDB (``{'age': {'$lt': 30}}``).
+"""
+
+from __future__ import annotations
+
+from microdb.autosave import AutoSavingDict
+from microdb.database import MicroDB
+from microdb.document import Document
+from microdb.errors import (
+    CorruptDatabaseError,
+    DatabaseClosedError,
+    DocumentError,
+    DocumentNotFound,
+    DuplicateKeyError,
+    FormatVersionError,
+    LockTimeout,
+    MicroDBError,
+    QueryError,
+    ReadOnlyError,
+    StorageError,
+    TransactionError,
+    UnsupportedFeature,
+    UpdateError,
+)
+from microdb.query.builders import Query, where
+from microdb.results import Result
+from microdb.serialization import register_type
+from microdb.table import Table
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutoSavingDict",
+    "CorruptDatabaseError",
+    "DatabaseClosedError",
+    "Document",
+    "DocumentError",
+    "DocumentNotFound",
+    "DuplicateKeyError",
+    "FormatVersionError",
+    "LockTimeout",
+    "MicroDB",
+    "MicroDBError",
+    "Query",
+    "QueryError",
+    "ReadOnlyError",
+    "Result",
+    "StorageError",
+    "Table",
+    "TransactionError",
+    "UnsupportedFeature",
+    "UpdateError",
+    "__version__",
+    "register_type",
+    "where",
+]

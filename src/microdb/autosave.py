@@ -1,0 +1,3 @@
+"""Placeholder replaced by the durable AutoSavingDict."""
+class AutoSavingDict(dict):  # type: ignore[type-arg]
+    pass

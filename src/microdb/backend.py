@@ -1,0 +1,138 @@
+"""The interface between :class:`~microdb.table.Table` and whatever executes its work.
+
+Two families implement it: the in-memory engine (:class:`microdb.engine.MemoryBackend`, for
+memory, mappings and the JSON file) and the SQL engines (:mod:`microdb.storage.sql`). The
+table validates input, turns queries into AST nodes and shapes results; a backend stores,
+finds and counts documents, keeps indexes, and makes a block of writes atomic.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from microdb.query.ast import Node, Path
+
+__all__ = ["Backend", "Plan", "SortKey"]
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One sort key: a path into the document, or a function of the document."""
+
+    path: Path | None = None
+    func: Callable[[Any], Any] | None = None
+    reverse: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a lazy result asks of a backend, composed before it runs."""
+
+    node: Node | None = None
+    sort: tuple[SortKey, ...] = ()
+    skip: int = 0
+    limit: int | None = None
+    #: Paths of a projection; ``exclude`` says whether they are dropped or kept.
+    fields: tuple[Path, ...] | None = None
+    exclude: bool = False
+    doc_ids: tuple[int, ...] | None = None
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+class Backend(ABC):
+    """What a table needs from the engine under it."""
+
+    #: True when documents returned by :meth:`run` and :meth:`fetch` are the backend's
+    #: own objects, which the table must copy before handing them out.
+    shares_documents: bool = True
+    #: A short name for ``explain()`` and error messages.
+    name: str = "backend"
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release everything; later calls raise ``DatabaseClosedError``."""
+
+    @property
+    @abstractmethod
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+
+    def compact(self) -> None:  # noqa: B027 - optional
+        """Write a compact checkpoint of the data, where the storage has one."""
+
+    # -- atomicity -----------------------------------------------------------------------
+    @abstractmethod
+    def write(self) -> AbstractContextManager[None]:
+        """A block whose writes commit together, or not at all if it raises; may nest."""
+
+    @abstractmethod
+    def read(self) -> AbstractContextManager[None]:
+        """A block of reads that sees one consistent state, up to date with other processes."""
+
+    # -- tables --------------------------------------------------------------------------
+    @abstractmethod
+    def tables(self) -> list[str]:
+        """Names of the tables that exist."""
+
+    @abstractmethod
+    def drop_table(self, table: str) -> bool:
+        """Remove a table; true when it existed."""
+
+    # -- documents -----------------------------------------------------------------------
+    @abstractmethod
+    def insert(self, table: str, docs: Sequence[tuple[int | None, dict[str, Any]]]) -> list[int]:
+        """Insert checked documents (with an explicit id, or ``None`` for the next one)."""
+
+    @abstractmethod
+    def replace(self, table: str, docs: dict[int, dict[str, Any]]) -> None:
+        """Replace existing documents by id, all or none (unique indexes are checked first)."""
+
+    @abstractmethod
+    def delete(self, table: str, doc_ids: Sequence[int]) -> None:
+        """Delete documents by id (absent ids are ignored)."""
+
+    @abstractmethod
+    def truncate(self, table: str) -> None:
+        """Delete every document of the table (ids are still not reused)."""
+
+    @abstractmethod
+    def fetch(self, table: str, doc_id: int) -> dict[str, Any] | None:
+        """The document with this id, or ``None``."""
+
+    @abstractmethod
+    def fetch_many(self, table: str, doc_ids: Sequence[int]) -> list[tuple[int, dict[str, Any]]]:
+        """The documents with these ids that exist, in the order given."""
+
+    @abstractmethod
+    def run(self, table: str, plan: Plan) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The ``(id, document)`` pairs a plan selects, sorted, skipped and limited."""
+
+    @abstractmethod
+    def count(self, table: str, plan: Plan) -> int:
+        """How many documents a plan selects."""
+
+    @abstractmethod
+    def length(self, table: str) -> int:
+        """How many documents the table holds."""
+
+    @abstractmethod
+    def explain(self, table: str, plan: Plan) -> dict[str, Any]:
+        """How the plan runs: the index used (if any), documents examined, the engine's plan."""
+
+    # -- indexes -------------------------------------------------------------------------
+    @abstractmethod
+    def create_index(self, table: str, path: Path, unique: bool) -> None:
+        """Declare an index (a no-op when the same one exists)."""
+
+    @abstractmethod
+    def drop_index(self, table: str, path: Path) -> bool:
+        """Remove an index; true when it existed."""
+
+    @abstractmethod
+    def indexes(self, table: str) -> list[dict[str, Any]]:
+        """The table's indexes as ``{"path": [...], "unique": bool}``."""

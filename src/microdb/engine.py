@@ -1,0 +1,522 @@
+"""The in-memory engine: every table in memory, indexes, the planner, and atomic commits.
+
+It serves the memory, mapping and JSON-file storages. Writes are applied to memory at once
+(so reads inside a transaction see them), recorded in an undo log, and handed to the
+:class:`~microdb.storage.base.Store` as one batch when the outermost write block ends. If
+the store fails, or the block raises, memory is rolled back from the undo log and nothing
+was stored.
+
+Concurrency: one re-entrant lock per database object serialises threads; the store's
+cross-process lock (the JSON file's OS lock) is held for the whole of a write block, and
+:meth:`Store.sync` is called first, so a write block always starts from the latest
+committed state of every process. Reads call ``sync`` too (a single ``stat`` for the file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from microdb.backend import Backend, Plan
+from microdb.errors import DatabaseClosedError, DuplicateKeyError, ReadOnlyError, StorageError
+from microdb.index import Index
+from microdb.planner import choose
+from microdb.query.ast import Path, path_repr
+from microdb.query.compiler import compile_query, resolve
+from microdb.query.values import sort_key
+from microdb.storage.base import Op, State, Store, TableState, new_meta
+
+__all__ = ["MemoryBackend"]
+
+
+class _Table:
+    """One table in memory: documents by id (ascending), metadata and live indexes."""
+
+    __slots__ = ("name", "docs", "meta", "indexes")
+
+    def __init__(self, name: str, state: TableState):
+        self.name = name
+        self.docs: dict[int, dict[str, Any]] = state.docs
+        self.meta: dict[str, Any] = state.meta
+        self.indexes: dict[Path, Index] = {}
+        for spec in self.meta.get("indexes", []):
+            index = Index(tuple(spec["path"]), bool(spec.get("unique")), name)
+            index.build(self.docs.items())
+            self.indexes[index.path] = index
+
+    def state(self) -> TableState:
+        return TableState(self.docs, self.meta)
+
+
+class MemoryBackend(Backend):
+    """A :class:`~microdb.backend.Backend` holding the data in memory over a ``Store``."""
+
+    shares_documents = True
+
+    def __init__(self, store: Store, *, name: str = "memory"):
+        self.name = name
+        self.store = store
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._closed = False
+        self._ops: list[Op] = []
+        self._undo: list[tuple[Any, ...]] = []
+        self._tables: dict[str, _Table] = {}
+        self._install(store.load())
+
+    # -- state --------------------------------------------------------------------------
+    def _install(self, state: State) -> None:
+        sorted_state = {}
+        for name, ts in state.items():
+            # Ids are handed out in increasing order, so scans are in id order when the
+            # dict is; a loaded file may list them in any order.
+            if any(a > b for a, b in zip(ts.docs, list(ts.docs)[1:])):
+                ts = TableState(dict(sorted(ts.docs.items())), ts.meta)
+            sorted_state[name] = ts
+        self._tables = {name: _Table(name, ts) for name, ts in sorted_state.items()}
+
+    def state(self) -> State:
+        """The whole database as a :data:`~microdb.storage.base.State` (shared, not copied)."""
+        return {name: t.state() for name, t in self._tables.items()}
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseClosedError("the database is closed")
+
+    def _sync(self) -> None:
+        changes = self.store.sync()
+        if changes is None:
+            return
+        if isinstance(changes, dict):
+            self._install(changes)
+            return
+        for batch in changes:
+            for op in batch:
+                self._apply(op, record=False)
+
+    # -- applying operations (memory and indexes, with undo) ------------------------------
+    def _table(self, name: str, create: bool) -> _Table | None:
+        table = self._tables.get(name)
+        if table is None and create:
+            table = self._tables[name] = _Table(name, TableState({}, new_meta()))
+            self._undo.append(("create", name))
+            self._ops.append(("meta", name, dict(table.meta)))
+        return table
+
+    def _apply(self, op: Op, record: bool = True) -> None:
+        kind, name = op[0], op[1]
+        table = self._tables.get(name)
+        if kind == "put":
+            if table is None:
+                table = self._tables[name] = _Table(name, TableState({}, new_meta()))
+                if record:
+                    self._undo.append(("create", name))
+            doc_id, doc = op[2], op[3]
+            old = table.docs.get(doc_id)
+            for index in table.indexes.values():
+                if old is not None:
+                    index.remove(doc_id, old)
+                index.add(doc_id, doc)
+            table.docs[doc_id] = doc
+            old_next = table.meta["next_id"]
+            if doc_id >= old_next:
+                table.meta["next_id"] = doc_id + 1
+            if record:
+                self._undo.append(("put", name, doc_id, old, old_next))
+        elif kind == "delete":
+            if table is None:
+                return
+            doc_id = op[2]
+            old = table.docs.pop(doc_id, None)
+            if old is None:
+                return
+            for index in table.indexes.values():
+                index.remove(doc_id, old)
+            if record:
+                self._undo.append(("put", name, doc_id, old, table.meta["next_id"]))
+        elif kind == "meta":
+            if table is None:
+                table = self._tables[name] = _Table(name, TableState({}, dict(op[2])))
+                if record:
+                    self._undo.append(("create", name))
+                return
+            if record:
+                self._undo.append(("meta", name, table.meta, dict(table.indexes)))
+            table.meta = dict(op[2])
+            wanted = {tuple(spec["path"]): bool(spec.get("unique")) for spec in table.meta["indexes"]}
+            for path in list(table.indexes):
+                if path not in wanted or table.indexes[path].unique != wanted[path]:
+                    del table.indexes[path]
+            for path, unique in wanted.items():
+                if path not in table.indexes:
+                    index = Index(path, unique, name)
+                    index.build(table.docs.items())
+                    table.indexes[path] = index
+        elif kind == "drop":
+            if table is None:
+                return
+            del self._tables[name]
+            if record:
+                self._undo.append(("drop", name, table))
+        else:
+            raise StorageError(f"unknown operation {kind!r}")
+        if record:
+            self._ops.append(op)
+
+    def _rollback_to(self, mark: int, ops_mark: int) -> None:
+        unordered: set[str] = set()
+        while len(self._undo) > mark:
+            entry = self._undo.pop()
+            kind, name = entry[0], entry[1]
+            if kind == "create":
+                self._tables.pop(name, None)
+            elif kind == "drop":
+                self._tables[name] = entry[2]
+            elif kind == "meta":
+                table = self._tables[name]
+                table.meta = entry[2]
+                table.indexes = entry[3]
+            elif kind == "put":
+                table = self._tables[name]
+                doc_id, old, old_next = entry[2], entry[3], entry[4]
+                current = table.docs.pop(doc_id, None)
+                for index in table.indexes.values():
+                    if current is not None:
+                        index.remove(doc_id, current)
+                    if old is not None:
+                        index.add(doc_id, old)
+                if old is not None:
+                    table.docs[doc_id] = old
+                    unordered.add(name)
+                table.meta["next_id"] = old_next
+        for name in unordered:
+            # Re-added documents went to the end; scans rely on id order.
+            table = self._tables.get(name)
+            if table is not None:
+                table.docs = dict(sorted(table.docs.items()))
+        del self._ops[ops_mark:]
+
+    # -- atomicity ----------------------------------------------------------------------
+    def write(self) -> contextlib.AbstractContextManager[None]:
+        return self._write()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        with self._lock:
+            self._check_open()
+            if self.store.read_only:
+                raise ReadOnlyError("the database is open read-only")
+            outer = self._depth == 0
+            store_lock: contextlib.AbstractContextManager[None] | None = None
+            if outer:
+                store_lock = self.store.lock()
+                store_lock.__enter__()
+                try:
+                    self._sync()
+                except BaseException:
+                    store_lock.__exit__(None, None, None)
+                    raise
+                self._ops = []
+                self._undo = []
+            mark, ops_mark = len(self._undo), len(self._ops)
+            self._depth += 1
+            try:
+                try:
+                    yield
+                except BaseException:
+                    self._rollback_to(mark, ops_mark)
+                    raise
+                if outer and self._ops:
+                    try:
+                        self.store.commit(self._ops, self.state())
+                    except BaseException:
+                        self._rollback_to(0, 0)
+                        raise
+            finally:
+                self._depth -= 1
+                if outer:
+                    self._ops = []
+                    self._undo = []
+                    assert store_lock is not None
+                    store_lock.__exit__(None, None, None)
+
+    def read(self) -> contextlib.AbstractContextManager[None]:
+        return self._read()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[None]:
+        with self._lock:
+            self._check_open()
+            if self._depth == 0:
+                self._sync()
+            yield
+
+    @property
+    def in_transaction(self) -> bool:
+        """True inside a write block of the calling thread."""
+        return self._depth > 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.store.close(self.state())
+
+    def compact(self) -> None:
+        with self._lock:
+            self._check_open()
+            with self.store.lock():
+                self._sync()
+                self.store.compact(self.state())
+
+    # -- tables -------------------------------------------------------------------------
+    def tables(self) -> list[str]:
+        return list(self._tables)
+
+    def drop_table(self, table: str) -> bool:
+        if table not in self._tables:
+            return False
+        self._apply(("drop", table))
+        return True
+
+    # -- documents ----------------------------------------------------------------------
+    def _check_unique(self, table: _Table, docs: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        for index in table.indexes.values():
+            if index.unique:
+                pending: dict[Any, int] = {}
+                for doc_id, doc in docs:
+                    index.check(doc_id, doc, pending)
+
+    def insert(self, table: str, docs: Sequence[tuple[int | None, dict[str, Any]]]) -> list[int]:
+        t = self._table(table, create=True)
+        assert t is not None
+        next_id = t.meta["next_id"]
+        last_id = next(reversed(t.docs), 0)
+        assigned: list[tuple[int, dict[str, Any]]] = []
+        taken: set[int] = set()
+        for doc_id, doc in docs:
+            if doc_id is None:
+                while next_id in taken:
+                    next_id += 1
+                doc_id = next_id
+                next_id += 1
+            elif doc_id in t.docs or doc_id in taken:
+                raise DuplicateKeyError(f"document {doc_id} already exists in table {table!r}")
+            taken.add(doc_id)
+            assigned.append((doc_id, doc))
+        self._check_unique(t, assigned)
+        if not t.indexes and len(assigned) > 1:
+            # The fast path for bulk inserts: no index to keep, one undo entry per document.
+            docs_map, undo, ops = t.docs, self._undo, self._ops
+            for doc_id, doc in assigned:
+                undo.append(("put", table, doc_id, None, t.meta["next_id"]))
+                docs_map[doc_id] = doc
+                if doc_id >= t.meta["next_id"]:
+                    t.meta["next_id"] = doc_id + 1
+                ops.append(("put", table, doc_id, doc))
+        else:
+            for doc_id, doc in assigned:
+                self._apply(("put", table, doc_id, doc))
+        ids = [doc_id for doc_id, _ in assigned]
+        if ids and (ids[0] < last_id or any(a > b for a, b in zip(ids, ids[1:]))):
+            # Explicit ids out of order: keep the dict in id order, which scans rely on.
+            t.docs = dict(sorted(t.docs.items()))
+        return ids
+
+    def replace(self, table: str, docs: dict[int, dict[str, Any]]) -> None:
+        t = self._tables.get(table)
+        if t is None:
+            return
+        items = [(i, d) for i, d in docs.items() if i in t.docs]
+        self._check_unique(t, items)
+        for doc_id, doc in items:
+            self._apply(("put", table, doc_id, doc))
+
+    def delete(self, table: str, doc_ids: Sequence[int]) -> None:
+        t = self._tables.get(table)
+        if t is None:
+            return
+        for doc_id in doc_ids:
+            if doc_id in t.docs:
+                self._apply(("delete", table, doc_id))
+
+    def truncate(self, table: str) -> None:
+        t = self._tables.get(table)
+        if t is None:
+            return
+        self.delete(table, list(t.docs))
+        # Keep the next id in the metadata: the ids are gone from the documents.
+        self._apply(("meta", table, {"next_id": t.meta["next_id"], "indexes": list(t.meta["indexes"])}))
+
+    def fetch(self, table: str, doc_id: int) -> dict[str, Any] | None:
+        t = self._tables.get(table)
+        return None if t is None else t.docs.get(doc_id)
+
+    def fetch_many(self, table: str, doc_ids: Sequence[int]) -> list[tuple[int, dict[str, Any]]]:
+        t = self._tables.get(table)
+        if t is None:
+            return []
+        docs = t.docs
+        return [(i, docs[i]) for i in doc_ids if i in docs]
+
+    def length(self, table: str) -> int:
+        t = self._tables.get(table)
+        return 0 if t is None else len(t.docs)
+
+    def next_id(self, table: str) -> int:
+        """The id the next insert into ``table`` gets."""
+        t = self._tables.get(table)
+        return 1 if t is None else int(t.meta["next_id"])
+
+    # -- queries ------------------------------------------------------------------------
+    def _candidates(self, t: _Table, plan: Plan) -> tuple[list[int] | None, str]:
+        """Candidate ids in id order (``None``: every document), and how they were found."""
+        if plan.doc_ids is not None:
+            return [i for i in plan.doc_ids if i in t.docs], "by id"
+        access = choose(plan.node, t.indexes)
+        if access is None:
+            return None, "full scan"
+        ids = access.fetch()
+        return sorted(ids), access.description
+
+    def _select(self, t: _Table, plan: Plan) -> tuple[list[int], int, str]:
+        """Matching ids in id order, how many documents were examined, and the access path."""
+        ids, how = self._candidates(t, plan)
+        docs = t.docs
+        if plan.node is None:
+            chosen = list(docs) if ids is None else ids
+            return chosen, 0, how
+        compiled = compile_query(plan.node)
+        if ids is None:
+            return compiled.select(docs.items()), len(docs), how
+        return compiled.select([(i, docs[i]) for i in ids]), len(ids), how
+
+    def _ordered_scan(self, t: _Table, plan: Plan) -> Iterator[int] | None:
+        """Ids in sort order straight from an index, when one sort key is an indexed path."""
+        if len(plan.sort) != 1 or plan.doc_ids is not None:
+            return None
+        key = plan.sort[0]
+        if key.path is None:
+            return None
+        index = t.indexes.get(key.path)
+        if index is None or index.multikey:
+            return None
+        return index.scan(key.reverse)
+
+    def run(self, table: str, plan: Plan) -> Iterator[tuple[int, dict[str, Any]]]:
+        t = self._tables.get(table)
+        if t is None:
+            return iter(())
+        docs = t.docs
+        stop = None if plan.limit is None else plan.skip + plan.limit
+        scan = self._ordered_scan(t, plan)
+        if scan is not None and stop is not None:
+            # Read the index in order and stop as soon as enough documents matched.
+            pred = compile_query(plan.node).predicate if plan.node is not None else None
+            out: list[tuple[int, dict[str, Any]]] = []
+            for doc_id in scan:
+                doc = docs[doc_id]
+                if pred is None or pred(doc):
+                    out.append((doc_id, doc))
+                    if len(out) >= stop:
+                        break
+            return iter(out[plan.skip:])
+        ids, _, _ = self._select(t, plan)
+        if plan.sort:
+            ids = _sorted_ids(ids, docs, plan)
+        return iter([(i, docs[i]) for i in ids[plan.skip:stop]])
+
+    def count(self, table: str, plan: Plan) -> int:
+        t = self._tables.get(table)
+        if t is None:
+            return 0
+        if plan.skip or plan.limit is not None:
+            return sum(1 for _ in self.run(table, plan))
+        if plan.node is None:
+            return len(t.docs) if plan.doc_ids is None else len(self._candidates(t, plan)[0] or [])
+        ids, _ = self._candidates(t, plan)
+        compiled = compile_query(plan.node)
+        if ids is None:
+            return compiled.count(t.docs.values())
+        docs = t.docs
+        return compiled.count([docs[i] for i in ids])
+
+    def explain(self, table: str, plan: Plan) -> dict[str, Any]:
+        t = self._tables.get(table)
+        if t is None:
+            return {"backend": self.name, "table": table, "access": "empty table", "index": None,
+                    "examined": 0, "matched": 0}
+        ids, how = self._candidates(t, plan)
+        matched, examined, _ = self._select(t, plan)
+        ordered = self._ordered_scan(t, plan) is not None and plan.limit is not None
+        index = None if ids is None or how == "by id" else how
+        return {
+            "backend": self.name,
+            "table": table,
+            "access": how,
+            "index": index,
+            "examined": examined,
+            "matched": len(matched),
+            "ordered_by_index": ordered,
+            "query": repr(plan.node) if plan.node is not None else None,
+        }
+
+    # -- indexes --------------------------------------------------------------------------
+    def create_index(self, table: str, path: Path, unique: bool) -> None:
+        t = self._table(table, create=True)
+        assert t is not None
+        existing = t.indexes.get(path)
+        if existing is not None and existing.unique == unique:
+            return
+        specs = [s for s in t.meta["indexes"] if tuple(s["path"]) != path]
+        specs.append({"path": list(path), "unique": unique})
+        if unique:
+            Index(path, True, table).build(t.docs.items())  # raises DuplicateKeyError first
+        self._apply(("meta", table, {"next_id": t.meta["next_id"], "indexes": specs}))
+
+    def drop_index(self, table: str, path: Path) -> bool:
+        t = self._tables.get(table)
+        if t is None or path not in t.indexes:
+            return False
+        specs = [s for s in t.meta["indexes"] if tuple(s["path"]) != path]
+        self._apply(("meta", table, {"next_id": t.meta["next_id"], "indexes": specs}))
+        return True
+
+    def indexes(self, table: str) -> list[dict[str, Any]]:
+        t = self._tables.get(table)
+        return [] if t is None else [index.describe() for index in t.indexes.values()]
+
+    def __repr__(self) -> str:
+        return f"MemoryBackend({self.store!r})"
+
+
+def _sorted_ids(ids: list[int], docs: dict[int, dict[str, Any]], plan: Plan) -> list[int]:
+    # Python's sort is stable: sorting by the last key first gives a multi-key sort in
+    # which each key keeps its own direction.
+    out = list(ids)
+    for key in reversed(plan.sort):
+        if key.func is not None:
+            func = key.func
+            out.sort(key=lambda i: _safe_key(func(docs[i])), reverse=key.reverse)
+        else:
+            path = key.path
+            assert path is not None
+            out.sort(key=lambda i: sort_key(resolve(docs[i], path)), reverse=key.reverse)
+    return out
+
+
+def _safe_key(value: Any) -> Any:
+    return sort_key(value)
+
+
+def describe_path(path: Path) -> str:
+    """A path as the user wrote it (for messages)."""
+    return path_repr(path)

@@ -1,0 +1,182 @@
+"""In-memory indexes: a hash from value to document ids, plus the sorted list of distinct values.
+
+One :class:`Index` answers equality and ``one_of`` through its hash, and ranges and ordered
+scans through the sorted keys (``bisect``). Values are filed under
+:func:`~microdb.query.values.sort_key`, so ``1`` and ``1.0`` share an entry while ``True``
+does not, and values of different kinds never collide. An array value is filed under the
+whole array and under each of its elements (a *multikey* index), so MongoDB-style
+"array contains" filters can use it; the planner always re-checks candidates with the full
+predicate, so an index only has to return a superset. Indexes hold ids, never documents.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from microdb.errors import DuplicateKeyError
+from microdb.query.ast import Path, path_repr
+from microdb.query.compiler import resolve
+from microdb.query.values import MISSING, sort_key
+
+__all__ = ["Index"]
+
+
+class Index:
+    """One index over one path of one table."""
+
+    __slots__ = ("path", "unique", "entries", "order", "missing", "multikey", "_table")
+
+    def __init__(self, path: Path, unique: bool = False, table: str = ""):
+        self.path = path
+        self.unique = unique
+        self._table = table
+        #: sort key -> ids (a set) holding that value
+        self.entries: dict[Any, set[int]] = {}
+        #: distinct sort keys, ascending
+        self.order: list[Any] = []
+        #: ids of documents without a value at the path
+        self.missing: set[int] = set()
+        #: how many documents hold an array at the path (then ordered scans are off)
+        self.multikey = 0
+
+    def describe(self) -> dict[str, Any]:
+        """The index definition as stored with the data."""
+        return {"path": list(self.path), "unique": self.unique}
+
+    def keys_of(self, doc: dict[str, Any]) -> list[Any]:
+        """The sort keys a document is filed under (empty when the path is missing)."""
+        value = resolve(doc, self.path)
+        if value is MISSING:
+            return []
+        whole = sort_key(value)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            keys = {whole}
+            for item in value:
+                keys.add(sort_key(item))
+            return list(keys)
+        return [whole]
+
+    def check(self, doc_id: int, doc: dict[str, Any], pending: dict[Any, int] | None = None) -> None:
+        """Raise ``DuplicateKeyError`` if ``doc`` would break this unique index."""
+        if not self.unique:
+            return
+        value = resolve(doc, self.path)
+        if value is MISSING:
+            return
+        key = sort_key(value)
+        holders = self.entries.get(key)
+        if holders and (len(holders) > 1 or doc_id not in holders):
+            other = next(i for i in holders if i != doc_id)
+            raise DuplicateKeyError(
+                f"unique index on {path_repr(self.path)} of table {self._table!r} already holds "
+                f"{value!r} (document {other}); nothing was changed"
+            )
+        if pending is not None:
+            other_id = pending.get(key)
+            if other_id is not None and other_id != doc_id:
+                raise DuplicateKeyError(
+                    f"unique index on {path_repr(self.path)} of table {self._table!r}: "
+                    f"{value!r} appears twice in one write; nothing was changed"
+                )
+            pending[key] = doc_id
+
+    def add(self, doc_id: int, doc: dict[str, Any]) -> None:
+        """File a document."""
+        value = resolve(doc, self.path)
+        if value is MISSING:
+            self.missing.add(doc_id)
+            return
+        if isinstance(value, (list, tuple, set, frozenset)):
+            self.multikey += 1
+            keys = self.keys_of(doc)
+        else:
+            keys = [sort_key(value)]
+        for key in keys:
+            ids = self.entries.get(key)
+            if ids is None:
+                self.entries[key] = {doc_id}
+                bisect.insort(self.order, key)
+            else:
+                ids.add(doc_id)
+
+    def remove(self, doc_id: int, doc: dict[str, Any]) -> None:
+        """Unfile a document (exactly as it was filed)."""
+        value = resolve(doc, self.path)
+        if value is MISSING:
+            self.missing.discard(doc_id)
+            return
+        is_array = isinstance(value, (list, tuple, set, frozenset))
+        for key in self.keys_of(doc):
+            ids = self.entries.get(key)
+            if ids is None:
+                continue
+            ids.discard(doc_id)
+            if not ids:
+                del self.entries[key]
+                pos = bisect.bisect_left(self.order, key)
+                if pos < len(self.order) and self.order[pos] == key:
+                    del self.order[pos]
+        if is_array:
+            self.multikey -= 1
+
+    def build(self, docs: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        """File every document (checking uniqueness), from empty."""
+        self.entries.clear()
+        self.order.clear()
+        self.missing.clear()
+        self.multikey = 0
+        if self.unique:
+            pending: dict[Any, int] = {}
+            for doc_id, doc in docs:
+                self.check(doc_id, doc, pending)
+                self.add(doc_id, doc)
+            return
+        for doc_id, doc in docs:
+            self.add(doc_id, doc)
+
+    # -- lookups ---------------------------------------------------------------------
+    def equal(self, value: Any) -> set[int]:
+        """Ids of documents whose value (or an element of it) equals ``value``."""
+        return self.entries.get(sort_key(value), set())
+
+    def between(self, low: Any, low_inclusive: bool, high: Any, high_inclusive: bool) -> set[int]:
+        """Ids whose value lies in the range, bounds given as sort keys (``None`` = open)."""
+        order = self.order
+        start = 0 if low is None else (
+            bisect.bisect_left(order, low) if low_inclusive else bisect.bisect_right(order, low)
+        )
+        stop = len(order) if high is None else (
+            bisect.bisect_right(order, high) if high_inclusive else bisect.bisect_left(order, high)
+        )
+        out: set[int] = set()
+        entries = self.entries
+        for key in order[start:stop]:
+            out |= entries[key]
+        return out
+
+    def count_between(self, low: Any, low_inclusive: bool, high: Any, high_inclusive: bool) -> int:
+        """An upper bound of :meth:`between`'s size, cheap enough for planning."""
+        order = self.order
+        start = 0 if low is None else (
+            bisect.bisect_left(order, low) if low_inclusive else bisect.bisect_right(order, low)
+        )
+        stop = len(order) if high is None else (
+            bisect.bisect_right(order, high) if high_inclusive else bisect.bisect_left(order, high)
+        )
+        if stop - start > 64:
+            # Many distinct keys: assume an even spread rather than summing them all.
+            total = sum(len(v) for v in self.entries.values()) if len(self.entries) < 4096 else len(self.entries) * 2
+            return int(total * (stop - start) / max(1, len(order)))
+        return sum(len(self.entries[k]) for k in order[start:stop])
+
+    def scan(self, reverse: bool = False) -> Iterator[int]:
+        """Ids in the order of their values (missing first ascending, last descending)."""
+        if not reverse:
+            yield from sorted(self.missing)
+        keys = reversed(self.order) if reverse else self.order
+        for key in keys:
+            yield from sorted(self.entries[key])
+        if reverse:
+            yield from sorted(self.missing)

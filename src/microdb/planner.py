@@ -1,0 +1,116 @@
+"""Choosing how the in-memory engine answers a query: which index, if any.
+
+:func:`choose` looks at the parts of a query an index can answer (equality, ``one_of``,
+ranges, MongoDB-style "array contains", conjunctions and disjunctions of those), estimates
+how many documents each would yield, and returns the cheapest *access path*: a set of
+candidate ids that is guaranteed to hold every match. The engine then runs the compiled
+predicate on those candidates only, so an index never changes an answer, it only narrows
+the documents examined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from microdb.index import Index
+from microdb.query import ast
+from microdb.query.values import sort_key
+
+__all__ = ["Access", "choose"]
+
+
+@dataclass
+class Access:
+    """A way to get candidate ids: ``estimate`` of their number, ``fetch()`` to get them."""
+
+    estimate: int
+    fetch: Callable[[], set[int]]
+    description: str
+
+
+def _range(index: Index, op: str, operand: Any, label: str) -> Access:
+    sk = sort_key(operand)
+    rank = sk[0]
+    low: Any = (rank,)
+    high: Any = (rank + 1,)
+    low_inc = high_inc = False
+    if op in ("lt", "le"):
+        high, high_inc, low_inc = sk, op == "le", True
+    else:
+        low, low_inc = sk, op == "ge"
+    est = index.count_between(low, low_inc, high, high_inc)
+    return Access(est, lambda: index.between(low, low_inc, high, high_inc), f"{label} range")
+
+
+def _union(index: Index, values: tuple[Any, ...], label: str) -> Access:
+    est = sum(len(index.equal(v)) for v in values)
+
+    def fetch() -> set[int]:
+        out: set[int] = set()
+        for v in values:
+            out |= index.equal(v)
+        return out
+
+    return Access(est, fetch, f"{label} in {len(values)} values")
+
+
+def _compare(index: Index, op: str, operand: Any, label: str) -> Access | None:
+    if op == "eq":
+        ids = index.equal(operand)
+        return Access(len(ids), lambda: set(ids), f"{label} ==")
+    if op in ("lt", "le", "gt", "ge"):
+        return _range(index, op, operand, label)
+    return None
+
+
+def choose(node: ast.Node | None, indexes: dict[ast.Path, Index]) -> Access | None:
+    """The cheapest index access for ``node``, or ``None`` for a full scan."""
+    if node is None or not indexes:
+        return None
+    return _access(node, indexes)
+
+
+def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
+    if isinstance(node, ast.Const) and not node.value:
+        return Access(0, set, "nothing can match")
+    path = getattr(node, "path", None)
+    index = indexes.get(path) if path is not None else None
+    label = f"index {ast.path_repr(path)}" if path is not None else ""
+    if isinstance(node, ast.Compare) and index is not None:
+        return _compare(index, node.op, node.operand, label)
+    if isinstance(node, ast.OneOf) and index is not None:
+        return _union(index, node.values, label)
+    if isinstance(node, ast.AnyOf) and index is not None and not isinstance(node.cond, ast.Node):
+        return _union(index, node.cond, label)
+    if isinstance(node, ast.ElemMatch) and index is not None:
+        cond = node.cond
+        if isinstance(cond, ast.Compare) and cond.path == ():
+            return _compare(index, cond.op, cond.operand, label + " elements")
+    if isinstance(node, ast.Fragment) and not node.path:
+        options = [
+            _compare(indexes[(key,)], "eq", value, f"index {ast.path_repr((key,))}")
+            for key, value in node.fragment.items()
+            if (key,) in indexes
+        ]
+        return min((o for o in options if o is not None), key=lambda a: a.estimate, default=None)
+    if isinstance(node, ast.And):
+        options = [a for a in (_access(child, indexes) for child in node.items) if a is not None]
+        return min(options, key=lambda a: a.estimate, default=None)
+    if isinstance(node, ast.Or):
+        parts = [_access(child, indexes) for child in node.items]
+        if not parts or any(p is None for p in parts):
+            return None
+        accesses = [p for p in parts if p is not None]
+
+        def fetch() -> set[int]:
+            out: set[int] = set()
+            for a in accesses:
+                out |= a.fetch()
+            return out
+
+        return Access(
+            sum(a.estimate for a in accesses), fetch, " | ".join(a.description for a in accesses)
+        )
+    return None

@@ -1,0 +1,514 @@
+"""The query AST: immutable, hashable nodes that every query syntax builds.
+
+``where('age') < 30``, ``Query.lt('age', 30)`` and ``{'age': {'$lt': 30}}`` all end up as
+nodes defined here. Nodes are plain data: compilers elsewhere turn them into a Python
+predicate (:mod:`microdb.query.compiler`), an index plan (:mod:`microdb.planner`) or SQL
+(:mod:`microdb.query.sql`). Equality and hashing are structural, so a compiled predicate
+can be cached by its node.
+
+A *path* is a tuple of steps: a ``str`` (mapping key), an ``int`` (list position, or a
+key in a mapping) or a :class:`MapStep` (a function applied to the value so far).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
+
+__all__ = [
+    "AllOf",
+    "And",
+    "AnyOf",
+    "Call",
+    "Compare",
+    "Const",
+    "ElemMatch",
+    "Exists",
+    "Fragment",
+    "MapStep",
+    "Mod",
+    "Node",
+    "Not",
+    "OneOf",
+    "Or",
+    "Path",
+    "Regex",
+    "Size",
+    "Test",
+    "TypeIs",
+    "freeze",
+    "path_repr",
+]
+
+#: The comparison operators of :class:`Compare`, with the symbol used in reprs.
+COMPARE_OPS: dict[str, str] = {
+    "eq": "==",
+    "ne": "!=",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+}
+
+
+class MapStep:
+    """A path step that transforms the value found so far (TinyDB's ``Query().f.map(fn)``)."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[[Any], Any]):
+        self.func = func
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MapStep) and other.func is self.func
+
+    def __hash__(self) -> int:
+        return hash(("map", id(self.func)))
+
+    def __repr__(self) -> str:
+        return f"map({getattr(self.func, '__name__', repr(self.func))})"
+
+
+Step = str | int | MapStep
+Path = tuple[Step, ...]
+
+
+def path_repr(path: Path) -> str:
+    """Render a path the way a user would write it with ``Query()``."""
+    out = "Query()"
+    for step in path:
+        if isinstance(step, MapStep):
+            out += f".{step!r}"
+        elif isinstance(step, str) and step.isidentifier():
+            out += f".{step}"
+        else:
+            out += f"[{step!r}]"
+    return out
+
+
+def freeze(value: Any) -> Any:
+    """A hashable stand-in for a query operand (lists, dicts and sets included)."""
+    if isinstance(value, Mapping):
+        return ("__dict__", tuple(sorted(((k, freeze(v)) for k, v in value.items()), key=repr)))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(freeze(v) for v in value))
+    if isinstance(value, (set, frozenset)):
+        return ("__set__", frozenset(freeze(v) for v in value))
+    if isinstance(value, Node):
+        return value
+    try:
+        hash(value)
+    except TypeError:
+        return ("__id__", id(value))
+    # 1, 1.0 and True are equal in Python but are different operands to MicroDB.
+    return (type(value).__name__, value)
+
+
+class Node:
+    """Base class of every query node: combine with ``&``, ``|`` and ``~``; call with a document."""
+
+    __slots__ = ("_hash",)
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def _key(self) -> tuple[Any, ...]:
+        return (type(self).__name__,) + tuple(freeze(getattr(self, f)) for f in self._fields)
+
+    def __eq__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Node):
+            return NotImplemented
+        return self is other or (type(self) is type(other) and self._key() == other._key())
+
+    def __hash__(self) -> int:
+        try:
+            return self._hash  # type: ignore[no-any-return]
+        except AttributeError:
+            h = hash(self._key())
+            object.__setattr__(self, "_hash", h)
+            return h
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _set(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    # -- combinators ---------------------------------------------------------------
+    def __and__(self, other: Node) -> Node:
+        return And.of(self, _as_node(other))
+
+    def __rand__(self, other: Node) -> Node:
+        return And.of(_as_node(other), self)
+
+    def __or__(self, other: Node) -> Node:
+        return Or.of(self, _as_node(other))
+
+    def __ror__(self, other: Node) -> Node:
+        return Or.of(_as_node(other), self)
+
+    def __invert__(self) -> Node:
+        return Not(self)
+
+    def __bool__(self) -> bool:
+        # ``a < b < c`` and ``x == 1 and y == 2`` silently drop a condition; say so.
+        from microdb.errors import QueryError
+
+        raise QueryError(
+            f"a query cannot be used as a bool ({self!r}); combine conditions with & | ~"
+        )
+
+    # -- the seed's fluent chain: Query().exists('age').value('name', 'Alice') -------
+    def exists(self, field: Any) -> Node:
+        """Also require that ``field`` exists (the seed's fluent chain)."""
+        from microdb.query.builders import field_path
+
+        return self & Exists(field_path(field))
+
+    def value(self, field_or_cond: Any, *value: Any) -> Node:
+        """Also require a condition, or that ``field`` equals a value (the seed's fluent chain)."""
+        from microdb.query.builders import fluent_condition
+
+        return self & fluent_condition(field_or_cond, *value)
+
+    # -- evaluation ------------------------------------------------------------------
+    def __call__(self, doc: Mapping[str, Any]) -> bool:
+        from microdb.query.compiler import predicate
+
+        return predicate(self)(doc)
+
+    def children(self) -> Iterator[Node]:
+        """The direct sub-queries of this node."""
+        return iter(())
+
+    def __repr__(self) -> str:
+        args = ", ".join(repr(getattr(self, f)) for f in self._fields)
+        return f"{type(self).__name__}({args})"
+
+
+def _as_node(value: Any) -> Node:
+    if isinstance(value, Node):
+        return value
+    from microdb.query.builders import to_node
+
+    return to_node(value)
+
+
+class Const(Node):
+    """Matches every document (``True``) or none (``False``); TinyDB's ``noop()`` is ``Const(True)``."""
+
+    __slots__ = ("value",)
+    _fields = ("value",)
+    value: bool
+
+    def __init__(self, value: bool = True):
+        self._set(value=bool(value))
+
+    def __repr__(self) -> str:
+        return "Query().noop()" if self.value else "Const(False)"
+
+
+class Compare(Node):
+    """``path OP value`` for OP in ``eq ne lt le gt ge``.
+
+    A missing field never matches (not even ``ne``: use ``~(path == value)`` for that). An
+    ordering (``lt le gt ge``) against a value of another kind (a string against a number, a
+    bool against a number) does not match; ``eq`` treats values of different kinds as
+    unequal, so ``True`` is not ``1``, and ``ne`` is ``eq`` negated on a present field.
+    """
+
+    __slots__ = ("path", "op", "operand")
+    _fields = ("path", "op", "operand")
+    path: Path
+    op: str
+    operand: Any
+
+    def __init__(self, path: Path, op: str, operand: Any):
+        if op not in COMPARE_OPS:
+            from microdb.errors import QueryError
+
+            raise QueryError(f"unknown comparison operator {op!r} at {path_repr(path)}")
+        self._set(path=tuple(path), op=op, operand=operand)
+
+    def __repr__(self) -> str:
+        return f"{path_repr(self.path)} {COMPARE_OPS[self.op]} {self.operand!r}"
+
+
+class Exists(Node):
+    """The path leads to a value (``None`` counts as a value)."""
+
+    __slots__ = ("path",)
+    _fields = ("path",)
+    path: Path
+
+    def __init__(self, path: Path):
+        self._set(path=tuple(path))
+
+    def __repr__(self) -> str:
+        return f"{path_repr(self.path)}.exists()"
+
+
+class Regex(Node):
+    """A string value matches a regular expression (``mode`` is ``match`` or ``search``)."""
+
+    __slots__ = ("path", "pattern", "flags", "mode")
+    _fields = ("path", "pattern", "flags", "mode")
+    path: Path
+    pattern: str
+    flags: int
+    mode: str
+
+    def __init__(self, path: Path, pattern: str, flags: int = 0, mode: str = "match"):
+        from microdb.errors import QueryError
+
+        if isinstance(pattern, re.Pattern):
+            flags |= pattern.flags & ~re.UNICODE
+            pattern = pattern.pattern
+        if not isinstance(pattern, str):
+            raise QueryError(f"a regular expression must be a string, got {pattern!r}")
+        if mode not in ("match", "search", "fullmatch"):
+            raise QueryError(f"unknown regex mode {mode!r}")
+        try:
+            re.compile(pattern, flags)
+        except re.error as exc:
+            raise QueryError(f"bad regular expression {pattern!r} at {path_repr(path)}: {exc}") from exc
+        self._set(path=tuple(path), pattern=pattern, flags=int(flags), mode=mode)
+
+    def __repr__(self) -> str:
+        name = "matches" if self.mode == "match" else self.mode
+        extra = f", flags={self.flags}" if self.flags else ""
+        return f"{path_repr(self.path)}.{name}({self.pattern!r}{extra})"
+
+
+class Test(Node):
+    """A user function returns true for the value (TinyDB's ``test(fn, *args)``)."""
+
+    __slots__ = ("path", "func", "args")
+    _fields = ("path", "func", "args")
+    path: Path
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+
+    def __init__(self, path: Path, func: Callable[..., Any], args: tuple[Any, ...] = ()):
+        if not callable(func):
+            from microdb.errors import QueryError
+
+            raise QueryError(f"test() needs a callable, got {func!r}")
+        self._set(path=tuple(path), func=func, args=tuple(args))
+
+    def _key(self) -> tuple[Any, ...]:
+        return ("Test", self.path, id(self.func), freeze(self.args))
+
+    def __repr__(self) -> str:
+        name = getattr(self.func, "__name__", repr(self.func))
+        args = "".join(f", {a!r}" for a in self.args)
+        return f"{path_repr(self.path)}.test({name}{args})"
+
+
+class AnyOf(Node):
+    """TinyDB's ``any``: some element of a list value is in ``cond`` (or matches it)."""
+
+    __slots__ = ("path", "cond")
+    _fields = ("path", "cond")
+    path: Path
+    cond: Node | tuple[Any, ...]
+
+    def __init__(self, path: Path, cond: Node | tuple[Any, ...]):
+        self._set(path=tuple(path), cond=cond)
+
+    def children(self) -> Iterator[Node]:
+        if isinstance(self.cond, Node):
+            yield self.cond
+
+    def __repr__(self) -> str:
+        return f"{path_repr(self.path)}.any({self.cond!r})"
+
+
+class AllOf(Node):
+    """TinyDB's ``all``: every element matches ``cond``, or the list holds every element of it."""
+
+    __slots__ = ("path", "cond")
+    _fields = ("path", "cond")
+    path: Path
+    cond: Node | tuple[Any, ...]
+
+    def __init__(self, path: Path, cond: Node | tuple[Any, ...]):
+        self._set(path=tuple(path), cond=cond)
+
+    def children(self) -> Iterator[Node]:
+        if isinstance(self.cond, Node):
+            yield self.cond
+
+    def __repr__(self) -> str:
+        return f"{path_repr(self.path)}.all({self.cond!r})"
+
+
+class OneOf(Node):
+    """The value equals one of ``values`` (TinyDB's ``one_of``, MongoDB's ``$in`` on scalars)."""
+
+    __slots__ = ("path", "values")
+    _fields = ("path", "values")
+    path: Path
+    values: tuple[Any, ...]
+
+    def __init__(self, path: Path, values: tuple[Any, ...]):
+        self._set(path=tuple(path), values=tuple(values))
+
+    def __repr__(self) -> str:
+        return f"{path_repr(self.path)}.one_of({list(self.values)!r})"
+
+
+class Fragment(Node):
+    """The value is a mapping holding every key and value of ``fragment``."""
+
+    __slots__ = ("path", "fragment")
+    _fields = ("path", "fragment")
+    path: Path
+    fragment: Mapping[str, Any]
+
+    def __init__(self, path: Path, fragment: Mapping[str, Any]):
+        if not isinstance(fragment, Mapping):
+            from microdb.errors import QueryError
+
+            raise QueryError(f"fragment() needs a mapping, got {fragment!r}")
+        self._set(path=tuple(path), fragment=dict(fragment))
+
+    def __repr__(self) -> str:
+        prefix = "Query()" if not self.path else path_repr(self.path)
+        return f"{prefix}.fragment({self.fragment!r})"
+
+
+class Size(Node):
+    """The value is an array of exactly ``size`` elements (MongoDB's ``$size``)."""
+
+    __slots__ = ("path", "size")
+    _fields = ("path", "size")
+    path: Path
+    size: int
+
+    def __init__(self, path: Path, size: int):
+        self._set(path=tuple(path), size=size)
+
+
+class TypeIs(Node):
+    """The value is of one of the named JSON types (MongoDB's ``$type``)."""
+
+    __slots__ = ("path", "types")
+    _fields = ("path", "types")
+    path: Path
+    types: tuple[str, ...]
+
+    def __init__(self, path: Path, types: tuple[str, ...]):
+        self._set(path=tuple(path), types=tuple(types))
+
+
+class Mod(Node):
+    """A number whose remainder by ``divisor`` is ``remainder`` (MongoDB's ``$mod``)."""
+
+    __slots__ = ("path", "divisor", "remainder")
+    _fields = ("path", "divisor", "remainder")
+    path: Path
+    divisor: int | float
+    remainder: int | float
+
+    def __init__(self, path: Path, divisor: int | float, remainder: int | float):
+        self._set(path=tuple(path), divisor=divisor, remainder=remainder)
+
+
+class ElemMatch(Node):
+    """Some element of an array value matches ``cond`` (MongoDB's ``$elemMatch``)."""
+
+    __slots__ = ("path", "cond")
+    _fields = ("path", "cond")
+    path: Path
+    cond: Node
+
+    def __init__(self, path: Path, cond: Node):
+        self._set(path=tuple(path), cond=cond)
+
+    def children(self) -> Iterator[Node]:
+        yield self.cond
+
+
+class Call(Node):
+    """A plain Python callable used as a query (``lambda doc: ...``)."""
+
+    __slots__ = ("func",)
+    _fields = ("func",)
+    func: Callable[[Mapping[str, Any]], Any]
+
+    def __init__(self, func: Callable[[Mapping[str, Any]], Any]):
+        self._set(func=func)
+
+    def _key(self) -> tuple[Any, ...]:
+        return ("Call", id(self.func))
+
+    def __repr__(self) -> str:
+        return f"Call({getattr(self.func, '__name__', repr(self.func))})"
+
+
+class And(Node):
+    """Every sub-query matches."""
+
+    __slots__ = ("items",)
+    _fields = ("items",)
+    items: tuple[Node, ...]
+
+    def __init__(self, items: tuple[Node, ...]):
+        self._set(items=tuple(items))
+
+    @classmethod
+    def of(cls, *nodes: Node) -> Node:
+        """Conjunction of ``nodes``, flattened."""
+        flat: list[Node] = []
+        for node in nodes:
+            flat.extend(node.items if isinstance(node, And) else (node,))
+        return flat[0] if len(flat) == 1 else cls(tuple(flat))
+
+    def children(self) -> Iterator[Node]:
+        return iter(self.items)
+
+    def __repr__(self) -> str:
+        return "(" + " & ".join(map(repr, self.items)) + ")"
+
+
+class Or(Node):
+    """At least one sub-query matches."""
+
+    __slots__ = ("items",)
+    _fields = ("items",)
+    items: tuple[Node, ...]
+
+    def __init__(self, items: tuple[Node, ...]):
+        self._set(items=tuple(items))
+
+    @classmethod
+    def of(cls, *nodes: Node) -> Node:
+        """Disjunction of ``nodes``, flattened."""
+        flat: list[Node] = []
+        for node in nodes:
+            flat.extend(node.items if isinstance(node, Or) else (node,))
+        return flat[0] if len(flat) == 1 else cls(tuple(flat))
+
+    def children(self) -> Iterator[Node]:
+        return iter(self.items)
+
+    def __repr__(self) -> str:
+        return "(" + " | ".join(map(repr, self.items)) + ")"
+
+
+class Not(Node):
+    """The sub-query does not match (a missing field therefore matches ``~(f == 1)``)."""
+
+    __slots__ = ("item",)
+    _fields = ("item",)
+    item: Node
+
+    def __init__(self, item: Node):
+        self._set(item=item)
+
+    def children(self) -> Iterator[Node]:
+        yield self.item
+
+    def __repr__(self) -> str:
+        return f"~{self.item!r}"

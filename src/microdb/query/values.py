@@ -1,0 +1,162 @@
+"""How MicroDB compares values of any kind: one rule for queries, indexes and sorting.
+
+Values fall into *kinds*, ordered as MongoDB orders BSON types: null < numbers < strings <
+objects < arrays < bytes < UUIDs < booleans < datetimes < dates < times < durations. An
+ordering comparison (``<``) between values of different kinds is false; equality between
+them is false (so ``True`` is not ``1``); sorting puts kinds in the order above. Every
+engine (the in-memory one and the SQL compilers) follows this table.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["MISSING", "KIND_RANK", "kind", "sort_key", "values_equal", "index_key"]
+
+
+class _Missing:
+    """The value found at a path that leads nowhere."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+KIND_RANK: dict[str, int] = {
+    "null": 1,
+    "number": 2,
+    "string": 3,
+    "object": 4,
+    "array": 5,
+    "bytes": 6,
+    "uuid": 7,
+    "bool": 8,
+    "datetime": 9,
+    "date": 10,
+    "time": 11,
+    "timedelta": 12,
+    "other": 13,
+}
+
+_KIND_OF_TYPE: dict[type, str] = {
+    type(None): "null",
+    int: "number",
+    float: "number",
+    Decimal: "number",
+    str: "string",
+    dict: "object",
+    list: "array",
+    tuple: "array",
+    set: "array",
+    frozenset: "array",
+    bytes: "bytes",
+    uuid.UUID: "uuid",
+    bool: "bool",
+    _dt.datetime: "datetime",
+    _dt.date: "date",
+    _dt.time: "time",
+    _dt.timedelta: "timedelta",
+}
+
+
+def kind(value: Any) -> str:
+    """The kind of ``value`` (see the module docstring)."""
+    k = _KIND_OF_TYPE.get(type(value))
+    if k is not None:
+        return k
+    for typ, name in _KIND_OF_TYPE.items():
+        if isinstance(value, typ):
+            return name
+    from collections.abc import Mapping
+
+    return "object" if isinstance(value, Mapping) else "other"
+
+
+def values_equal(a: Any, b: Any) -> bool:
+    """Equality under MicroDB's rules: same kind and equal value."""
+    if a is MISSING or b is MISSING:
+        return False
+    ka, kb = kind(a), kind(b)
+    if ka != kb:
+        return False
+    if ka in ("object", "array"):
+        return _deep_equal(a, b, ka)
+    try:
+        return bool(a == b)
+    except TypeError:
+        return False
+
+
+def _deep_equal(a: Any, b: Any, k: str) -> bool:
+    if k == "object":
+        if len(a) != len(b) or set(a) != set(b):
+            return False
+        return all(values_equal(a[key], b[key]) for key in a)
+    if isinstance(a, (set, frozenset)) or isinstance(b, (set, frozenset)):
+        try:
+            return bool(a == b) if type(a) is type(b) else False
+        except TypeError:
+            return False
+    if len(a) != len(b):
+        return False
+    return all(values_equal(x, y) for x, y in zip(a, b))
+
+
+def _aware_key(value: _dt.datetime) -> tuple[int, Any]:
+    # Naive and aware datetimes cannot be compared in Python; sort naive ones first.
+    if value.tzinfo is None or value.utcoffset() is None:
+        return (0, value)
+    return (1, value.astimezone(_dt.timezone.utc).replace(tzinfo=None))
+
+
+def sort_key(value: Any) -> tuple[Any, ...]:
+    """A key that orders any two stored values without raising (kind first, then value)."""
+    if value is MISSING:
+        return (0,)
+    k = kind(value)
+    rank = KIND_RANK[k]
+    if k == "number":
+        if value != value:  # NaN sorts before every other number, as in MongoDB.
+            return (rank, 0, 0)
+        return (rank, 1, value)
+    if k in ("string", "bytes", "bool", "date", "timedelta"):
+        return (rank, value)
+    if k == "uuid":
+        return (rank, value.bytes)
+    if k == "datetime":
+        return (rank,) + _aware_key(value)
+    if k == "time":
+        return (rank, value.replace(tzinfo=None), str(value.tzinfo))
+    if k == "object":
+        return (rank, tuple((key, sort_key(v)) for key, v in value.items()))
+    if k == "array":
+        items = sorted(value, key=sort_key) if isinstance(value, (set, frozenset)) else value
+        return (rank, tuple(sort_key(v) for v in items))
+    if k == "null":
+        return (rank,)
+    return (rank, repr(value))
+
+
+def index_key(value: Any) -> Any:
+    """A hashable key under which an index files ``value`` (equal values, equal keys)."""
+    k = _KIND_OF_TYPE.get(type(value))
+    if k == "string":
+        return value
+    if k == "number":
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+    if k == "bool":
+        return ("\x00bool", value)
+    if k == "null":
+        return ("\x00null",)
+    return ("\x00" + (k or kind(value)), sort_key(value))

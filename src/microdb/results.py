@@ -1,0 +1,219 @@
+"""The lazy result of ``table.query(...)``: compose, then read once."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from microdb.backend import Plan, SortKey
+from microdb.document import Document
+from microdb.errors import QueryError
+from microdb.paths import parse_field
+from microdb.query.ast import Path
+from microdb.query.compiler import resolve
+from microdb.query.values import MISSING, sort_key, values_equal
+from microdb.serialization import copy_value
+
+if TYPE_CHECKING:
+    from microdb.table import Table
+
+__all__ = ["Result"]
+
+
+def _project(doc: dict[str, Any], fields: tuple[Path, ...], exclude: bool) -> dict[str, Any]:
+    if exclude:
+        out = copy_value(doc)
+        for path in fields:
+            target: Any = out
+            for step in path[:-1]:
+                target = target.get(step) if isinstance(target, dict) else None
+            if isinstance(target, dict):
+                target.pop(path[-1], None)  # type: ignore[arg-type]
+        return out  # type: ignore[no-any-return]
+    out = {}
+    for path in fields:
+        value = resolve(doc, path)
+        if value is MISSING:
+            continue
+        target = out
+        for step in path[:-1]:
+            target = target.setdefault(step, {})  # type: ignore[arg-type]
+            if not isinstance(target, dict):
+                break
+        else:
+            target[path[-1]] = copy_value(value)  # type: ignore[index]
+    return out
+
+
+class Result:
+    """The documents a query selects, read lazily.
+
+    ``sort``, ``skip``, ``limit`` and ``project`` return a new result with the step added to
+    the plan; nothing runs until the result is read (``all()``, ``first()``, iteration,
+    ``count()``, ``len()``...). The first full read fixes the documents: reading the same
+    result again returns the same documents, as fresh copies.
+    """
+
+    __slots__ = ("_table", "_plan", "_rows")
+
+    def __init__(self, table: Table, plan: Plan):
+        self._table = table
+        self._plan = plan
+        self._rows: list[tuple[int, dict[str, Any]]] | None = None
+
+    @property
+    def plan(self) -> Plan:
+        """The plan this result runs."""
+        return self._plan
+
+    def _with(self, **changes: Any) -> Result:
+        return Result(self._table, dataclasses.replace(self._plan, **changes))
+
+    # -- composing -------------------------------------------------------------------
+    def sort(self, *keys: Any, reverse: bool = False) -> Result:
+        """Sort by fields (``'age'``, ``'address.city'``), ``(field, -1)`` pairs, or key functions.
+
+        Several keys sort by the first, then the next; ``reverse`` applies to plain keys,
+        a pair's direction (``1`` ascending, ``-1`` descending) to its own key. Values of
+        different kinds sort in MicroDB's kind order; documents missing the field first.
+        """
+        if not keys:
+            raise QueryError("sort() needs at least one key")
+        if len(keys) == 1 and isinstance(keys[0], list):
+            keys = tuple(keys[0])
+        parsed: list[SortKey] = []
+        for key in keys:
+            direction = reverse
+            if isinstance(key, tuple) and len(key) == 2 and key[1] in (1, -1) and not isinstance(key[1], bool):
+                key, direction = key[0], key[1] == -1
+            if callable(key) and not isinstance(key, str) and not hasattr(key, "_path"):
+                parsed.append(SortKey(func=key, reverse=direction))
+            else:
+                parsed.append(SortKey(path=parse_field(key), reverse=direction))
+        return self._with(sort=self._plan.sort + tuple(parsed))
+
+    def skip(self, n: int) -> Result:
+        """Leave out the first ``n`` documents."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise QueryError(f"skip() needs a non-negative int, got {n!r}")
+        return self._with(skip=self._plan.skip + n, limit=None if self._plan.limit is None else max(0, self._plan.limit - n))
+
+    def limit(self, n: int) -> Result:
+        """Keep at most ``n`` documents."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise QueryError(f"limit() needs a non-negative int, got {n!r}")
+        current = self._plan.limit
+        return self._with(limit=n if current is None else min(current, n))
+
+    def project(self, fields: Any, *more: Any, exclude: bool = False) -> Result:
+        """Return only these fields (or all but these, with ``exclude=True``).
+
+        Also accepts MongoDB's form: ``{'name': 1, 'address.city': 1}`` or ``{'tags': 0}``.
+        """
+        if isinstance(fields, dict):
+            flags = set(bool(v) for v in fields.values())
+            if len(flags) > 1:
+                raise QueryError("a projection either includes or excludes fields, not both")
+            exclude = flags == {False}
+            names: list[Any] = list(fields)
+        elif isinstance(fields, (list, tuple)) and not more and all(isinstance(f, (str, list, tuple)) for f in fields) and not (fields and isinstance(fields[0], int)):
+            names = list(fields)
+        else:
+            names = [fields, *more]
+        paths = tuple(parse_field(f) for f in names)
+        return self._with(fields=paths, exclude=exclude)
+
+    # -- reading ---------------------------------------------------------------------
+    def _run(self) -> list[tuple[int, dict[str, Any]]]:
+        if self._rows is None:
+            with self._table._read():
+                self._rows = list(self._table._backend.run(self._table.name, self._plan))
+        return self._rows
+
+    def _doc(self, doc_id: int, doc: dict[str, Any]) -> Document:
+        plan = self._plan
+        if plan.fields is not None:
+            return self._table._document(_project(doc, plan.fields, plan.exclude), doc_id, copied=True)
+        return self._table._document(doc, doc_id)
+
+    def all(self) -> list[Document]:
+        """Every selected document, as a list of copies."""
+        return [self._doc(i, d) for i, d in self._run()]
+
+    def __iter__(self) -> Iterator[Document]:
+        return iter(self.all())
+
+    def first(self) -> Document | None:
+        """The first selected document, or ``None``."""
+        if self._rows is None:
+            rows = Result(self._table, dataclasses.replace(self._plan, limit=1 if self._plan.limit is None else min(1, self._plan.limit)))._run()
+        else:
+            rows = self._rows[:1]
+        return self._doc(*rows[0]) if rows else None
+
+    def final(self) -> Document | None:
+        """The last selected document, or ``None``."""
+        rows = self._run()
+        return self._doc(*rows[-1]) if rows else None
+
+    last = final
+
+    def ids(self) -> list[int]:
+        """The ids of the selected documents, in order."""
+        return [i for i, _ in self._run()]
+
+    def count(self) -> int:
+        """How many documents are selected (without copying them)."""
+        if self._rows is not None:
+            return len(self._rows)
+        with self._table._read():
+            return self._table._backend.count(self._table.name, self._plan)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __bool__(self) -> bool:
+        if self._rows is not None:
+            return bool(self._rows)
+        return self.first() is not None
+
+    def distinct(self, field: Any) -> list[Any]:
+        """The distinct values of ``field`` among the selected documents, in sort order.
+
+        An array value contributes each of its elements, as in MongoDB.
+        """
+        path = parse_field(field)
+        seen: list[Any] = []
+        keys: set[Any] = set()
+        for _, doc in self._run():
+            value = resolve(doc, path)
+            if value is MISSING:
+                continue
+            for item in (value if isinstance(value, list) else [value]):
+                key = sort_key(item)
+                if key in keys and any(values_equal(item, s) for s in seen):
+                    continue
+                keys.add(key)
+                seen.append(copy_value(item))
+        return sorted(seen, key=sort_key)
+
+    def explain(self) -> dict[str, Any]:
+        """How the query runs: backend, access path (index or full scan), documents examined."""
+        with self._table._read():
+            return self._table._backend.explain(self._table.name, self._plan)
+
+    def map(self, func: Callable[[Document], Any]) -> list[Any]:
+        """``func`` applied to every selected document."""
+        return [func(doc) for doc in self.all()]
+
+    def __repr__(self) -> str:
+        p = self._plan
+        parts = [repr(p.node) if p.node is not None else "all"]
+        if p.sort:
+            parts.append(f"sort={len(p.sort)} keys")
+        if p.skip:
+            parts.append(f"skip={p.skip}")
+        if p.limit is not None:
+            parts.append(f"limit={p.limit}")
+        return f"<Result of {self._table.name!r}: {', '.join(parts)}>"

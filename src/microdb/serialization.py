@@ -1,0 +1,312 @@
+"""Checking, copying and encoding documents: what MicroDB can store, and how it looks in JSON.
+
+A document is a mapping with ``str`` keys whose values are JSON values (``None``, ``bool``,
+``int``, ``float``, ``str``, lists and mappings) or one of the *rich types* below. Rich
+values are written to JSON files (and SQL ``json`` columns) as a one-key object tagged with
+``$`` so that the file stays readable and every value comes back as the type it was::
+
+    datetime   {"$datetime": "2024-05-01T12:00:00+00:00"}
+    date       {"$date": "2024-05-01"}
+    time       {"$time": "12:30:00"}
+    timedelta  {"$timedelta": [days, seconds, microseconds]}
+    UUID       {"$uuid": "2f1c...-..."}
+    Decimal    {"$decimal": "10.50"}
+    bytes      {"$bytes": "<base64>"}
+    set        {"$set": [...]}         frozenset  {"$frozenset": [...]}
+    tuple      {"$tuple": [...]}
+
+A stored mapping that itself has exactly one key starting with ``$`` is wrapped as
+``{"$escape": {...}}`` so it can never be mistaken for a tag. Your own types join with
+:func:`register_type`. NaN and infinities, non-string keys and other objects are rejected
+with :class:`~microdb.errors.DocumentError` *before* anything is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import math
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from microdb.errors import DocumentError
+
+__all__ = [
+    "check_document",
+    "copy_value",
+    "decode",
+    "dumps",
+    "encode",
+    "loads",
+    "register_type",
+]
+
+try:  # orjson is an optional fast path: pip install "microdb[fast]"
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised where orjson is absent
+    _orjson = None
+
+
+# ---------------------------------------------------------------------------------------
+# Checking and copying
+# ---------------------------------------------------------------------------------------
+
+_ATOMS: frozenset[type] = frozenset((str, int, bool, type(None)))
+_RICH_IMMUTABLE: set[type] = {_dt.datetime, _dt.date, _dt.time, _dt.timedelta, uuid.UUID, Decimal, bytes}
+
+_lock = threading.Lock()
+_user_types: dict[type, tuple[str, Callable[[Any], Any], Callable[[Any], Any]]] = {}
+_user_tags: dict[str, tuple[type, Callable[[Any], Any]]] = {}
+
+
+def _where(path: tuple[Any, ...]) -> str:
+    return "".join(f"[{p!r}]" for p in path) or "the document"
+
+
+def _check(value: Any, path: tuple[Any, ...]) -> Any:
+    t = type(value)
+    if t in _ATOMS:
+        return value
+    if t is float:
+        if math.isnan(value) or math.isinf(value):
+            raise DocumentError(
+                f"{value!r} at {_where(path)} cannot be stored: JSON has no NaN or infinity"
+            )
+        return value
+    if t is dict or isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                if not isinstance(key, str):
+                    raise DocumentError(
+                        f"key {key!r} at {_where(path)} is not a string; JSON object keys are strings"
+                    )
+                key = str(key)
+            out[key] = _check(item, path + (key,))
+        return out
+    if t is list:
+        return [_check(item, path + (i,)) for i, item in enumerate(value)]
+    if t is tuple:
+        return tuple(_check(item, path + (i,)) for i, item in enumerate(value))
+    if t is set or t is frozenset:
+        items = [_check(item, path + ("<item>",)) for item in value]
+        try:
+            return t(items)
+        except TypeError as exc:
+            raise DocumentError(f"a set at {_where(path)} holds an unhashable value") from exc
+    if t in _RICH_IMMUTABLE:
+        if t is Decimal and not value.is_finite():
+            raise DocumentError(f"{value!r} at {_where(path)} cannot be stored: not a finite number")
+        return value
+    if t in _user_types:
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _check(float(value), path)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, list):
+        return _check(list(value), path)
+    raise DocumentError(
+        f"{type(value).__name__} value {value!r:.60} at {_where(path)} cannot be stored; "
+        "use JSON types, a supported rich type, or microdb.register_type()"
+    )
+
+
+def check_document(doc: Any) -> dict[str, Any]:
+    """A private deep copy of ``doc``, checked to be storable; raises ``DocumentError`` if not."""
+    if not isinstance(doc, Mapping):
+        raise DocumentError(f"a document must be a mapping (dict), got {type(doc).__name__}: {doc!r:.60}")
+    return _check(doc, ())  # type: ignore[no-any-return]
+
+
+def copy_value(value: Any) -> Any:
+    """A deep copy of an already checked value (containers copied, immutables shared)."""
+    t = type(value)
+    if t is dict:
+        return {k: (v if type(v) in _ATOMS or type(v) is float else copy_value(v)) for k, v in value.items()}
+    if t is list:
+        return [v if type(v) in _ATOMS or type(v) is float else copy_value(v) for v in value]
+    if t is tuple:
+        return tuple(copy_value(v) for v in value)
+    if t is set:
+        return set(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# Tagged JSON
+# ---------------------------------------------------------------------------------------
+
+def _enc_datetime(v: _dt.datetime) -> Any:
+    return {"$datetime": v.isoformat()}
+
+
+def _enc_date(v: _dt.date) -> Any:
+    return {"$date": v.isoformat()}
+
+
+def _enc_time(v: _dt.time) -> Any:
+    return {"$time": v.isoformat()}
+
+
+def _enc_timedelta(v: _dt.timedelta) -> Any:
+    return {"$timedelta": [v.days, v.seconds, v.microseconds]}
+
+
+def _enc_uuid(v: uuid.UUID) -> Any:
+    return {"$uuid": str(v)}
+
+
+def _enc_decimal(v: Decimal) -> Any:
+    return {"$decimal": str(v)}
+
+
+def _enc_bytes(v: bytes) -> Any:
+    return {"$bytes": base64.b64encode(v).decode("ascii")}
+
+
+def _enc_set(v: set[Any]) -> Any:
+    return {"$set": [encode(x) for x in v]}
+
+
+def _enc_frozenset(v: frozenset[Any]) -> Any:
+    return {"$frozenset": [encode(x) for x in v]}
+
+
+def _enc_tuple(v: tuple[Any, ...]) -> Any:
+    return {"$tuple": [encode(x) for x in v]}
+
+
+_ENCODERS: dict[type, Callable[[Any], Any]] = {
+    _dt.datetime: _enc_datetime,
+    _dt.date: _enc_date,
+    _dt.time: _enc_time,
+    _dt.timedelta: _enc_timedelta,
+    uuid.UUID: _enc_uuid,
+    Decimal: _enc_decimal,
+    bytes: _enc_bytes,
+    set: _enc_set,
+    frozenset: _enc_frozenset,
+    tuple: _enc_tuple,
+}
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "$datetime": _dt.datetime.fromisoformat,
+    "$date": _dt.date.fromisoformat,
+    "$time": _dt.time.fromisoformat,
+    "$timedelta": lambda v: _dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
+    "$uuid": uuid.UUID,
+    "$decimal": Decimal,
+    "$bytes": lambda v: base64.b64decode(v.encode("ascii")),
+    "$set": lambda v: {decode(x) for x in v},
+    "$frozenset": lambda v: frozenset(decode(x) for x in v),
+    "$tuple": lambda v: tuple(decode(x) for x in v),
+}
+
+
+def encode(value: Any) -> Any:
+    """The JSON-safe, tagged form of a checked value."""
+    t = type(value)
+    if t in _ATOMS or t is float:
+        return value
+    if t is dict:
+        out = {k: (v if type(v) in _ATOMS or type(v) is float else encode(v)) for k, v in value.items()}
+        if len(out) == 1:
+            (key,) = out
+            if key.startswith("$"):
+                return {"$escape": out}
+        return out
+    if t is list:
+        return [v if type(v) in _ATOMS or type(v) is float else encode(v) for v in value]
+    enc = _ENCODERS.get(t)
+    if enc is not None:
+        return enc(value)
+    user = _user_types.get(t)
+    if user is not None:
+        return {"$" + user[0]: user[1](value)}
+    raise DocumentError(f"cannot encode {type(value).__name__} value {value!r:.60}")
+
+
+def decode(value: Any) -> Any:
+    """The Python value of a tagged JSON value (the inverse of :func:`encode`)."""
+    t = type(value)
+    if t is dict:
+        if len(value) == 1:
+            (key,) = value
+            if key.startswith("$"):
+                if key == "$escape":
+                    inner = value[key]
+                    return {k: decode(v) for k, v in inner.items()}
+                dec = _DECODERS.get(key)
+                if dec is not None:
+                    try:
+                        return dec(value[key])
+                    except (TypeError, ValueError, IndexError, KeyError) as exc:
+                        raise DocumentError(f"bad {key} value {value[key]!r:.60}: {exc}") from exc
+                user = _user_tags.get(key)
+                if user is not None:
+                    return user[1](value[key])
+        return {k: (v if type(v) in _ATOMS or type(v) is float else decode(v)) for k, v in value.items()}
+    if t is list:
+        return [v if type(v) in _ATOMS or type(v) is float else decode(v) for v in value]
+    return value
+
+
+def register_type(
+    cls: type, name: str, encoder: Callable[[Any], Any], decoder: Callable[[Any], Any]
+) -> None:
+    """Store values of ``cls`` as ``{"$<name>": encoder(value)}`` and read them back with ``decoder``.
+
+    ``encoder`` must return a JSON value; ``decoder`` receives that value. Values of a
+    registered type compare by their own ``==`` and ``<`` in queries.
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"register_type() needs a class, got {cls!r}")
+    if not name or not name.isidentifier():
+        raise ValueError(f"a type name must be an identifier, got {name!r}")
+    tag = "$" + name
+    if tag in _DECODERS or tag == "$escape":
+        raise ValueError(f"{name!r} is a built-in type tag")
+    with _lock:
+        _user_types[cls] = (name, encoder, decoder)
+        _user_tags[tag] = (cls, decoder)
+
+
+# ---------------------------------------------------------------------------------------
+# Text
+# ---------------------------------------------------------------------------------------
+
+def dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False, ensure_ascii: bool = False) -> str:
+    """JSON text of an already encoded value (orjson when present and the options allow)."""
+    if _orjson is not None and indent in (None, 2) and not ensure_ascii:
+        option = 0
+        if indent == 2:
+            option |= _orjson.OPT_INDENT_2
+        if sort_keys:
+            option |= _orjson.OPT_SORT_KEYS
+        try:
+            return _orjson.dumps(value, option=option).decode("utf-8")
+        except TypeError:
+            pass  # e.g. ints beyond 64 bits: the standard library handles those.
+    return json.dumps(
+        value, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii, allow_nan=False,
+        separators=(",", ":") if indent is None else None,
+    )
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON text (orjson when present)."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(text)
+        except _orjson.JSONDecodeError:
+            pass  # fall through for the standard library's error, with its position
+    return json.loads(text)

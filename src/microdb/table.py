@@ -1,0 +1,289 @@
+"""A table: a named collection of documents, and everything you do with them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
+
+from microdb.backend import Backend, Plan
+from microdb.document import Document
+from microdb.errors import DatabaseClosedError, DocumentError, DocumentNotFound, QueryError, UpdateError
+from microdb.paths import parse_field
+from microdb.query.ast import Node
+from microdb.query.builders import to_node
+from microdb.results import Result
+from microdb.serialization import check_document, copy_value
+from microdb.updates import compile_update, is_operator_update
+
+__all__ = ["Table"]
+
+
+def _check_id(doc_id: Any) -> int:
+    if not isinstance(doc_id, int) or isinstance(doc_id, bool):
+        raise DocumentError(f"a document id must be an int, got {doc_id!r}")
+    return doc_id
+
+
+def _check_ids(doc_ids: Any) -> list[int]:
+    if isinstance(doc_ids, (str, bytes, Mapping)) or not isinstance(doc_ids, Iterable):
+        raise DocumentError(f"doc_ids must be a list of ints, got {doc_ids!r}")
+    return [_check_id(i) for i in doc_ids]
+
+
+class Table:
+    """A named collection of documents in a database.
+
+    Get one with ``db.table('users')``; the database itself is the table ``_default``.
+    Every method is safe to call from several threads at once.
+    """
+
+    document_class: type[Document] = Document
+
+    def __init__(self, backend: Backend, name: str):
+        if not isinstance(name, str) or not name:
+            raise QueryError(f"a table name must be a non-empty string, got {name!r}")
+        self._backend = backend
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """The table's name."""
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<Table name={self._name!r}, backend={self._backend.name!r}>"
+
+    # -- helpers -----------------------------------------------------------------------
+    def _read(self) -> AbstractContextManager[None]:
+        if self._backend.closed:
+            raise DatabaseClosedError(f"table {self._name!r}: the database is closed")
+        return self._backend.read()
+
+    def _write(self) -> AbstractContextManager[None]:
+        if self._backend.closed:
+            raise DatabaseClosedError(f"table {self._name!r}: the database is closed")
+        return self._backend.write()
+
+    def _document(self, doc: dict[str, Any], doc_id: int, copied: bool = False) -> Document:
+        if not copied and self._backend.shares_documents:
+            doc = copy_value(doc)
+        return self.document_class(doc, doc_id=doc_id)
+
+    @staticmethod
+    def _node(cond: Any) -> Node | None:
+        return None if cond is None else to_node(cond)
+
+    def _target_ids(self, cond: Any, doc_ids: Any, *, missing_ok: bool = False) -> list[int]:
+        """Ids selected by a query or an id list (inside a read or write block)."""
+        if doc_ids is not None:
+            ids = _check_ids(doc_ids)
+            found = [i for i, _ in self._backend.fetch_many(self._name, ids)]
+            if not missing_ok and len(found) != len(set(ids)):
+                absent = sorted(set(ids) - set(found))
+                raise DocumentNotFound(f"table {self._name!r} has no document with id {absent[0]}")
+            return found
+        if cond is None:
+            raise QueryError("give a query or doc_ids (use truncate() to remove every document)")
+        return [i for i, _ in self._backend.run(self._name, Plan(node=to_node(cond)))]
+
+    # -- inserting ---------------------------------------------------------------------
+    def _prepare(self, document: Any) -> tuple[int | None, dict[str, Any]]:
+        doc = check_document(document)
+        doc_id = getattr(document, "doc_id", None) if isinstance(document, Document) else None
+        if doc_id is not None:
+            _check_id(doc_id)
+        return doc_id, doc
+
+    def insert(self, document: Mapping[str, Any]) -> int:
+        """Store a document and return its new id (a ``Document`` keeps its own ``doc_id``)."""
+        item = self._prepare(document)
+        with self._write():
+            return self._backend.insert(self._name, [item])[0]
+
+    def insert_many(self, documents: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Store several documents in one commit; returns their ids. All or none are stored."""
+        if isinstance(documents, Mapping) or not isinstance(documents, Iterable):
+            raise DocumentError(f"insert_many() needs a list of documents, got {type(documents).__name__}")
+        items = [self._prepare(doc) for doc in documents]
+        if not items:
+            return []
+        with self._write():
+            return self._backend.insert(self._name, items)
+
+    insert_multiple = insert_many
+
+    # -- reading ----------------------------------------------------------------------
+    def query(self, cond: Any = None) -> Result:
+        """A lazy :class:`~microdb.results.Result` of the documents matching ``cond`` (all if None)."""
+        return Result(self, Plan(node=self._node(cond)))
+
+    def find(self, cond: Any = None) -> Result:
+        """Alias of :meth:`query`, in MongoDB's words."""
+        return self.query(cond)
+
+    def all(self) -> list[Document]:
+        """Every document, in id order."""
+        return self.query().all()
+
+    def search(self, cond: Any) -> list[Document]:
+        """The documents matching ``cond``, as a list."""
+        return Result(self, Plan(node=to_node(cond))).all()
+
+    def get(self, cond: Any = None, *, doc_id: int | None = None, doc_ids: Iterable[int] | None = None) -> Any:
+        """One document: the first matching ``cond``, or by ``doc_id`` (``None`` if absent).
+
+        With ``doc_ids``, a list of the documents with those ids that exist.
+        """
+        if doc_id is not None:
+            _check_id(doc_id)
+            with self._read():
+                doc = self._backend.fetch(self._name, doc_id)
+                return None if doc is None else self._document(doc, doc_id)
+        if doc_ids is not None:
+            ids = _check_ids(doc_ids)
+            with self._read():
+                return [self._document(d, i) for i, d in self._backend.fetch_many(self._name, ids)]
+        if cond is None:
+            raise QueryError("get() needs a query, doc_id or doc_ids")
+        return self.query(cond).first()
+
+    def contains(self, cond: Any = None, *, doc_id: int | None = None) -> bool:
+        """Whether a document matches ``cond`` (or has id ``doc_id``)."""
+        if doc_id is not None:
+            _check_id(doc_id)
+            with self._read():
+                return self._backend.fetch(self._name, doc_id) is not None
+        if cond is None:
+            raise QueryError("contains() needs a query or doc_id")
+        return bool(self.query(cond))
+
+    def count(self, cond: Any = None) -> int:
+        """How many documents match ``cond`` (all of them if ``None``)."""
+        return self.query(cond).count()
+
+    def __len__(self) -> int:
+        with self._read():
+            return self._backend.length(self._name)
+
+    def __iter__(self) -> Iterator[Document]:
+        return iter(self.all())
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, int) and self.contains(doc_id=doc_id)
+
+    # -- changing ---------------------------------------------------------------------
+    def _update_ids(self, spec: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
+        updater = compile_update(spec)
+        changes: dict[int, dict[str, Any]] = {}
+        for doc_id, stored in self._backend.fetch_many(self._name, ids):
+            doc = copy_value(stored) if self._backend.shares_documents else stored
+            try:
+                updater(doc)
+            except (UpdateError, DocumentError):
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise UpdateError(f"the update failed on document {doc_id}: {exc!r}") from exc
+            changes[doc_id] = check_document(doc)
+        return changes
+
+    def update(self, fields: Any, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:
+        """Change the documents matching ``cond`` (or with ``doc_ids``); returns their ids.
+
+        ``fields`` is a mapping of fields to set, a function changing the document in place
+        (such as :func:`microdb.operations.increment`), or MongoDB-style operators
+        (``{'$inc': {'n': 1}}``). With neither ``cond`` nor ``doc_ids``, every document
+        changes. All documents change, or (on any error) none.
+        """
+        compile_update(fields)  # reject a malformed update before taking any lock
+        with self._write():
+            if cond is None and doc_ids is None:
+                ids = [i for i, _ in self._backend.run(self._name, Plan())]
+            else:
+                ids = self._target_ids(cond, doc_ids)
+            changes = self._update_ids(fields, ids)
+            self._backend.replace(self._name, changes)
+            return list(changes)
+
+    def update_multiple(self, updates: Iterable[tuple[Any, Any]]) -> list[int]:
+        """Apply several ``(fields, cond)`` updates in one commit; returns every changed id."""
+        pairs = list(updates)
+        for pair in pairs:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise UpdateError(f"update_multiple() needs (fields, query) pairs, got {pair!r:.60}")
+            compile_update(pair[0])
+        changed: list[int] = []
+        with self._write():
+            for fields, cond in pairs:
+                ids = self._target_ids(cond, None)
+                changes = self._update_ids(fields, ids)
+                self._backend.replace(self._name, changes)
+                changed.extend(i for i in changes if i not in changed)
+        return changed
+
+    def upsert(self, document: Any, cond: Any = None) -> list[int]:
+        """Update the documents matching ``cond``, or insert ``document`` when none match.
+
+        ``document`` may be fields or update operators. A ``Document`` with a ``doc_id``
+        upserts by id. With a dict filter and operators, the inserted document is built
+        from the filter's equality fields plus the update, as MongoDB does.
+        """
+        doc_id = document.doc_id if isinstance(document, Document) else None
+        if cond is None and doc_id is None:
+            raise QueryError("upsert() needs a query, or a Document with a doc_id")
+        compile_update(document)
+        with self._write():
+            if doc_id is not None:
+                if self._backend.fetch(self._name, _check_id(doc_id)) is not None:
+                    changes = self._update_ids(dict(document), [doc_id])
+                    self._backend.replace(self._name, changes)
+                    return [doc_id]
+                return self._backend.insert(self._name, [(doc_id, check_document(document))])
+            ids = self._target_ids(cond, None)
+            if ids:
+                changes = self._update_ids(document, ids)
+                self._backend.replace(self._name, changes)
+                return list(changes)
+            if is_operator_update(document):
+                from microdb.update_ops import upsert_seed
+
+                base = upsert_seed(cond)
+                compile_update(document)(base)
+                new = check_document(base)
+            else:
+                new = check_document(document)
+            return self._backend.insert(self._name, [(None, new)])
+
+    def remove(self, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:
+        """Delete the documents matching ``cond`` (or with ``doc_ids``); returns their ids."""
+        with self._write():
+            ids = self._target_ids(cond, doc_ids)
+            self._backend.delete(self._name, ids)
+            return ids
+
+    def truncate(self) -> None:
+        """Delete every document (ids are still never reused)."""
+        with self._write():
+            self._backend.truncate(self._name)
+
+    # -- indexes ----------------------------------------------------------------------
+    def create_index(self, field: Any, *, unique: bool = False) -> None:
+        """Index ``field`` (a name, a dot path, or ``Query().a.b``); ``unique`` rejects duplicates.
+
+        Raises ``DuplicateKeyError`` (and creates nothing) if a unique index would already
+        be broken by the stored documents.
+        """
+        path = parse_field(field)
+        with self._write():
+            self._backend.create_index(self._name, path, bool(unique))
+
+    def drop_index(self, field: Any) -> bool:
+        """Remove the index on ``field``; true when there was one."""
+        path = parse_field(field)
+        with self._write():
+            return self._backend.drop_index(self._name, path)
+
+    def indexes(self) -> list[dict[str, Any]]:
+        """The table's indexes, as ``{'path': [...], 'unique': bool}``."""
+        with self._read():
+            return self._backend.indexes(self._name)
