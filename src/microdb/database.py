@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -124,6 +125,23 @@ class MicroDB(Table):
         """
         self._check_open()
         return self._backend.write()
+
+    def copy_to(
+        self,
+        other: MicroDB,
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+        batch_size: int = 1000,
+    ) -> dict[str, int]:
+        """Copy every table and index into ``other`` (any backend), streaming in batches.
+
+        ``progress(table, done, total)`` is called after each batch. Returns the number of
+        documents copied per table.
+        """
+        self._check_open()
+        from microdb.transfer import copy_database
+
+        return copy_database(self, other, progress=progress, batch_size=batch_size)
 
     def compact(self) -> None:
         """Write a fresh checkpoint of the data (JSON file: new snapshot, empty journal)."""
