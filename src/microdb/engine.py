@@ -193,9 +193,9 @@ class MemoryBackend(Backend):
                 table.meta["next_id"] = old_next
         for name in unordered:
             # Re-added documents went to the end; scans rely on id order.
-            table = self._tables.get(name)
-            if table is not None:
-                table.docs = dict(sorted(table.docs.items()))
+            restored = self._tables.get(name)
+            if restored is not None:
+                restored.docs = dict(sorted(restored.docs.items()))
         del self._ops[ops_mark:]
 
     # -- atomicity ----------------------------------------------------------------------

@@ -73,7 +73,7 @@ def choose(node: ast.Node | None, indexes: dict[ast.Path, Index]) -> Access | No
 
 
 def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
-    if isinstance(node, ast.Const) and not node.value:
+    if isinstance(node, ast.Const) and not node.truth:
         return Access(0, set, "nothing can match")
     path = getattr(node, "path", None)
     index = indexes.get(path) if path is not None else None
@@ -96,8 +96,8 @@ def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
         ]
         return min((o for o in options if o is not None), key=lambda a: a.estimate, default=None)
     if isinstance(node, ast.And):
-        options = [a for a in (_access(child, indexes) for child in node.items) if a is not None]
-        return min(options, key=lambda a: a.estimate, default=None)
+        found = [a for a in (_access(child, indexes) for child in node.items) if a is not None]
+        return min(found, key=lambda a: a.estimate, default=None)
     if isinstance(node, ast.Or):
         parts = [_access(child, indexes) for child in node.items]
         if not parts or any(p is None for p in parts):

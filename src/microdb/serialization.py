@@ -48,7 +48,7 @@ __all__ = [
 try:  # orjson is an optional fast path: pip install "microdb[fast]"
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised where orjson is absent
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 
 # ---------------------------------------------------------------------------------------

@@ -109,6 +109,7 @@ class Node:
     """Base class of every query node: combine with ``&``, ``|`` and ``~``; call with a document."""
 
     __slots__ = ("_hash",)
+    _hash: int
     _fields: ClassVar[tuple[str, ...]] = ()
 
     def _key(self) -> tuple[Any, ...]:
@@ -121,7 +122,7 @@ class Node:
 
     def __hash__(self) -> int:
         try:
-            return self._hash  # type: ignore[no-any-return]
+            return self._hash
         except AttributeError:
             h = hash(self._key())
             object.__setattr__(self, "_hash", h)
@@ -197,15 +198,15 @@ def _as_node(value: Any) -> Node:
 class Const(Node):
     """Matches every document (``True``) or none (``False``); TinyDB's ``noop()`` is ``Const(True)``."""
 
-    __slots__ = ("value",)
-    _fields = ("value",)
-    value: bool
+    __slots__ = ("truth",)
+    _fields = ("truth",)
+    truth: bool
 
-    def __init__(self, value: bool = True):
-        self._set(value=bool(value))
+    def __init__(self, truth: bool = True):
+        self._set(truth=bool(truth))
 
     def __repr__(self) -> str:
-        return "Query().noop()" if self.value else "Const(False)"
+        return "Query().noop()" if self.truth else "Const(False)"
 
 
 class Compare(Node):

@@ -215,7 +215,7 @@ class _Gen:
         return str(method(node, doc, is_dict))
 
     def _Const(self, node: ast.Const, doc: str, is_dict: bool) -> str:
-        return "True" if node.value else "False"
+        return "True" if node.truth else "False"
 
     def _And(self, node: ast.And, doc: str, is_dict: bool) -> str:
         return "(" + " and ".join(self.expr(n, doc, is_dict) for n in node.items) + ")"

@@ -29,7 +29,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 __all__ = ["Op", "State", "Store", "SyncResult", "TableState", "apply_ops", "new_meta"]
 
@@ -53,7 +53,7 @@ State = dict[str, TableState]
 
 #: What :meth:`Store.sync` returns: ``None`` (nothing changed), a list of batches that
 #: other processes committed, in order, or a whole new :data:`State` to replace memory with.
-SyncResult = Union[None, list[list[Op]], State]
+SyncResult = list[list[Op]] | State | None
 
 
 def apply_ops(state: State, ops: list[Op]) -> None:
