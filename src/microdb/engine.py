@@ -23,7 +23,7 @@ from microdb.backend import Backend, Plan
 from microdb.errors import DatabaseClosedError, DuplicateKeyError, ReadOnlyError, StorageError
 from microdb.index import Index
 from microdb.planner import choose
-from microdb.query.ast import Path, path_repr
+from microdb.query.ast import And, Node, Path, path_repr
 from microdb.query.compiler import compile_query, resolve
 from microdb.query.values import sort_key
 from microdb.storage.base import Op, State, Store, TableState, new_meta
@@ -377,24 +377,26 @@ class MemoryBackend(Backend):
         return 1 if t is None else int(t.meta["next_id"])
 
     # -- queries ------------------------------------------------------------------------
-    def _candidates(self, t: _Table, plan: Plan) -> tuple[list[int] | None, str]:
-        """Candidate ids in id order (``None``: every document), and how they were found."""
+    def _candidates(self, t: _Table, plan: Plan) -> tuple[list[int] | None, Node | None, str]:
+        """Candidate ids in id order (``None``: every document), the query left to check
+        on them (``None``: nothing), and how they were found."""
+        node = plan.node
         if plan.doc_ids is not None:
-            return [i for i in plan.doc_ids if i in t.docs], "by id"
-        access = choose(plan.node, t.indexes)
+            return [i for i in plan.doc_ids if i in t.docs], node, "by id"
+        access = choose(node, t.indexes)
         if access is None:
-            return None, "full scan"
+            return None, node, "full scan"
         ids = access.fetch()
-        return sorted(ids), access.description
+        return sorted(ids), _residual(node, access.exact), access.description
 
     def _select(self, t: _Table, plan: Plan) -> tuple[list[int], int, str]:
         """Matching ids in id order, how many documents were examined, and the access path."""
-        ids, how = self._candidates(t, plan)
+        ids, residual, how = self._candidates(t, plan)
         docs = t.docs
-        if plan.node is None:
+        if residual is None:
             chosen = list(docs) if ids is None else ids
-            return chosen, 0, how
-        compiled = compile_query(plan.node)
+            return chosen, 0 if ids is None and plan.node is None else len(chosen), how
+        compiled = compile_query(residual)
         if ids is None:
             return compiled.select(docs.items()), len(docs), how
         return compiled.select([(i, docs[i]) for i in ids]), len(ids), how
@@ -440,10 +442,12 @@ class MemoryBackend(Backend):
             return 0
         if plan.skip or plan.limit is not None:
             return sum(1 for _ in self.run(table, plan))
-        if plan.node is None:
-            return len(t.docs) if plan.doc_ids is None else len(self._candidates(t, plan)[0] or [])
-        ids, _ = self._candidates(t, plan)
-        compiled = compile_query(plan.node)
+        if plan.node is None and plan.doc_ids is None:
+            return len(t.docs)
+        ids, residual, _ = self._candidates(t, plan)
+        if residual is None:
+            return len(t.docs) if ids is None else len(ids)
+        compiled = compile_query(residual)
         if ids is None:
             return compiled.count(t.docs.values())
         docs = t.docs
@@ -454,7 +458,7 @@ class MemoryBackend(Backend):
         if t is None:
             return {"backend": self.name, "table": table, "access": "empty table", "index": None,
                     "examined": 0, "matched": 0}
-        ids, how = self._candidates(t, plan)
+        ids, _, how = self._candidates(t, plan)
         matched, examined, _ = self._select(t, plan)
         ordered = self._ordered_scan(t, plan) is not None and plan.limit is not None
         index = None if ids is None or how == "by id" else how
@@ -496,6 +500,19 @@ class MemoryBackend(Backend):
 
     def __repr__(self) -> str:
         return f"MemoryBackend({self.store!r})"
+
+
+def _residual(node: Node | None, exact: Node | None) -> Node | None:
+    """What is left of ``node`` to check once the candidates answer ``exact`` exactly."""
+    if node is None or exact is None:
+        return node
+    if node == exact:
+        return None
+    if isinstance(node, And):
+        rest = [item for item in node.items if item != exact]
+        if len(rest) < len(node.items):
+            return And.of(*rest) if rest else None
+    return node
 
 
 def _sorted_ids(ids: list[int], docs: dict[int, dict[str, Any]], plan: Plan) -> list[int]:

@@ -28,6 +28,17 @@ class Access:
     estimate: int
     fetch: Callable[[], set[int]]
     description: str
+    #: The part of the query the candidates answer exactly (no re-check needed), if any.
+    exact: ast.Node | None = None
+
+
+_EXACT_KINDS = (str, int, float)
+
+
+def _is_exact(index: Index, operand: Any) -> bool:
+    # A plain string or number operand on an index that holds no arrays: the entries under
+    # its key are exactly the documents whose value equals (or lies in the range of) it.
+    return type(operand) in _EXACT_KINDS and not index.multikey
 
 
 def _range(index: Index, op: str, operand: Any, label: str) -> Access:
@@ -79,7 +90,10 @@ def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
     index = indexes.get(path) if path is not None else None
     label = f"index {ast.path_repr(path)}" if path is not None else ""
     if isinstance(node, ast.Compare) and index is not None:
-        return _compare(index, node.op, node.operand, label)
+        found = _compare(index, node.op, node.operand, label)
+        if found is not None and _is_exact(index, node.operand):
+            found.exact = node
+        return found
     if isinstance(node, ast.OneOf) and index is not None:
         return _union(index, node.values, label)
     if isinstance(node, ast.AnyOf) and index is not None and not isinstance(node.cond, ast.Node):

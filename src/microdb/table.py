@@ -9,6 +9,7 @@ from typing import Any
 from microdb.backend import Backend, Plan
 from microdb.document import Document
 from microdb.errors import DatabaseClosedError, DocumentError, DocumentNotFound, QueryError, UpdateError
+from microdb.gcpause import paused_gc
 from microdb.paths import parse_field
 from microdb.query.ast import Node
 from microdb.query.builders import to_node
@@ -17,6 +18,9 @@ from microdb.serialization import check_document, copy_value
 from microdb.updates import compile_update, is_operator_update
 
 __all__ = ["Table"]
+
+_new_document = Document.__new__
+_fill = dict.update
 
 
 def _check_id(doc_id: Any) -> int:
@@ -68,7 +72,14 @@ class Table:
     def _document(self, doc: dict[str, Any], doc_id: int, copied: bool = False) -> Document:
         if not copied and self._backend.shares_documents:
             doc = copy_value(doc)
-        return self.document_class(doc, doc_id=doc_id)
+        cls = self.document_class
+        if cls is Document:
+            # Skips Document.__init__ and its second copy: this is the hot path of every read.
+            out = _new_document(Document)
+            _fill(out, doc)
+            out.doc_id = doc_id
+            return out
+        return cls(doc, doc_id=doc_id)
 
     @staticmethod
     def _node(cond: Any) -> Node | None:
@@ -105,11 +116,14 @@ class Table:
         """Store several documents in one commit; returns their ids. All or none are stored."""
         if isinstance(documents, Mapping) or not isinstance(documents, Iterable):
             raise DocumentError(f"insert_many() needs a list of documents, got {type(documents).__name__}")
-        items = [self._prepare(doc) for doc in documents]
-        if not items:
-            return []
-        with self._write():
-            return self._backend.insert(self._name, items)
+        if not isinstance(documents, (list, tuple)):
+            documents = list(documents)
+        with paused_gc(len(documents)):
+            items = [self._prepare(doc) for doc in documents]
+            if not items:
+                return []
+            with self._write():
+                return self._backend.insert(self._name, items)
 
     insert_multiple = insert_many
 
