@@ -380,7 +380,11 @@ class Fragment(Node):
 
 
 class Size(Node):
-    """The value is an array of exactly ``size`` elements (MongoDB's ``$size``)."""
+    """The value is an array of exactly ``size`` elements (MongoDB's ``$size``).
+
+    Only a ``list`` or ``tuple`` value counts; a missing field, another kind, or a set
+    never matches.
+    """
 
     __slots__ = ("path", "size")
     _fields = ("path", "size")
@@ -392,7 +396,14 @@ class Size(Node):
 
 
 class TypeIs(Node):
-    """The value is of one of the named JSON types (MongoDB's ``$type``)."""
+    """The value is of one of the named types (MongoDB's ``$type``); a missing field never matches.
+
+    Names: ``double`` (a float), ``int`` and ``long`` (an int), ``decimal`` (a Decimal),
+    ``number`` (any of those three), ``string``, ``object``, ``array`` (a list, tuple, set
+    or frozenset), ``binData`` and ``bytes`` (bytes), ``bool``, ``null``, ``date`` and
+    ``datetime`` (a datetime), ``uuid``, ``time`` and ``timedelta``. ``True`` is a
+    ``bool``, never a number. :mod:`microdb.query.mongo` only builds these names.
+    """
 
     __slots__ = ("path", "types")
     _fields = ("path", "types")
@@ -404,7 +415,12 @@ class TypeIs(Node):
 
 
 class Mod(Node):
-    """A number whose remainder by ``divisor`` is ``remainder`` (MongoDB's ``$mod``)."""
+    """A number whose remainder by ``divisor`` is ``remainder`` (MongoDB's ``$mod``).
+
+    The value must be a number (``int``, ``float`` or ``Decimal``, never a ``bool``); it is
+    truncated toward zero, and the remainder takes the sign of the value, as in C and
+    MongoDB (``-5`` mod ``3`` is ``-2``). NaN, infinities and a zero divisor never match.
+    """
 
     __slots__ = ("path", "divisor", "remainder")
     _fields = ("path", "divisor", "remainder")
@@ -417,7 +433,13 @@ class Mod(Node):
 
 
 class ElemMatch(Node):
-    """Some element of an array value matches ``cond`` (MongoDB's ``$elemMatch``)."""
+    """Some element of an array value matches ``cond`` (MongoDB's ``$elemMatch``).
+
+    The value must be a ``list`` or ``tuple``; ``cond`` is evaluated with each element
+    as the document, so its paths are relative to the element (``()`` is the element
+    itself) and a path into a non-mapping element is missing. Dict filters also use it
+    for MongoDB's implicit array traversal (``{'items.sku': 'x'}``).
+    """
 
     __slots__ = ("path", "cond")
     _fields = ("path", "cond")

@@ -146,13 +146,16 @@ def _type_is(value: Any, names: tuple[str, ...]) -> bool:
 
 
 def _mod(value: Any, divisor: Any, remainder: Any) -> bool:
-    if type(value) not in _NUMS:
+    if type(value) not in _NUMS or not divisor:
         return False
     try:
         # MongoDB truncates toward zero before taking the remainder.
-        return int(value) % int(divisor) == remainder if divisor else False
+        n, d = int(value), int(divisor)
     except (TypeError, ValueError, OverflowError):
         return False
+    # ... and its remainder has the sign of the dividend (C's %, not Python's): -5 mod 3 is -2.
+    r = abs(n) % abs(d)
+    return (-r if n < 0 else r) == remainder
 
 
 class _Gen:
