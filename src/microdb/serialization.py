@@ -24,6 +24,7 @@ with :class:`~microdb.errors.DocumentError` *before* anything is stored.
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as _dt
 import json
 import math
@@ -69,10 +70,23 @@ def _where(path: tuple[Any, ...]) -> str:
     return "".join(f"[{p!r}]" for p in path) or "the document"
 
 
+def _check_user(value: Any, path: tuple[Any, ...]) -> Any:
+    name, encoder, _ = _user_types[type(value)]
+    try:
+        encoded = encoder(value)
+    except Exception as exc:
+        raise DocumentError(f"the encoder of type {name!r} failed on {value!r:.60} at {_where(path)}: {exc}") from exc
+    # What the encoder returns is stored as it is: it must be storable itself.
+    _check(encoded, path + (f"${name}",))
+    return copy.deepcopy(value)
+
+
 def _check(value: Any, path: tuple[Any, ...]) -> Any:
     t = type(value)
     if t in _ATOMS:
         return value
+    if t in _user_types:
+        return _check_user(value, path)
     if t is float:
         if math.isnan(value) or math.isinf(value):
             raise DocumentError(
@@ -103,8 +117,6 @@ def _check(value: Any, path: tuple[Any, ...]) -> Any:
     if t in _RICH_IMMUTABLE:
         if t is Decimal and not value.is_finite():
             raise DocumentError(f"{value!r} at {_where(path)} cannot be stored: not a finite number")
-        return value
-    if t in _user_types:
         return value
     if isinstance(value, bool):
         return bool(value)
@@ -191,6 +203,8 @@ def copy_value(value: Any) -> Any:
         return tuple(copy_value(v) for v in value)
     if t is set:
         return set(value)
+    if t in _user_types:
+        return copy.deepcopy(value)  # a registered type may be mutable
     return value
 
 
@@ -284,7 +298,7 @@ def encode(value: Any) -> Any:
         return enc(value)
     user = _user_types.get(t)
     if user is not None:
-        return {"$" + user[0]: user[1](value)}
+        return {"$" + user[0]: encode(_check(user[1](value), ()))}
     raise DocumentError(f"cannot encode {type(value).__name__} value {value!r:.60}")
 
 
@@ -306,7 +320,12 @@ def decode(value: Any) -> Any:
                         raise DocumentError(f"bad {key} value {value[key]!r:.60}: {exc}") from exc
                 user = _user_tags.get(key)
                 if user is not None:
-                    return user[1](value[key])
+                    try:
+                        return user[1](decode(value[key]))
+                    except DocumentError:
+                        raise
+                    except Exception as exc:
+                        raise DocumentError(f"the decoder of {key} failed on {value[key]!r:.60}: {exc}") from exc
         return {k: (v if type(v) in _ATOMS or type(v) is float else decode(v)) for k, v in value.items()}
     if t is list:
         return [v if type(v) in _ATOMS or type(v) is float else decode(v) for v in value]
@@ -318,17 +337,29 @@ def register_type(
 ) -> None:
     """Store values of ``cls`` as ``{"$<name>": encoder(value)}`` and read them back with ``decoder``.
 
-    ``encoder`` must return a JSON value; ``decoder`` receives that value. Values of a
-    registered type compare by their own ``==`` and ``<`` in queries.
+    ``encoder`` returns any value MicroDB can store (JSON values, or rich types such as
+    ``datetime``); ``decoder`` receives that value back. Values of a registered type
+    compare, sort and are indexed by their own ``==`` and ``<``. Raises ``DocumentError``
+    for a class MicroDB already stores, or a name that is not an identifier or is taken.
     """
     if not isinstance(cls, type):
-        raise TypeError(f"register_type() needs a class, got {cls!r}")
-    if not name or not name.isidentifier():
-        raise ValueError(f"a type name must be an identifier, got {name!r}")
+        raise DocumentError(f"register_type() needs a class, got {cls!r}")
+    if cls in _ATOMS or cls in _ENCODERS or cls in (float, dict, list):
+        raise DocumentError(f"{cls.__name__} is stored natively; it cannot be registered")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise DocumentError(f"a type name must be an identifier, got {name!r}")
     tag = "$" + name
     if tag in _DECODERS or tag == "$escape":
-        raise ValueError(f"{name!r} is a built-in type tag")
+        raise DocumentError(f"{name!r} is a built-in type tag")
+    if not callable(encoder) or not callable(decoder):
+        raise DocumentError("register_type() needs an encoder and a decoder function")
     with _lock:
+        taken = _user_tags.get(tag)
+        if taken is not None and taken[0] is not cls:
+            raise DocumentError(f"the type name {name!r} is taken by {taken[0].__qualname__}")
+        old = _user_types.get(cls)
+        if old is not None:
+            _user_tags.pop("$" + old[0], None)
         _user_types[cls] = (name, encoder, decoder)
         _user_tags[tag] = (cls, decoder)
 

@@ -10,6 +10,7 @@ engine (the in-memory one and the SQL compilers) follows this table.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -92,7 +93,7 @@ def values_equal(a: Any, b: Any) -> bool:
         return _deep_equal(a, b, ka)
     try:
         return bool(a == b)
-    except TypeError:
+    except (TypeError, ValueError):
         return False
 
 
@@ -118,6 +119,58 @@ def _aware_key(value: _dt.datetime) -> tuple[int, Any]:
     return (1, value.astimezone(_dt.timezone.utc).replace(tzinfo=None))
 
 
+def _time_key(value: _dt.time) -> tuple[int, Any]:
+    # Python orders aware times by their UTC-adjusted clock and finds 12:00+00:00 equal
+    # to 13:00+01:00: the key must agree, or an index would file them apart.
+    offset = value.utcoffset()
+    if offset is None:
+        return (0, value.replace(tzinfo=None))
+    clock = _dt.timedelta(hours=value.hour, minutes=value.minute, seconds=value.second,
+                          microseconds=value.microsecond)
+    return (1, clock - offset)
+
+
+@functools.total_ordering
+class _Opaque:
+    """The sort key of a value of a registered type: ordered by its own ``==`` and ``<``.
+
+    Values of classes that cannot be compared with each other fall back to the class
+    name, then ``repr``, so sorting never raises.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Opaque):
+            return NotImplemented
+        try:
+            return bool(self.value == other.value)
+        except (TypeError, ValueError):
+            return False
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, _Opaque):
+            return NotImplemented
+        try:
+            return bool(self.value < other.value)
+        except (TypeError, ValueError):
+            a, b = self.value, other.value
+            return (type(a).__qualname__, repr(a)) < (type(b).__qualname__, repr(b))
+
+    def __hash__(self) -> int:
+        try:
+            return hash(self.value)
+        except TypeError:
+            # Unhashable values share one bucket per class: equal values must hash alike.
+            return hash(type(self.value).__qualname__)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
 def sort_key(value: Any) -> tuple[Any, ...]:
     """A key that orders any two stored values without raising (kind first, then value)."""
     if value is MISSING:
@@ -135,15 +188,17 @@ def sort_key(value: Any) -> tuple[Any, ...]:
     if k == "datetime":
         return (rank,) + _aware_key(value)
     if k == "time":
-        return (rank, value.replace(tzinfo=None), str(value.tzinfo))
+        return (rank,) + _time_key(value)
     if k == "object":
-        return (rank, tuple((key, sort_key(v)) for key, v in value.items()))
+        # Key order does not make two objects different (values_equal), so it cannot
+        # change their key either: an index looks equal objects up under one key.
+        return (rank, tuple(sorted((str(key), sort_key(v)) for key, v in value.items())))
     if k == "array":
         items = sorted(value, key=sort_key) if isinstance(value, (set, frozenset)) else value
         return (rank, tuple(sort_key(v) for v in items))
     if k == "null":
         return (rank,)
-    return (rank, repr(value))
+    return (rank, _Opaque(value))
 
 
 def index_key(value: Any) -> Any:
