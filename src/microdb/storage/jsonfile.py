@@ -1,0 +1,921 @@
+"""The JSON file storage: a TinyDB-shaped snapshot, a journal beside it, and a lock file.
+
+``mydb.json`` (the *snapshot*) is plain JSON shaped like TinyDB's, ``{"table": {"1": {...}}}``,
+and is only ever replaced whole (temporary file, fsync, rename, folder fsync).
+``mydb.json.journal`` holds one line per commit, appended and never rewritten::
+
+    <length: 8 hex digits> <CRC-32: 8 hex digits> <payload: one line of JSON>\\n
+
+The CRC covers the length digits and the payload. The first line is a header,
+``{"microdb": "journal", "format": 1, "kind": "tables", "generation": n, "meta": {...}}``,
+holding the format version and what the snapshot cannot say in TinyDB's shape (each
+table's next id and index definitions, as they were at the checkpoint). Every other line
+is a commit: a list of absolute changes, ``["p", table, id, doc]`` (put),
+``["d", table, id]`` (delete), ``["m", table, meta]`` (metadata), ``["x", table]`` (drop).
+Replaying a prefix of the journal twice gives the state of replaying it once, which makes
+every crash window of a checkpoint safe (see ``docs/storage.md``). ``mydb.json.lock`` is
+the file the cross-process write lock is held on.
+
+A checkpoint writes the new snapshot and a fresh journal (header only) to temporary files,
+fsyncs both, renames the snapshot into place, then the journal, then fsyncs the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from microdb.durability import (
+    create_temp,
+    fsync_dir,
+    fsync_fd,
+    pread_all,
+    pwrite_all,
+    remove_quietly,
+    replace,
+)
+from microdb.errors import (
+    CorruptDatabaseError,
+    FormatVersionError,
+    MicroDBError,
+    ReadOnlyError,
+    StorageError,
+)
+from microdb.locking import FileLock
+from microdb.serialization import decode, dumpb, dumps, encode, loads_strict
+from microdb.storage.base import Op, State, Store, SyncResult, TableState, apply_ops
+
+__all__ = ["FORMAT_VERSION", "JSONFileStore", "JournaledFile", "frame_record"]
+
+#: The journal format this MicroDB writes; files with a higher number are refused.
+FORMAT_VERSION = 1
+JOURNAL_SUFFIX = ".journal"
+LOCK_SUFFIX = ".lock"
+
+_PREFIX = 18  # "llllllll cccccccc "
+_LINE_HEAD = re.compile(rb"[0-9a-f]{8} [0-9a-f]{8} ")
+_MAX_PAYLOAD = 0xFFFFFFFF
+_BINARY = getattr(os, "O_BINARY", 0)
+_FULL_ERRORS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)}
+_DENIED_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+S = TypeVar("S")
+
+
+def frame_record(payload: bytes) -> bytes:
+    """One journal line: length, CRC-32 of length and payload, the payload, a newline."""
+    if len(payload) > _MAX_PAYLOAD:
+        raise StorageError(f"a single commit of {len(payload)} bytes is too large for the journal")
+    head = b"%08x" % len(payload)
+    return b"%s %08x %s\n" % (head, zlib.crc32(payload, zlib.crc32(head)), payload)
+
+
+def _payload_of(data: bytes, start: int, end: int) -> bytes | None:
+    """The payload of the line ``data[start:end]`` (``end`` at its newline), or None if bad."""
+    if end - start < _PREFIX or _LINE_HEAD.match(data, start) is None:
+        return None
+    head = data[start:start + 8]
+    if start + _PREFIX + int(head, 16) != end:
+        return None
+    payload = data[start + _PREFIX:end]
+    if zlib.crc32(payload, zlib.crc32(head)) != int(data[start + 9:start + 17], 16):
+        return None
+    return payload
+
+
+def _good_line_after(data: bytes, pos: int) -> bool:
+    while True:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            return False
+        if _payload_of(data, pos, end) is not None:
+            return True
+        pos = end + 1
+
+
+def _scan(data: bytes, base: int, path: str) -> tuple[list[tuple[int, bytes]], int]:
+    """The good records in ``data`` (read at file offset ``base``) and where they end.
+
+    Payloads hold no raw newline (JSON escapes it), so every record is one line. A bad or
+    unfinished line with nothing good after it is a torn tail (a write cut short, or still
+    in progress in another process): scanning stops before it. A bad line followed by a
+    good one is damage, never skipped: ``CorruptDatabaseError`` names its offset.
+    """
+    records: list[tuple[int, bytes]] = []
+    pos, size = 0, len(data)
+    while pos < size:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            break
+        payload = _payload_of(data, pos, end)
+        if payload is None:
+            if _good_line_after(data, end + 1):
+                raise CorruptDatabaseError(
+                    f"the journal {path!r} is damaged at byte {base + pos}: a record fails its "
+                    "length or checksum test and later records follow it (the files were left as they are)",
+                    path=path, offset=base + pos,
+                )
+            break
+        records.append((base + pos, payload))
+        pos = end + 1
+    return records, base + pos
+
+
+def _storage_error(exc: OSError, what: str, path: str) -> StorageError:
+    """A clear MicroDB error for an OS error (kept as the cause by the caller's ``from``)."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _FULL_ERRORS:
+        return StorageError(f"cannot {what} {path!r}: the disk is full ({reason}); nothing was changed")
+    if exc.errno in _DENIED_ERRORS:
+        return ReadOnlyError(f"cannot {what} {path!r}: permission denied ({reason}); nothing was changed")
+    return StorageError(f"cannot {what} {path!r}: {reason}; nothing was changed")
+
+
+def _byte_offset(data: bytes, exc: ValueError, encoding: str) -> int | None:
+    if isinstance(exc, UnicodeDecodeError):
+        return exc.start
+    pos = getattr(exc, "pos", None)
+    if pos is None:
+        match = re.search(rb"(?<![\"\w])-?(?:NaN|Infinity)\b", data)
+        return match.start() if match else None
+    text = data.decode(encoding, errors="replace")
+    return len(text[:pos].encode(encoding, errors="replace"))
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_dev, st.st_ino)
+
+
+class Codec(Protocol[S]):
+    """How one kind of file turns its snapshot and records into a state (and back)."""
+
+    kind: str
+
+    def state(self, snapshot: Any, meta: Any, tagged: bool, where: Callable[[str, str], CorruptDatabaseError]) -> S:
+        """The state held by a parsed snapshot (``None``: no file) and the header's meta."""
+
+    def replay(self, state: S, payload: Any, offset: int, path: str) -> None:
+        """Apply one parsed journal record (found at ``offset`` in ``path``) to ``state``."""
+
+    def snapshot(self, state: S) -> Any:
+        """The JSON value of the snapshot for ``state``."""
+
+    def meta(self, state: S) -> Any:
+        """What the journal header keeps beside the snapshot."""
+
+
+class JournaledFile(Generic[S]):
+    """A JSON snapshot, a journal of commits beside it and a lock: the machinery of a file.
+
+    It serves :class:`JSONFileStore` (a database) and :class:`~microdb.AutoSavingDict` (one
+    JSON object); a :class:`Codec` says what their snapshots and records mean. It is not
+    thread-safe by itself: its owners serialise calls.
+    """
+
+    #: Called with the name of each checkpoint step (tests inject crashes and faults here).
+    fault_hook: ClassVar[Callable[[str], None] | None] = None
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        codec: Codec[S],
+        *,
+        durable: bool = True,
+        read_only: bool = False,
+        lock_timeout: float = 10.0,
+        indent: int | None = None,
+        sort_keys: bool = False,
+        ensure_ascii: bool = False,
+        encoding: str = "utf-8",
+        create_dirs: bool = True,
+        checkpoint_ratio: float = 1.0,
+        checkpoint_bytes: int = 1 << 20,
+    ):
+        if not isinstance(lock_timeout, (int, float)) or lock_timeout < 0:
+            raise ValueError(f"lock_timeout must be a number of seconds >= 0, got {lock_timeout!r}")
+        if not isinstance(checkpoint_ratio, (int, float)) or checkpoint_ratio <= 0:
+            raise ValueError(f"checkpoint_ratio must be > 0, got {checkpoint_ratio!r}")
+        if not isinstance(checkpoint_bytes, int) or checkpoint_bytes < 0:
+            raise ValueError(f"checkpoint_bytes must be an int >= 0, got {checkpoint_bytes!r}")
+        "".encode(encoding)  # an unknown encoding fails here, with Python's own LookupError
+        self.path = os.path.abspath(os.fspath(path))
+        self.journal_path = self.path + JOURNAL_SUFFIX
+        self.lock_path = self.path + LOCK_SUFFIX
+        self.folder = os.path.dirname(self.path)
+        self.codec = codec
+        self.durable = bool(durable)
+        self.encoding = encoding
+        self.create_dirs = create_dirs
+        self.dump_options: dict[str, Any] = {"indent": indent, "sort_keys": sort_keys, "ensure_ascii": ensure_ascii}
+        self.checkpoint_ratio = float(checkpoint_ratio)
+        self.checkpoint_bytes = checkpoint_bytes
+        self.lock_timeout = float(lock_timeout)
+        self.read_only = bool(read_only) or not self._writable()
+        self.generation = 0
+        self._lock: FileLock | None = None
+        self._fd: int | None = None  # the journal, while it exists
+        self._journal_id: tuple[int, int] | None = None
+        self._header_end = 0  # where the journal's first commit starts
+        self._offset = 0  # just after the last good record we have read or written
+        self._seen_size = 0  # the journal's size at our last look
+        self._snapshot_id: tuple[int, int, int, int] | None = None
+        self._snapshot_size = 0
+        self._stale = False  # the journal on disk belongs to no snapshot (the snapshot was removed)
+        self._next_checkpoint = 0
+        self._closed = False
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _writable(self) -> bool:
+        if os.path.exists(self.path):
+            if not os.access(self.path, os.W_OK) or not os.access(self.folder, os.W_OK):
+                return False
+            return not os.path.exists(self.journal_path) or os.access(self.journal_path, os.W_OK)
+        folder = self.folder
+        while not os.path.isdir(folder):
+            if not self.create_dirs:
+                return True  # the error comes when the file is created, naming the folder
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+        return os.access(folder, os.W_OK)
+
+    def _corrupt(self, what: str, offset: int | None = None, path: str | None = None) -> CorruptDatabaseError:
+        where = path or self.path
+        at = f" at byte {offset}" if offset is not None else ""
+        return CorruptDatabaseError(
+            f"{where!r}{at}: {what} (the file was left as it is)", path=where, offset=offset
+        )
+
+    def _where(self, what: str, needle: str) -> CorruptDatabaseError:
+        """A snapshot error, located by searching for ``needle`` (a JSON key) in the file."""
+        offset = None
+        try:
+            with open(self.path, "rb") as handle:
+                found = handle.read().find(needle.encode(self.encoding, errors="replace"))
+            offset = found if found >= 0 else None
+        except OSError:
+            pass
+        return self._corrupt(what, offset)
+
+    def _step(self, name: str) -> None:
+        hook = type(self).fault_hook
+        if hook is not None:
+            hook(name)
+
+    def _threshold(self) -> int:
+        return max(self.checkpoint_bytes, int(self.checkpoint_ratio * self._snapshot_size))
+
+    # -- reading ------------------------------------------------------------------------------
+    def _open_journal(self) -> int | None:
+        flags = (os.O_RDONLY if self.read_only else os.O_RDWR) | _BINARY
+        try:
+            return os.open(self.journal_path, flags)
+        except FileNotFoundError:
+            return None
+        except PermissionError:
+            if self.read_only:
+                raise
+            self.read_only = True
+            return os.open(self.journal_path, os.O_RDONLY | _BINARY)
+
+    def _read_header(self, fd: int) -> tuple[dict[str, Any] | None, int]:
+        """The journal's header and where it ends (``None, 0`` for an empty journal)."""
+        data = pread_all(fd, 1 << 16, 0)
+        if not data:
+            return None, 0
+        end = data.find(b"\n")
+        while end < 0:
+            more = pread_all(fd, 1 << 20, len(data))
+            if not more:
+                raise self._corrupt("the journal's header is unfinished", 0, self.journal_path)
+            data += more
+            end = data.find(b"\n")
+        payload = _payload_of(data, 0, end)
+        if payload is None:
+            raise self._corrupt("the journal's header fails its length or checksum test", 0, self.journal_path)
+        try:
+            header = loads_strict(payload)
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or header.get("microdb") != "journal":
+            raise self._corrupt("this is not a MicroDB journal", 0, self.journal_path)
+        version = header.get("format")
+        if not isinstance(version, int):
+            raise self._corrupt("the journal's header has no format version", 0, self.journal_path)
+        if version > FORMAT_VERSION:
+            raise FormatVersionError(
+                f"{self.path!r} was written by a newer MicroDB (file format {version}; this version "
+                f"reads formats up to {FORMAT_VERSION}): upgrade MicroDB to open it"
+            )
+        if header.get("kind", self.codec.kind) != self.codec.kind:
+            raise self._corrupt(
+                f"the journal belongs to a {header.get('kind')!r} file, not a {self.codec.kind!r} one",
+                0, self.journal_path,
+            )
+        return header, end + 1
+
+    def _read_snapshot(self) -> tuple[Any, bool]:
+        """The parsed snapshot (``None`` when there is none) and whether it holds ``"$`` tags."""
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            self._snapshot_id = None
+            self._snapshot_size = 0
+            return None, False
+        with handle:
+            st = os.fstat(handle.fileno())
+            data = handle.read()
+        self._snapshot_id = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        self._snapshot_size = len(data)
+        if not data.strip():
+            return None, False  # an empty file, as TinyDB's touch() leaves it: an empty database
+        utf8 = self.encoding.replace("-", "").replace("_", "").lower() == "utf8"
+        try:
+            value = loads_strict(data if utf8 else data.decode(self.encoding))
+        except ValueError as exc:
+            offset = _byte_offset(data, exc, self.encoding)
+            raise self._corrupt(f"the file is not valid JSON ({exc})", offset) from exc
+        return value, b'"$' in data
+
+    def _load(self) -> S:
+        """Snapshot plus journal, consistent even while another process checkpoints.
+
+        The journal is opened first and read after the snapshot: whatever snapshot we read
+        then includes only records we also read, and replaying those again changes nothing.
+        If the journal was replaced meanwhile (a checkpoint finished), we read again.
+        """
+        for _ in range(50):
+            fd = self._open_journal()
+            try:
+                header: dict[str, Any] | None = None
+                header_end = 0
+                if fd is not None:
+                    header, header_end = self._read_header(fd)
+                snapshot, tagged = self._read_snapshot()
+                meta = header.get("meta") if header is not None else None
+                state = self.codec.state(snapshot, meta, tagged, self._where)
+                size = 0
+                records: list[tuple[int, bytes]] = []
+                end = header_end
+                if fd is not None and header is not None:
+                    size = os.fstat(fd).st_size
+                    data = pread_all(fd, size - header_end, header_end)
+                    records, end = _scan(data, header_end, self.journal_path)
+                    size = header_end + len(data)
+                try:
+                    st: os.stat_result | None = os.stat(self.journal_path)
+                except FileNotFoundError:
+                    st = None
+                own = os.fstat(fd) if fd is not None else None
+                if (st is None) != (own is None) or (
+                    st is not None and own is not None and _identity(st) != _identity(own)
+                ):
+                    if fd is not None:
+                        os.close(fd)
+                    continue  # a checkpoint replaced the journal while we read: again
+                stale = snapshot is None and fd is not None and self._snapshot_id is None
+                if not stale:
+                    for offset, payload in records:
+                        try:
+                            value = loads_strict(payload)
+                        except ValueError as exc:
+                            raise self._corrupt("a journal record is not JSON", offset, self.journal_path) from exc
+                        self.codec.replay(state, value, offset, self.journal_path)
+            except BaseException:
+                if fd is not None:
+                    os.close(fd)
+                raise
+            self._adopt(fd, header, header_end, end, size)
+            self._stale = stale
+            return state
+        raise StorageError(f"{self.path!r} kept changing while it was being read; try again")
+
+    def _adopt(self, fd: int | None, header: dict[str, Any] | None, header_end: int, end: int, size: int) -> None:
+        """Make ``fd`` our journal (closing the previous one)."""
+        if self._fd is not None and self._fd != fd:
+            os.close(self._fd)
+        self._fd = fd
+        self._journal_id = _identity(os.fstat(fd)) if fd is not None else None
+        self._header_end = header_end
+        self._offset = end
+        self._seen_size = size
+        generation = header.get("generation", 0) if header is not None else 0
+        self.generation = generation if isinstance(generation, int) else 0
+        self._next_checkpoint = header_end + self._threshold()
+
+    # -- opening ------------------------------------------------------------------------------
+    def open(self) -> S:
+        """Load the file (and, when writable, make it ready: journal, upgrade, cleanup)."""
+        state = self._load()
+        if self.read_only:
+            return state
+        try:
+            if not os.path.isdir(self.folder):
+                if not self.create_dirs:
+                    raise StorageError(f"cannot create {self.path!r}: the folder {self.folder!r} does not exist")
+                os.makedirs(self.folder, exist_ok=True)
+            self._lock = FileLock(self.lock_path, timeout=self.lock_timeout)
+            with self.lock():
+                if self._changed_since_load():
+                    state = self._load()
+                self._prepare(state)
+        except MicroDBError:
+            self._close_fds()
+            raise
+        except OSError as exc:
+            if exc.errno in _DENIED_ERRORS:
+                # A file or folder we may read but not write: serve reads, refuse writes.
+                self.read_only = True
+                self._drop_lock()
+                return state
+            self._close_fds()
+            raise _storage_error(exc, "open", self.path) from exc
+        except BaseException:
+            self._close_fds()
+            raise
+        return state
+
+    def _drop_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _changed_since_load(self) -> bool:
+        try:
+            st = os.stat(self.path)
+            snap: tuple[int, int, int, int] | None = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            snap = None
+        try:
+            jst = os.stat(self.journal_path)
+            journal = (_identity(jst), jst.st_size)
+        except FileNotFoundError:
+            journal = None
+        ours = (self._journal_id, self._seen_size) if self._journal_id is not None else None
+        return snap != self._snapshot_id or journal != ours
+
+    def _prepare(self, state: S) -> None:
+        """Under the lock at open: create, upgrade or tidy the files for writing."""
+        self._remove_temps()
+        if self._stale:
+            # The snapshot was removed by hand: its journal describes nothing any more.
+            # Remove it before writing the new snapshot, so no crash pairs the two.
+            self._close_journal()
+            os.remove(self.journal_path)
+            self._stale = False
+        if self._fd is None or self._header_end == 0:
+            # No journal (a new database, or a TinyDB file): write the snapshot if it is
+            # missing, then a journal holding the header. That is the format upgrade too.
+            self._checkpoint(state, keep_snapshot=self._snapshot_id is not None)
+            return
+        assert self._fd is not None
+        header, _ = self._read_header(self._fd)
+        if header is not None and header["format"] < FORMAT_VERSION:
+            self._checkpoint(state)
+            return
+        if self._seen_size > self._offset:
+            self._truncate_tail()
+
+    def _remove_temps(self) -> None:
+        # Leftovers of a checkpoint that crashed; under the lock, nobody else is writing one.
+        for name in (os.path.basename(self.path), os.path.basename(self.journal_path)):
+            prefix = f".{name}."
+            try:
+                entries = os.listdir(self.folder)
+            except OSError:
+                return
+            for entry in entries:
+                if entry.startswith(prefix) and entry.endswith(".tmp") and len(entry) == len(prefix) + 16:
+                    remove_quietly(os.path.join(self.folder, entry))
+
+    def _truncate_tail(self) -> None:
+        assert self._fd is not None
+        os.ftruncate(self._fd, self._offset)
+        if self.durable:
+            fsync_fd(self._fd)
+        self._seen_size = self._offset
+
+    # -- keeping up with other processes -----------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the cross-process write lock (nothing for a read-only file)."""
+        if self._lock is None:
+            yield
+            return
+        self._lock.acquire()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @property
+    def locked(self) -> bool:
+        """Whether this object holds the write lock."""
+        return self._lock is not None and self._lock.held
+
+    def poll(self) -> None | list[tuple[int, Any]] | S:
+        """What other processes committed since we last looked: one ``stat`` when nothing did.
+
+        Returns ``None``, their new records (offset, parsed payload) in order, or a whole new
+        state after another process's checkpoint.
+        """
+        if self._closed:
+            return None
+        locked = self.locked
+        try:
+            st = os.stat(self.journal_path)
+        except FileNotFoundError:
+            if self._journal_id is None:
+                return None
+            if locked:
+                raise StorageError(
+                    f"the journal {self.journal_path!r} was removed while the database was open; "
+                    "nothing was changed (reopen the database)"
+                ) from None
+            return None  # keep serving what we have; a write will say what happened
+        except OSError as exc:
+            raise _storage_error(exc, "read", self.journal_path) from exc
+        try:
+            if _identity(st) != self._journal_id:
+                return self._load()
+            if (locked and self._snapshot_changed()) or st.st_size < self._offset:
+                return self._load()
+            self._seen_size = st.st_size
+            if st.st_size == self._offset or self._fd is None or self._stale:
+                return None
+            data = pread_all(self._fd, st.st_size - self._offset, self._offset)
+            self._seen_size = self._offset + len(data)
+            records, end = _scan(data, self._offset, self.journal_path)
+        except MicroDBError:
+            raise
+        except OSError as exc:
+            raise _storage_error(exc, "read", self.journal_path) from exc
+        if not records:
+            return None
+        out = []
+        for offset, payload in records:
+            try:
+                out.append((offset, loads_strict(payload)))
+            except ValueError as exc:
+                raise self._corrupt("a journal record is not JSON", offset, self.journal_path) from exc
+        self._offset = end
+        return out
+
+    def _snapshot_changed(self) -> bool:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StorageError(
+                f"{self.path!r} was removed while the database was open; nothing was changed "
+                "(reopen the database)"
+            ) from None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self._snapshot_id
+
+    # -- writing --------------------------------------------------------------------------------
+    def append(self, payload: Any, state: S) -> None:
+        """Commit one record (under the lock); ``state`` is memory after it, for a checkpoint."""
+        if self.read_only:
+            raise ReadOnlyError(f"{self.path!r} is open read-only")
+        if self._fd is None or self._closed:
+            raise StorageError(f"{self.path!r} is not open for writing")
+        data = frame_record(dumpb(payload))
+        fd, offset = self._fd, self._offset
+        try:
+            if self._seen_size != offset:
+                # A torn tail left by a crashed writer (we hold the lock: nobody is writing).
+                os.ftruncate(fd, offset)
+                self._seen_size = offset
+            pwrite_all(fd, data, offset)
+            if self.durable:
+                fsync_fd(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, offset)  # take back what part of the record reached the file
+                self._seen_size = offset
+            except OSError:
+                self._seen_size = -1  # unknown: truncate before the next write
+            raise _storage_error(exc, "write to", self.journal_path) from exc
+        self._offset = self._seen_size = offset + len(data)
+        if self._offset >= self._next_checkpoint:
+            try:
+                self._checkpoint(state)
+            except (OSError, MicroDBError):
+                # The commit itself is durable; a failed checkpoint only means a longer
+                # journal. Try again once it has grown by another threshold.
+                self._next_checkpoint = self._offset + self._threshold()
+
+    def checkpoint(self, state: S) -> None:
+        """Write a new snapshot and a fresh journal now (under the lock)."""
+        if self.read_only:
+            raise ReadOnlyError(f"{self.path!r} is open read-only")
+        if self._closed:
+            raise StorageError(f"{self.path!r} is closed")
+        try:
+            self._checkpoint(state)
+        except MicroDBError:
+            raise
+        except OSError as exc:
+            raise _storage_error(exc, "write a checkpoint of", self.path) from exc
+
+    def _snapshot_bytes(self, state: S) -> bytes:
+        value = self.codec.snapshot(state)
+        return dumps(value, **self.dump_options).encode(self.encoding)
+
+    def _checkpoint(self, state: S, *, keep_snapshot: bool = False) -> None:
+        """Snapshot and fresh journal, so that a crash at any instant leaves old or new state.
+
+        Order: both temporary files written and fsynced; snapshot renamed into place; journal
+        renamed into place; folder fsynced. A crash between the renames pairs the new
+        snapshot with the old journal, whose records the new snapshot already holds:
+        replaying them again changes nothing.
+        """
+        header = {
+            "microdb": "journal",
+            "format": FORMAT_VERSION,
+            "kind": self.codec.kind,
+            "generation": self.generation + 1,
+            "meta": self.codec.meta(state),
+        }
+        head = frame_record(dumpb(header))
+        temps: list[str] = []
+        journal_fd: int | None = None
+        try:
+            self._step("begin")
+            if not keep_snapshot:
+                snapshot_temp, fd = create_temp(self.path, self._snapshot_bytes(state))
+                temps.append(snapshot_temp)
+                with contextlib.suppress(OSError):
+                    if self._snapshot_id is not None:
+                        os.chmod(snapshot_temp, os.stat(self.path).st_mode & 0o7777)
+                os.close(fd)
+                self._step("snapshot-written")
+            journal_temp, journal_fd = create_temp(self.journal_path, head)
+            temps.append(journal_temp)
+            self._step("journal-written")
+            if not keep_snapshot:
+                replace(snapshot_temp, self.path)
+                temps.remove(snapshot_temp)
+                self._step("snapshot-replaced")
+            replace(journal_temp, self.journal_path)
+            temps.remove(journal_temp)
+            # From here the journal at the path is the new one: adopt it before anything
+            # else can fail, or later commits would go to the old, unlinked file.
+            fd, journal_fd = journal_fd, None
+            self._adopt(fd, header, len(head), len(head), len(head))
+            st = os.stat(self.path)
+            self._snapshot_id = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            self._snapshot_size = st.st_size
+            self._next_checkpoint = len(head) + self._threshold()
+            self._step("journal-replaced")
+            fsync_dir(self.folder)
+            self._step("done")
+        finally:
+            if journal_fd is not None:
+                os.close(journal_fd)
+            for temp in temps:
+                remove_quietly(temp)
+
+    # -- closing --------------------------------------------------------------------------------
+    def _close_journal(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = None
+        self._journal_id = None
+        self._header_end = self._offset = self._seen_size = 0
+
+    def _close_fds(self) -> None:
+        self._close_journal()
+        self._drop_lock()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def pending_bytes(self) -> int:
+        """How many bytes of commits the journal holds beyond the snapshot."""
+        return max(self._offset - self._header_end, 0)
+
+    def close(self, state: S | None) -> None:
+        """Checkpoint (when this process is up to date and there is anything to fold in) and release."""
+        if self._closed:
+            return
+        try:
+            if state is not None and not self.read_only and self._fd is not None and self.pending_bytes:
+                with contextlib.suppress(OSError, MicroDBError), self.lock():
+                    # Only fold in what we know: if others committed since our last look,
+                    # the journal keeps everything and the next checkpoint takes it.
+                    if self.poll() is None and self.pending_bytes:
+                        self._checkpoint(state)
+        finally:
+            self._closed = True
+            self._close_fds()
+
+    def __repr__(self) -> str:
+        return f"JournaledFile({self.path!r}, kind={self.codec.kind!r})"
+
+
+# ---------------------------------------------------------------------------------------------
+# A database: tables of documents
+# ---------------------------------------------------------------------------------------------
+
+_KINDS = {"put": "p", "delete": "d", "meta": "m", "drop": "x"}
+
+
+class _TablesCodec:
+    """Snapshot ``{"table": {"1": doc}}``; records are lists of put/delete/meta/drop changes."""
+
+    kind = "tables"
+
+    def state(
+        self, snapshot: Any, meta: Any, tagged: bool, where: Callable[[str, str], CorruptDatabaseError]
+    ) -> State:
+        state: State = {}
+        if snapshot is None:
+            return state
+        if not isinstance(snapshot, dict):
+            raise where(
+                f"the file holds a JSON {type(snapshot).__name__}, not an object of tables: "
+                "it is not a MicroDB or TinyDB database", "",
+            )
+        metas = meta if isinstance(meta, dict) else {}
+        for name, table in snapshot.items():
+            if not isinstance(table, dict):
+                raise where(f"table {name!r} is not a JSON object of documents", f'"{name}"')
+            docs: dict[int, dict[str, Any]] = {}
+            for key, doc in table.items():
+                try:
+                    doc_id = int(key)
+                except ValueError:
+                    raise where(f"table {name!r} has a document key {key!r} that is not an integer id", f'"{key}"') from None
+                if type(doc) is not dict:
+                    raise where(f"document {key} of table {name!r} is not a JSON object", f'"{key}"')
+                docs[doc_id] = decode(doc) if tagged else doc
+            if len(docs) != len(table):
+                raise where(f"table {name!r} repeats a document id", f'"{name}"')
+            ts = TableState(docs)
+            saved = metas.get(name)
+            if saved is not None:
+                try:
+                    ts.meta = _meta_from_json(saved)
+                except (TypeError, ValueError, MicroDBError) as exc:
+                    raise CorruptDatabaseError(
+                        f"the journal header's metadata of table {name!r} is malformed ({exc})", offset=0
+                    ) from exc
+            if docs:
+                ts.meta["next_id"] = max(ts.meta["next_id"], max(docs) + 1)
+            state[name] = ts
+        return state
+
+    def replay(self, state: State, payload: Any, offset: int, path: str) -> None:
+        apply_ops(state, ops_from_record(payload, offset, path))
+
+    def snapshot(self, state: State) -> Any:
+        return {
+            name: {str(doc_id): encode(doc) for doc_id, doc in ts.docs.items()}
+            for name, ts in state.items()
+        }
+
+    def meta(self, state: State) -> Any:
+        return {name: encode(ts.meta) for name, ts in state.items()}
+
+
+def _meta_from_json(value: Any) -> dict[str, Any]:
+    meta = decode(value)
+    if not isinstance(meta, dict):
+        raise TypeError("table metadata is not an object")
+    meta.setdefault("indexes", [])
+    next_id = meta.get("next_id", 1)
+    if not isinstance(next_id, int) or isinstance(next_id, bool):
+        raise TypeError("next_id is not an integer")
+    meta["next_id"] = next_id
+    return meta
+
+
+def record_of(ops: list[Op]) -> list[list[Any]]:
+    """The journal form of a batch of changes."""
+    out: list[list[Any]] = []
+    for op in ops:
+        kind = op[0]
+        if kind == "put":
+            out.append(["p", op[1], op[2], encode(op[3])])
+        elif kind == "delete":
+            out.append(["d", op[1], op[2]])
+        elif kind == "meta":
+            out.append(["m", op[1], encode(op[2])])
+        elif kind == "drop":
+            out.append(["x", op[1]])
+        else:
+            raise StorageError(f"unknown storage operation {kind!r}")
+    return out
+
+
+def ops_from_record(payload: Any, offset: int, path: str | None = None) -> list[Op]:
+    """The changes of one journal record (``CorruptDatabaseError`` if it is malformed)."""
+    try:
+        ops: list[Op] = []
+        for item in payload:
+            kind = item[0]
+            table = item[1]
+            if type(table) is not str:
+                raise TypeError("a table name must be a string")
+            if kind == "p":
+                doc = item[3]
+                if type(doc) is not dict or type(item[2]) is not int:
+                    raise TypeError("a put needs an integer id and an object")
+                ops.append(("put", table, item[2], decode(doc)))
+            elif kind == "d":
+                if type(item[2]) is not int:
+                    raise TypeError("a delete needs an integer id")
+                ops.append(("delete", table, item[2]))
+            elif kind == "m":
+                ops.append(("meta", table, _meta_from_json(item[2])))
+            elif kind == "x":
+                ops.append(("drop", table))
+            else:
+                raise ValueError(f"unknown change {kind!r}")
+        return ops
+    except (TypeError, ValueError, IndexError, KeyError, MicroDBError) as exc:
+        raise CorruptDatabaseError(
+            f"{path!r} at byte {offset}: the journal record is not a list of changes ({exc})",
+            path=path, offset=offset,
+        ) from exc
+
+
+class JSONFileStore(Store):
+    """A database in one JSON file, written through a journal: crash-safe and multi-process.
+
+    Options: ``durable`` (fsync each commit; ``False`` hands commits to the OS, which
+    survives a process crash but not a power cut), ``read_only``, ``lock_timeout`` (seconds
+    to wait for another process's write), ``indent``/``sort_keys``/``ensure_ascii``/
+    ``encoding`` (how the snapshot is written, as TinyDB's options), ``create_dirs``, and
+    ``checkpoint_ratio``/``checkpoint_bytes`` (the journal is folded into the snapshot once
+    it is larger than both ``checkpoint_bytes`` and ``checkpoint_ratio`` times the snapshot).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durable: bool = True,
+        read_only: bool = False,
+        lock_timeout: float = 10.0,
+        indent: int | None = None,
+        sort_keys: bool = False,
+        ensure_ascii: bool = False,
+        encoding: str = "utf-8",
+        create_dirs: bool = True,
+        checkpoint_ratio: float = 1.0,
+        checkpoint_bytes: int = 1 << 20,
+    ):
+        self.file: JournaledFile[State] = JournaledFile(
+            path, _TablesCodec(), durable=durable, read_only=read_only, lock_timeout=lock_timeout,
+            indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii, encoding=encoding,
+            create_dirs=create_dirs, checkpoint_ratio=checkpoint_ratio, checkpoint_bytes=checkpoint_bytes,
+        )
+        self.path = self.file.path
+        self.read_only = self.file.read_only
+
+    def load(self) -> State:
+        """Read the snapshot and replay the journal."""
+        state = self.file.open()
+        self.read_only = self.file.read_only
+        return state
+
+    def commit(self, ops: list[Op], state: State) -> None:
+        """Append one journal record holding ``ops`` (fsynced when durable)."""
+        if not ops:
+            return
+        self.file.append(record_of(ops), state)
+
+    def sync(self) -> SyncResult:
+        """Other processes' commits since our last look (one ``stat`` when there are none)."""
+        found = self.file.poll()
+        if found is None or isinstance(found, dict):
+            return found
+        return [ops_from_record(payload, offset, self.file.journal_path) for offset, payload in found]
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the write lock shared by every process using the file."""
+        with self.file.lock():
+            yield
+
+    def compact(self, state: State) -> None:
+        """Fold the journal into a new snapshot now."""
+        self.file.checkpoint(state)
+
+    def close(self, state: State) -> None:
+        """Checkpoint, then release the files and the lock."""
+        self.file.close(state)
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else ("durable" if self.file.durable else "fast")
+        return f"JSONFileStore({self.path!r}, {mode})"
