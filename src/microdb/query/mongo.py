@@ -252,8 +252,8 @@ def _order(op: str) -> Callable[[_Field, Any, Mapping[str, Any]], Node]:
     return handler
 
 
-def _op_in(f: _Field, operand: Any, ops: Mapping[str, Any]) -> Node:
-    values = _values(operand, f, "$in")
+def _op_in(f: _Field, operand: Any, ops: Mapping[str, Any], op: str = "$in") -> Node:
+    values = _values(operand, f, op)
     plain: list[Any] = []
     branches: list[Node] = []
     for value in values:
@@ -262,14 +262,14 @@ def _op_in(f: _Field, operand: Any, ops: Mapping[str, Any]) -> Node:
         elif value is None:
             branches.append(_null(f))
         else:
-            plain.append(_literal(value, f, "$in"))
+            plain.append(_literal(value, f, op))
     if plain:
         branches.insert(0, _reach(f, _in_leaf(tuple(plain), f.expand)))
     return Or.of(*branches) if branches else Const(False)
 
 
 def _op_nin(f: _Field, operand: Any, ops: Mapping[str, Any]) -> Node:
-    return Not(_op_in(f, operand, ops))
+    return Not(_op_in(f, operand, ops, "$nin"))
 
 
 def _op_exists(f: _Field, operand: Any, ops: Mapping[str, Any]) -> Node:
