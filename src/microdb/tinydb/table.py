@@ -58,6 +58,16 @@ def _int_ids(doc_ids: Any) -> list[int]:
     return ids
 
 
+def _lookup_id(doc_id: Any) -> int | None:
+    """The id ``doc_id`` names, as TinyDB looks ids up (by their text), or ``None``."""
+    if isinstance(doc_id, bool):
+        return None
+    if isinstance(doc_id, int):
+        return doc_id
+    text = str(doc_id)
+    return int(text) if text.isdigit() else None
+
+
 def _cacheable(node: Node) -> bool:
     """Whether a result may be cached: the query runs none of the user's code.
 
@@ -204,9 +214,13 @@ class Table(_CoreTable):
         With ``doc_ids``, a list of the documents with those ids, in table order.
         """
         if doc_id is not None:
-            return super().get(doc_id=doc_id)
+            found = _lookup_id(doc_id)
+            return None if found is None else super().get(doc_id=found)
         if doc_ids is not None:
-            return super().get(doc_ids=sorted(set(_int_ids(doc_ids))))
+            if isinstance(doc_ids, (str, bytes, Mapping)) or not isinstance(doc_ids, Iterable):
+                raise DocumentError(f"doc_ids must be a list of ids, got {doc_ids!r}")
+            ids = {_lookup_id(i) for i in doc_ids} - {None}
+            return super().get(doc_ids=sorted(i for i in ids if i is not None))
         if cond is None:
             raise MissingArgumentError("You have to pass either cond or doc_id or doc_ids")
         return super().get(self._condition(cond))
@@ -214,7 +228,8 @@ class Table(_CoreTable):
     def contains(self, cond: Any = None, doc_id: int | None = None) -> bool:
         """Whether a document matches ``cond``, or has id ``doc_id``."""
         if doc_id is not None:
-            return super().contains(doc_id=doc_id)
+            found = _lookup_id(doc_id)
+            return found is not None and super().contains(doc_id=found)
         if cond is None:
             raise MissingArgumentError("You have to pass either cond or doc_id")
         return super().contains(self._condition(cond))
