@@ -1,0 +1,330 @@
+"""The PostgreSQL backend: ``MicroDB('postgresql://user@host/dbname')``.
+
+Any libpq connection string works (URL or ``key=value`` form, several hosts with
+``target_session_attrs``...). Connections come from a pool (``psycopg_pool``); each thread
+uses its own connection for the length of a block, so threads work in parallel.
+
+Each MicroDB table is a SQL table ``mdb_<tid>(id bigint, body text, doc jsonb)``: ``body``
+is the exact JSON text (so documents come back with their key order and number forms) and
+``doc`` is the ``jsonb`` PostgreSQL generates from it for queries and indexes. An index on
+a field is a set of PostgreSQL indexes: type-guarded expression indexes for numbers and
+strings (a document holding another type at that path simply is not in them, so no insert
+ever fails because of an index), a GIN index on ``doc`` for containment (equality,
+``any``, ``fragment``), and for ``unique=True`` a unique index on the ``jsonb`` value.
+
+A write block is one transaction; rows read inside it are locked (``SELECT ... FOR
+UPDATE``), so a read-modify-write from many processes or machines loses nothing. A
+connection dropped by the server is replaced and the statement retried once when nothing
+of the block has been sent yet; otherwise the block fails with ``StorageError``.
+
+psycopg 3 and psycopg_pool are an optional extra: ``pip install "microdb[postgres]"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from microdb.errors import DocumentError, DuplicateKeyError, ReadOnlyError, StorageError, UnsupportedFeature
+from microdb.query import ast
+from microdb.query.sql import POSTGRES, PostgresDialect
+from microdb.storage.sqlbase import REGISTRY, Session, SQLBackend, TableInfo, index_name
+
+__all__ = ["PostgresBackend"]
+
+_INSTALL = 'the PostgreSQL backend needs psycopg 3 and psycopg_pool: pip install "microdb[postgres]"'
+_cursor_names = itertools.count(1)
+
+
+def _import() -> tuple[Any, Any]:
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError as exc:
+        raise UnsupportedFeature(_INSTALL) from exc
+    return psycopg, psycopg_pool
+
+
+class PostgresBackend(SQLBackend):
+    """MicroDB on a PostgreSQL database (see the module docstring).
+
+    Options: ``schema`` (the schema holding MicroDB's tables; created if missing; default:
+    the connection's ``search_path``), ``pool_size`` (most connections kept, default 4),
+    ``timeout`` (seconds to wait for a connection or a lock, default 30), ``read_only``.
+    """
+
+    dialect: PostgresDialect = POSTGRES
+    name = "postgresql"
+    body_column = "body"
+    reads_in_transaction = False
+
+    def __init__(
+        self, url: str, *, schema: str | None = None, pool_size: int = 4, timeout: float = 30.0,
+        read_only: bool = False,
+    ):
+        super().__init__()
+        self._psycopg, pool_mod = _import()
+        self.url = url
+        self.schema = schema
+        self.read_only = bool(read_only)
+        self.timeout = float(timeout)
+        self._local = threading.local()
+        lock_ms = int(self.timeout * 1000)
+
+        def configure(conn: Any) -> None:
+            # Runs once per new connection: the schema and lock timeout stay for its life.
+            if schema is not None:
+                conn.execute("SELECT set_config('search_path', %s, false)", (_ident(schema),))
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{lock_ms}ms",))
+
+        try:
+            self._pool = pool_mod.ConnectionPool(
+                url, min_size=1, max_size=max(1, int(pool_size)), open=True, timeout=self.timeout,
+                kwargs={"autocommit": True}, configure=configure, name=f"microdb-{id(self):x}",
+            )
+            self._pool.wait(timeout=self.timeout)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                self._pool.close()
+            raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
+        if schema is not None and not self.read_only:
+            with self._op(write=True) as s:
+                self._execute(s, f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
+        if not self.read_only:
+            with self._op(write=True) as s:
+                self._create_schema(s)
+
+    def __repr__(self) -> str:
+        return f"PostgresBackend(schema={self.schema!r})"
+
+    # -- connections ----------------------------------------------------------------------
+    def _mine(self) -> Session:
+        s: Session | None = getattr(self._local, "session", None)
+        if s is None:
+            s = self._local.session = Session()
+        return s
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Session]:
+        s = self._mine()
+        if s.conn is not None:
+            yield s
+            return
+        self._check_open()
+        try:
+            s.conn = self._pool.getconn(timeout=self.timeout)
+        except Exception as exc:
+            raise StorageError(f"no PostgreSQL connection within {self.timeout}s: {exc}") from exc
+        try:
+            yield s
+        finally:
+            conn, s.conn = s.conn, None
+            self._give_back(conn)
+
+    def _give_back(self, conn: Any) -> None:
+        with contextlib.suppress(Exception):
+            if not conn.closed and conn.info.transaction_status != 0:  # not idle: throw it away
+                conn.close()
+            self._pool.putconn(conn)
+
+    def _reconnect(self, s: Session) -> None:
+        old, s.conn = s.conn, None
+        with contextlib.suppress(Exception):
+            old.close()
+            self._pool.putconn(old)
+        try:
+            s.conn = self._pool.getconn(timeout=self.timeout)
+        except Exception as exc:
+            raise StorageError(f"lost the PostgreSQL connection and could not get another: {exc}") from exc
+
+    def _wrap(self, exc: Exception, sql: str) -> Exception:
+        errors = self._psycopg.errors
+        message = str(exc).strip()
+        if isinstance(exc, errors.UniqueViolation):
+            return DuplicateKeyError(f"a unique index rejected the write ({message}); nothing was changed")
+        if isinstance(exc, (errors.UntranslatableCharacter, errors.CharacterNotInRepertoire,
+                            errors.InvalidTextRepresentation, errors.NumericValueOutOfRange)):
+            return DocumentError(f"PostgreSQL cannot store this value: {message}")
+        if isinstance(exc, errors.ReadOnlySqlTransaction):
+            return ReadOnlyError(f"the PostgreSQL server refused a write: {message}")
+        return StorageError(f"PostgreSQL failed: {message} (in {sql[:120]!r})")
+
+    def _lost(self, exc: Exception, s: Session) -> bool:
+        """Whether ``exc`` means the connection is gone."""
+        conn = s.conn
+        return isinstance(exc, self._psycopg.OperationalError) and (conn is None or conn.closed or conn.broken)
+
+    def _run(self, s: Session, call: Any, sql: str, retry: bool) -> Any:
+        try:
+            return call(s.conn)
+        except self._psycopg.Error as exc:
+            if retry and self._lost(exc, s):
+                # Safe to send again: nothing of this block reached the server before.
+                self._reconnect(s)
+                try:
+                    return call(s.conn)
+                except self._psycopg.Error as again:
+                    raise self._wrap(again, sql) from again
+            if self._lost(exc, s):
+                raise StorageError(f"the PostgreSQL connection was lost inside a transaction: {exc}") from exc
+            raise self._wrap(exc, sql) from exc
+
+    def _execute(self, s: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        def call(conn: Any) -> list[tuple[Any, ...]]:
+            # Always a list, even empty: psycopg then reads %% in literals as %.
+            cur = conn.execute(sql, list(params), prepare=False)
+            return cur.fetchall() if cur.description is not None else []
+
+        return self._run(s, call, sql, retry=not s.writing or s.fresh)  # type: ignore[no-any-return]
+
+    def _execute_many(self, s: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        def call(conn: Any) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(sql, rows)
+
+        self._run(s, call, sql, retry=False)
+
+    def _stream(self, s: Session, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        # A server-side cursor sends rows in batches, so stopping early reads little. It
+        # needs a transaction: reads outside one get a short read-only one.
+        own = s.conn.info.transaction_status == 0
+        if own:
+            self._execute(s, "BEGIN READ ONLY")
+        try:
+            cur = s.conn.cursor(name=f"microdb_c{next(_cursor_names)}")
+            cur.itersize = 500
+            try:
+                try:
+                    cur.execute(sql, list(params))
+                except self._psycopg.Error as exc:
+                    raise self._wrap(exc, sql) from exc
+                while True:
+                    try:
+                        batch = cur.fetchmany(500)
+                    except self._psycopg.Error as exc:
+                        raise self._wrap(exc, sql) from exc
+                    if not batch:
+                        return
+                    yield from batch
+            finally:
+                with contextlib.suppress(Exception):
+                    cur.close()
+        finally:
+            if own:
+                with contextlib.suppress(Exception):
+                    s.conn.execute("COMMIT" if s.conn.info.transaction_status == 2 else "ROLLBACK")
+
+    def _begin(self, s: Session, write: bool) -> None:
+        if write and self.read_only:
+            raise ReadOnlyError("the database is open read-only")
+        if write:
+            s.fresh = True
+            try:
+                self._execute(s, "BEGIN")
+            finally:
+                s.fresh = False
+        # Reads run each statement on its own (one snapshot per statement): no round trips
+        # for BEGIN/COMMIT on the hot path.
+
+    def _end(self, s: Session, commit: bool) -> None:
+        if not s.writing or s.conn is None or s.conn.closed:
+            return
+        if commit:
+            self._execute(s, "COMMIT")
+        else:
+            with contextlib.suppress(Exception):
+                s.conn.execute("ROLLBACK")
+
+    # -- schema -----------------------------------------------------------------------------
+    def _create_schema(self, s: Session) -> None:
+        self._execute(s, "SELECT pg_advisory_xact_lock(727274)")  # concurrent first opens
+        self._execute(
+            s,
+            f"CREATE TABLE IF NOT EXISTS {REGISTRY} (tid BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+            "next_id BIGINT NOT NULL DEFAULT 1, indexes TEXT NOT NULL DEFAULT '[]')",
+        )
+
+    def _create_table_sql(self, info: TableInfo) -> list[str]:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {info.sql} (id BIGINT PRIMARY KEY, body TEXT NOT NULL, "
+            "doc JSONB GENERATED ALWAYS AS (body::jsonb) STORED)"
+        ]
+
+    def _insert_registry(self, s: Session, name: str) -> int:
+        rows = self._execute(
+            s, f"INSERT INTO {REGISTRY} (name) VALUES (%s) ON CONFLICT (name) DO NOTHING RETURNING tid", (name,)
+        )
+        if not rows:
+            rows = self._execute(s, f"SELECT tid FROM {REGISTRY} WHERE name = %s", (name,))
+        return int(rows[0][0])
+
+    def _insert_rows(self, s: Session, info: TableInfo, rows: list[tuple[int, str]]) -> None:
+        if len(rows) < 50:
+            self._execute_many(s, f"INSERT INTO {info.sql} (id, body) VALUES (%s, %s)", rows)
+            return
+
+        def call(conn: Any) -> None:
+            with conn.cursor() as cur, cur.copy(f"COPY {info.sql} (id, body) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+        self._run(s, call, "COPY", retry=False)
+
+    def _index_ddl(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
+        t = self.dialect.term("doc", path, True)
+        if t is None:
+            return []
+        names = self._index_names(info, path, unique)
+        ddl = [
+            f"CREATE INDEX IF NOT EXISTS {names[0]} ON {info.sql} ({self.dialect.number_expr(t)})",
+            f"CREATE INDEX IF NOT EXISTS {names[1]} ON {info.sql} ({self.dialect.string_expr(t)})",
+            f"CREATE INDEX IF NOT EXISTS {names[2]} ON {info.sql} USING gin (doc jsonb_path_ops)",
+        ]
+        if unique:
+            ddl.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {names[3]} ON {info.sql} (({t.json}))")
+        return ddl
+
+    def _index_names(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
+        names = [index_name(info, path, "_n"), index_name(info, path, "_s"), f"{info.sql}_gin"]
+        if unique:
+            names.append(index_name(info, path, "_u"))
+        return names
+
+    def drop_index(self, table: str, path: ast.Path) -> bool:
+        with self._op(write=True) as s:
+            info = self._info(s, table)
+            if info is None:
+                return False
+            current = [x for x in info.indexes if tuple(x["path"]) == path]
+            if not current:
+                return False
+            names = self._index_names(info, path, bool(current[0].get("unique")))
+            others = len(info.indexes) > 1
+            for name in names:
+                if name.endswith("_gin") and others:
+                    continue  # the table's other indexes still use it
+                self._execute(s, f"DROP INDEX IF EXISTS {name}")
+            info.indexes = [x for x in info.indexes if tuple(x["path"]) != path]
+            self._save_indexes(s, info)
+            return True
+
+    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> list[str]:
+        rows = self._execute(s, "EXPLAIN " + sql, params)
+        return [str(r[0]) for r in rows]
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        with contextlib.suppress(Exception):
+            self._pool.close(timeout=5)
+
+
+def _ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,766 @@
+"""What the SQLite and PostgreSQL backends share: schema, documents, queries and transactions.
+
+Layout in the database (both engines)::
+
+    microdb_tables(tid, name, next_id, indexes)   one row per MicroDB table
+    mdb_<tid>(id, doc ...)                        the documents of one table
+
+``tid`` is never reused, so a process holding a stale ``tid`` for a dropped table cannot
+write into a new table of the same name. ``next_id`` lives in the registry: ids increase
+and are never reused, even after the highest is removed. ``indexes`` is the JSON list of
+index definitions (``{"path": [...], "unique": bool}``); each maps to SQL indexes that the
+dialect builds (:meth:`SQLBackend._index_ddl`).
+
+Queries compile with :mod:`microdb.query.sql`: SQL narrows the rows, Python checks only
+the rows SQL could not decide. Sorting is pushed down as ``ORDER BY`` kind rank, then
+value; rows tied in SQL that hold objects, arrays or rich values are re-sorted in Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import threading
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from microdb.backend import Backend, Plan
+from microdb.errors import (
+    DatabaseClosedError,
+    DuplicateKeyError,
+    MicroDBError,
+    UnsupportedFeature,
+)
+from microdb.query import ast
+from microdb.query.compiler import predicate, resolve
+from microdb.query.sql import (
+    COMPLEX_RANKS,
+    Dialect,
+    Frag,
+    SQLFilter,
+    SQLSort,
+    compile_filter,
+    compile_sort,
+    node_paths,
+)
+from microdb.query.values import sort_key
+from microdb.serialization import decode, dumps, encode, loads
+
+__all__ = ["SQLBackend", "TableInfo"]
+
+#: How many ids go into one ``IN (...)`` list.
+CHUNK = 500
+REGISTRY = "microdb_tables"
+
+
+@dataclass
+class TableInfo:
+    """One table's registry row."""
+
+    tid: int
+    name: str
+    indexes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def sql(self) -> str:
+        """The SQL name of the table holding the documents."""
+        return f"mdb_{self.tid}"
+
+
+@dataclass
+class Session:
+    """The state of one connection in use: nesting depth and what this block has cached."""
+
+    conn: Any = None
+    depth: int = 0
+    writing: bool = False
+    savepoints: int = 0
+    #: True while sending the first statement of a block (safe to retry on a new link).
+    fresh: bool = False
+    tables: dict[str, TableInfo | None] = field(default_factory=dict)
+
+
+def index_name(info: TableInfo, path: ast.Path, suffix: str = "") -> str:
+    """The SQL name of an index on ``path`` (stable, short, safe)."""
+    digest = hashlib.sha1(json.dumps(list(path)).encode("utf-8")).hexdigest()[:12]
+    return f"{info.sql}_x{digest}{suffix}"
+
+
+def encode_doc(doc: dict[str, Any]) -> str:
+    """The stored JSON text of a checked document."""
+    return dumps(encode(doc))
+
+
+def decode_doc(text: str | bytes) -> dict[str, Any]:
+    """A document from its stored JSON text."""
+    return decode(loads(text))  # type: ignore[no-any-return]
+
+
+class SQLBackend(Backend):
+    """A :class:`~microdb.backend.Backend` on a SQL engine (see the module docstring)."""
+
+    shares_documents = False
+    dialect: Dialect
+    #: The column read to get the document text back.
+    body_column = "doc"
+    #: Whether a read block is a transaction of its own (else a write nested in a read
+    #: block starts one).
+    reads_in_transaction = True
+
+    def __init__(self) -> None:
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # -- what each engine provides ----------------------------------------------------------
+    @abstractmethod
+    def _session(self) -> contextlib.AbstractContextManager[Session]:
+        """The session of the calling thread, held for the block (locks as the engine needs)."""
+
+    @abstractmethod
+    def _execute(self, s: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; the rows it returns (wrapping driver errors)."""
+
+    @abstractmethod
+    def _execute_many(self, s: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows."""
+
+    @abstractmethod
+    def _stream(self, s: Session, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of a query, fetched lazily (so a caller that stops early reads little)."""
+
+    @abstractmethod
+    def _begin(self, s: Session, write: bool) -> None:
+        """Start the outermost transaction of a block."""
+
+    @abstractmethod
+    def _end(self, s: Session, commit: bool) -> None:
+        """Commit or roll back the outermost transaction."""
+
+    @abstractmethod
+    def _create_schema(self, s: Session) -> None:
+        """Create the registry table if it is missing."""
+
+    @abstractmethod
+    def _create_table_sql(self, info: TableInfo) -> list[str]:
+        """DDL creating the documents table."""
+
+    @abstractmethod
+    def _insert_registry(self, s: Session, name: str) -> int:
+        """Add a table to the registry (or find it, if another process just did); its tid."""
+
+    @abstractmethod
+    def _index_ddl(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
+        """DDL creating the SQL indexes of one MicroDB index."""
+
+    @abstractmethod
+    def _index_names(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
+        """Names of the SQL indexes :meth:`_index_ddl` creates."""
+
+    @abstractmethod
+    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> list[str]:
+        """The engine's own plan for a query, as lines of text."""
+
+    @abstractmethod
+    def _insert_rows(self, s: Session, info: TableInfo, rows: list[tuple[int, str]]) -> None:
+        """Insert ``(id, json text)`` rows."""
+
+    def _unique_path(self, info: TableInfo, message: str) -> str:
+        """A readable name for the unique index a driver message mentions."""
+        for spec in info.indexes:
+            path = tuple(spec["path"])
+            if spec.get("unique") and any(n in message for n in self._index_names(info, path, True)):
+                return ast.path_repr(path)
+        return "a unique index"
+
+    # -- lifecycle --------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseClosedError("the database is closed")
+
+    # -- blocks -------------------------------------------------------------------------
+    def write(self) -> contextlib.AbstractContextManager[None]:
+        return self._block(write=True)
+
+    def read(self) -> contextlib.AbstractContextManager[None]:
+        return self._block(write=False)
+
+    @contextlib.contextmanager
+    def _block(self, write: bool) -> Iterator[None]:
+        self._check_open()
+        with self._session() as s:
+            if s.depth == 0:
+                s.tables = {}
+                s.writing = write
+                try:
+                    self._begin(s, write)
+                except BaseException:
+                    s.writing = False
+                    raise
+                s.depth = 1
+                try:
+                    yield
+                except BaseException:
+                    s.depth = 0
+                    try:
+                        self._end(s, commit=False)
+                    finally:
+                        s.writing = False
+                    raise
+                s.depth = 0
+                try:
+                    self._end(s, commit=True)
+                finally:
+                    s.writing = False
+                return
+            if not write:
+                s.depth += 1
+                try:
+                    yield
+                finally:
+                    s.depth -= 1
+                return
+            if not s.writing and not self.reads_in_transaction:
+                # A write inside a read block: the write is a transaction of its own.
+                self._begin(s, True)
+                s.writing = True
+                s.depth += 1
+                try:
+                    yield
+                except BaseException:
+                    self._end(s, commit=False)
+                    raise
+                else:
+                    self._end(s, commit=True)
+                finally:
+                    s.depth -= 1
+                    s.writing = False
+                return
+            with self._savepoint(s):
+                s.depth += 1
+                try:
+                    yield
+                finally:
+                    s.depth -= 1
+
+    @contextlib.contextmanager
+    def _savepoint(self, s: Session) -> Iterator[None]:
+        """A nested atomic step: on an exception only its own changes are undone."""
+        s.savepoints += 1
+        name = f"microdb_sp{s.savepoints}"
+        self._execute(s, f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            cached = dict(s.tables)
+            with contextlib.suppress(MicroDBError):
+                self._execute(s, f"ROLLBACK TO SAVEPOINT {name}")
+                self._execute(s, f"RELEASE SAVEPOINT {name}")
+            # The registry may have changed inside: forget what was cached.
+            s.tables = {} if cached else s.tables
+            raise
+        else:
+            self._execute(s, f"RELEASE SAVEPOINT {name}")
+        finally:
+            s.savepoints -= 1
+
+    @contextlib.contextmanager
+    def _op(self, write: bool = False) -> Iterator[Session]:
+        """A session for one backend call (inside the table's block, or a block of its own)."""
+        with self._block(write), self._session() as s:
+            yield s
+
+    # -- registry -----------------------------------------------------------------------------
+    def _info(self, s: Session, name: str, create: bool = False) -> TableInfo | None:
+        if name in s.tables:
+            info = s.tables[name]
+            if info is not None or not create:
+                return info
+        rows = self._execute(s, f"SELECT tid, indexes FROM {REGISTRY} WHERE name = {self.dialect.param}", (name,))
+        if rows:
+            info = TableInfo(int(rows[0][0]), name, json.loads(rows[0][1]))
+        elif create:
+            tid = self._insert_registry(s, name)
+            info = TableInfo(tid, name, [])
+            for ddl in self._create_table_sql(info):
+                self._execute(s, ddl)
+        else:
+            info = None
+        s.tables[name] = info
+        return info
+
+    def _save_indexes(self, s: Session, info: TableInfo) -> None:
+        p = self.dialect.param
+        self._execute(s, f"UPDATE {REGISTRY} SET indexes = {p} WHERE tid = {p}", (json.dumps(info.indexes), info.tid))
+
+    def tables(self) -> list[str]:
+        with self._op() as s:
+            return [r[0] for r in self._execute(s, f"SELECT name FROM {REGISTRY} ORDER BY tid")]
+
+    def drop_table(self, table: str) -> bool:
+        with self._op(write=True) as s:
+            info = self._info(s, table)
+            if info is None:
+                return False
+            self._execute(s, f"DROP TABLE IF EXISTS {info.sql}")
+            self._execute(s, f"DELETE FROM {REGISTRY} WHERE tid = {self.dialect.param}", (info.tid,))
+            s.tables[table] = None
+            return True
+
+    # -- documents ----------------------------------------------------------------------
+    def _next_id(self, s: Session, info: TableInfo) -> int:
+        lock = " FOR UPDATE" if self.dialect.row_locks else ""
+        rows = self._execute(s, f"SELECT next_id FROM {REGISTRY} WHERE tid = {self.dialect.param}{lock}", (info.tid,))
+        return int(rows[0][0])
+
+    def _existing(self, s: Session, info: TableInfo, ids: Sequence[int]) -> list[int]:
+        found: list[int] = []
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
+            marks = ", ".join(self.dialect.param for _ in chunk)
+            found.extend(int(r[0]) for r in self._execute(s, f"SELECT id FROM {info.sql} WHERE id IN ({marks})", chunk))
+        return found
+
+    def insert(self, table: str, docs: Sequence[tuple[int | None, dict[str, Any]]]) -> list[int]:
+        with self._op(write=True) as s:
+            info = self._info(s, table, create=True)
+            assert info is not None
+            next_id = self._next_id(s, info)
+            taken = {i for i, _ in docs if i is not None}
+            rows: list[tuple[int, str]] = []
+            seen: set[int] = set()
+            for doc_id, doc in docs:
+                if doc_id is None:
+                    while next_id in taken:
+                        next_id += 1
+                    doc_id = next_id
+                    next_id += 1
+                elif doc_id in seen:
+                    raise DuplicateKeyError(f"document {doc_id} already exists in table {table!r}")
+                seen.add(doc_id)
+                rows.append((doc_id, encode_doc(doc)))
+            explicit = sorted(taken)
+            if explicit:
+                clash = self._existing(s, info, explicit)
+                if clash:
+                    raise DuplicateKeyError(f"document {clash[0]} already exists in table {table!r}")
+            if not rows:
+                return []
+            new_next = max(next_id, max(i for i, _ in rows) + 1)
+            with self._savepoint(s):
+                self._insert_rows(s, info, rows)
+                p = self.dialect.param
+                self._execute(s, f"UPDATE {REGISTRY} SET next_id = {p} WHERE tid = {p}", (new_next, info.tid))
+            return [i for i, _ in rows]
+
+    def replace(self, table: str, docs: dict[int, dict[str, Any]]) -> None:
+        if not docs:
+            return
+        with self._op(write=True) as s:
+            info = self._info(s, table)
+            if info is None:
+                return
+            p = self.dialect.param
+            rows = [(encode_doc(doc), doc_id) for doc_id, doc in docs.items()]
+            with self._savepoint(s):
+                self._execute_many(s, f"UPDATE {info.sql} SET {self.body_column} = {p} WHERE id = {p}", rows)
+
+    def delete(self, table: str, doc_ids: Sequence[int]) -> None:
+        if not doc_ids:
+            return
+        with self._op(write=True) as s:
+            info = self._info(s, table)
+            if info is None:
+                return
+            ids = list(dict.fromkeys(doc_ids))
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start:start + CHUNK]
+                marks = ", ".join(self.dialect.param for _ in chunk)
+                self._execute(s, f"DELETE FROM {info.sql} WHERE id IN ({marks})", chunk)
+
+    def truncate(self, table: str) -> None:
+        with self._op(write=True) as s:
+            info = self._info(s, table)
+            if info is not None:
+                self._execute(s, f"DELETE FROM {info.sql}")
+
+    def fetch(self, table: str, doc_id: int) -> dict[str, Any] | None:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return None
+            lock = self._lock_clause(s)
+            rows = self._execute(
+                s, f"SELECT {self.body_column} FROM {info.sql} WHERE id = {self.dialect.param}{lock}", (doc_id,)
+            )
+            return decode_doc(rows[0][0]) if rows else None
+
+    def fetch_many(self, table: str, doc_ids: Sequence[int]) -> list[tuple[int, dict[str, Any]]]:
+        if not doc_ids:
+            return []
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return []
+            found = self._fetch_ids(s, info, list(dict.fromkeys(doc_ids)), Frag(self.dialect.true))
+            return [(i, decode_doc(found[i])) for i in doc_ids if i in found]
+
+    def _fetch_ids(self, s: Session, info: TableInfo, ids: list[int], where: Frag) -> dict[int, Any]:
+        found: dict[int, Any] = {}
+        lock = self._lock_clause(s)
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
+            marks = ", ".join(self.dialect.param for _ in chunk)
+            sql = f"SELECT id, {self.body_column} FROM {info.sql} WHERE id IN ({marks}) AND {where.sql}{lock}"
+            for doc_id, text in self._execute(s, sql, list(chunk) + list(where.params)):
+                found[int(doc_id)] = text
+        return found
+
+    def _lock_clause(self, s: Session) -> str:
+        # Rows read inside a write block are locked until it ends, so a read-modify-write
+        # from another connection waits instead of overwriting (a lost update).
+        return " FOR UPDATE" if self.dialect.row_locks and s.writing else ""
+
+    def length(self, table: str) -> int:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return 0
+            return int(self._execute(s, f"SELECT count(*) FROM {info.sql}")[0][0])
+
+    # -- queries ------------------------------------------------------------------------
+    def _select_sql(
+        self, s: Session, info: TableInfo, f: SQLFilter, order: SQLSort | None,
+        limit: int | None = None, offset: int = 0, node: ast.Node | None = None,
+    ) -> tuple[str, list[Any]]:
+        d = self.dialect
+        body = self.body_column
+        cols = ["id", body]
+        params: list[Any] = []
+        if not f.exact:
+            cols.append(f"CASE WHEN {f.sure.sql} THEN 1 ELSE 0 END")
+            params.extend(f.sure.params)
+        if order is not None:
+            cols.extend(c for key in order.columns for c in key)
+        sql = f"SELECT {', '.join(cols)} FROM {info.sql}"
+        if f.pushed:
+            sql += f" WHERE {f.where.sql}"
+            params.extend(f.where.params)
+        if order is not None:
+            sql += f" ORDER BY {order.order_by}"
+        elif f.pushed and node_paths(node) & {tuple(x["path"]) for x in info.indexes}:
+            sql += f" ORDER BY {d.id_order_indexed}"
+        else:
+            sql += " ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {d.param}"
+            params.append(limit)
+            if offset:
+                sql += f" OFFSET {d.param}"
+                params.append(offset)
+        sql += self._lock_clause(s)
+        return sql, params
+
+    def _rows(self, s: Session, info: TableInfo, plan: Plan) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
+        """The plan's rows, and how they were found (for ``explain``)."""
+        d = self.dialect
+        f = compile_filter(plan.node, d, "doc")
+        check = predicate(plan.node) if f.residual is not None and plan.node is not None else None
+        stop = None if plan.limit is None else plan.skip + plan.limit
+        how: dict[str, Any] = {"filter": f.pushed, "exact": f.exact}
+        if plan.doc_ids is not None:
+            ids = list(dict.fromkeys(plan.doc_ids))
+            found = self._fetch_ids(s, info, ids, f.where)
+            out = [(i, decode_doc(found[i])) for i in plan.doc_ids if i in found]
+            if check is not None:
+                out = [(i, doc) for i, doc in out if check(doc)]
+            if plan.sort:
+                out = _python_sort(out, plan)
+            how.update(sort="python" if plan.sort else None, limit="python")
+            return out[plan.skip:stop], how
+        order = compile_sort(plan.sort, d) if plan.sort else None
+        if plan.sort and order is None:
+            # A key function: SQL filters, Python sorts.
+            sql, params = self._select_sql(s, info, f, None, node=plan.node)
+            out = self._collect(s, sql, params, f, check, None, None)
+            how.update(sort="python", limit="python", sql=sql, params=params)
+            return _python_sort(out, plan)[plan.skip:stop], how
+        how["sort"] = "sql" if order is not None else None
+        if f.exact and stop is not None:
+            sql, params = self._select_sql(s, info, f, order, plan.limit, plan.skip, plan.node)
+            rows = self._execute(s, sql, params)
+            if order is None or not _boundary_tied(rows, order, plan.skip > 0, plan.limit is not None and len(rows) == plan.limit):
+                how.update(limit="sql", sql=sql, params=params)
+                return self._finish(rows, f, None, order), how
+            # Rows tied in SQL at the edge of the page may be reordered by Python: read on.
+        sql, params = self._select_sql(s, info, f, order, node=plan.node)
+        how.update(limit="python" if stop is not None else None, sql=sql, params=params)
+        out = self._collect(s, sql, params, f, check, order, stop)
+        return out[plan.skip:stop], how
+
+    def _collect(
+        self, s: Session, sql: str, params: list[Any], f: SQLFilter, check: Any,
+        order: SQLSort | None, stop: int | None,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Rows of ``sql`` that pass the residual check, sorted, stopping once ``stop`` are sure."""
+        out: list[tuple[int, dict[str, Any]]] = []
+        width = 0 if order is None else sum(len(k) for k in order.columns)
+        extra = 0 if f.exact else 1
+        group: list[tuple[Any, ...]] = []
+        group_key: tuple[Any, ...] | None = None
+        finished = False
+
+        def flush() -> None:
+            if group:
+                out.extend(self._finish(group, f, check, order))
+                group.clear()
+
+        for row in (self._stream(s, sql, params) if stop is not None else self._execute(s, sql, params)):
+            key = tuple(row[2 + extra:2 + extra + width]) if width else None
+            if key != group_key or key is None:
+                flush()
+                group_key = key
+                if stop is not None and len(out) >= stop:
+                    finished = True
+                    break
+            group.append(row)
+        if not finished:
+            flush()
+        return out
+
+    def _finish(
+        self, rows: Sequence[tuple[Any, ...]], f: SQLFilter, check: Any, order: SQLSort | None,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Decode rows, run the residual check, and re-sort SQL ties that Python orders."""
+        out: list[tuple[int, dict[str, Any]]] = []
+        complex_rows = False
+        for row in rows:
+            doc = decode_doc(row[1])
+            if not f.exact and not row[2] and check is not None and not check(doc):
+                continue
+            out.append((int(row[0]), doc))
+            if order is not None and not complex_rows:
+                base = 2 + (0 if f.exact else 1)
+                ranks = [row[base + sum(len(k) for k in order.columns[:i])] for i in range(len(order.columns))]
+                complex_rows = any(int(r) in COMPLEX_RANKS for r in ranks)
+        if order is not None and complex_rows:
+            out = _tie_sort(out, rows, order, 2 + (0 if f.exact else 1))
+        return out
+
+    def run(self, table: str, plan: Plan) -> Iterator[tuple[int, dict[str, Any]]]:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return iter(())
+            rows, _ = self._rows(s, info, plan)
+            return iter(rows)
+
+    def count(self, table: str, plan: Plan) -> int:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return 0
+            f = compile_filter(plan.node, self.dialect, "doc")
+            if plan.skip or plan.limit is not None or plan.doc_ids is not None or not f.exact:
+                if plan.doc_ids is None and not plan.skip and plan.limit is None:
+                    return self._count_residual(s, info, f, plan)
+                rows, _ = self._rows(s, info, Plan(node=plan.node, skip=plan.skip, limit=plan.limit,
+                                                     doc_ids=plan.doc_ids))
+                return len(rows)
+            sql = f"SELECT count(*) FROM {info.sql}"
+            if f.pushed:
+                sql += f" WHERE {f.where.sql}"
+            return int(self._execute(s, sql, f.where.params)[0][0])
+
+    def _count_residual(self, s: Session, info: TableInfo, f: SQLFilter, plan: Plan) -> int:
+        # Sure rows are counted without decoding them; only the rest go to Python.
+        assert plan.node is not None
+        check = predicate(plan.node)
+        sql = (
+            f"SELECT CASE WHEN {f.sure.sql} THEN NULL ELSE {self.body_column} END FROM {info.sql}"
+            + (f" WHERE {f.where.sql}" if f.pushed else "")
+        )
+        n = 0
+        for (text,) in self._stream(s, sql, list(f.sure.params) + list(f.where.params)):
+            if text is None or check(decode_doc(text)):
+                n += 1
+        return n
+
+    def explain(self, table: str, plan: Plan) -> dict[str, Any]:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return {"backend": self.name, "table": table, "access": "empty table", "index": None,
+                        "examined": 0, "matched": 0, "ordered_by_index": False, "plan": [], "sql": None}
+            rows, how = self._rows(s, info, plan)
+            sql = how.get("sql")
+            params = how.get("params", [])
+            lines = self._explain(s, sql, params) if sql else []
+            used = self._indexes_used(info, lines)
+            total = int(self._execute(s, f"SELECT count(*) FROM {info.sql}")[0][0])
+            examined = total if not used else self._examined(s, info, plan, used, total)
+            f = compile_filter(plan.node, self.dialect, "doc")
+            return {
+                "backend": self.name,
+                "table": table,
+                "access": ("index " + ", ".join(used)) if used else ("by id" if plan.doc_ids is not None else "full scan"),
+                "index": ", ".join(f"index {p}" for p in used) if used else None,
+                "examined": examined,
+                "matched": len(rows) if plan.skip == 0 and plan.limit is None else self.count(table, Plan(node=plan.node)),
+                "ordered_by_index": False,
+                "query": repr(plan.node) if plan.node is not None else None,
+                "sql": sql,
+                "params": list(params),
+                "plan": lines,
+                "residual": repr(f.residual) if f.residual is not None else None,
+                "pushed": {"filter": how.get("filter", False), "sort": how.get("sort"), "limit": how.get("limit")},
+            }
+
+    def _indexes_used(self, info: TableInfo, lines: list[str]) -> list[str]:
+        used: list[str] = []
+        text = "\n".join(lines)
+        for spec in info.indexes:
+            path = tuple(spec["path"])
+            names = self._index_names(info, path, bool(spec.get("unique")))
+            if any(re.search(rf"\b{re.escape(n)}\b", text) for n in names):
+                used.append(ast.path_repr(path))
+        return used
+
+    def _examined(self, s: Session, info: TableInfo, plan: Plan, used: list[str], total: int) -> int:
+        """Rows the index part of the query selects (what the engine reads through the index)."""
+        node = plan.node
+        if node is None:
+            return total
+        parts = node.items if isinstance(node, ast.And) else (node,)
+        indexed = [p for p in parts if _paths_of(p) and all(ast.path_repr(q) in used for q in _paths_of(p))]
+        if not indexed:
+            return total
+        sub = indexed[0] if len(indexed) == 1 else ast.And(tuple(indexed))
+        f = compile_filter(sub, self.dialect, "doc")
+        sql = f"SELECT count(*) FROM {info.sql}" + (f" WHERE {f.where.sql}" if f.pushed else "")
+        return int(self._execute(s, sql, f.where.params)[0][0])
+
+    # -- indexes --------------------------------------------------------------------------
+    def create_index(self, table: str, path: ast.Path, unique: bool) -> None:
+        with self._op(write=True) as s:
+            info = self._info(s, table, create=True)
+            assert info is not None
+            current = [x for x in info.indexes if tuple(x["path"]) == path]
+            if current and bool(current[0].get("unique")) == unique:
+                return
+            ddl = self._index_ddl(info, path, unique)
+            if unique and not ddl:
+                raise UnsupportedFeature(
+                    f"a unique index on {ast.path_repr(path)} ({self.name} cannot index that path)"
+                )
+            with self._savepoint(s):
+                if current:
+                    for name in self._index_names(info, path, bool(current[0].get("unique"))):
+                        self._execute(s, f"DROP INDEX IF EXISTS {name}")
+                for statement in ddl:
+                    self._execute(s, statement)
+                info.indexes = [x for x in info.indexes if tuple(x["path"]) != path]
+                info.indexes.append({"path": list(path), "unique": unique})
+                self._save_indexes(s, info)
+
+    def drop_index(self, table: str, path: ast.Path) -> bool:
+        with self._op(write=True) as s:
+            info = self._info(s, table)
+            if info is None:
+                return False
+            current = [x for x in info.indexes if tuple(x["path"]) == path]
+            if not current:
+                return False
+            for name in self._index_names(info, path, bool(current[0].get("unique"))):
+                self._execute(s, f"DROP INDEX IF EXISTS {name}")
+            info.indexes = [x for x in info.indexes if tuple(x["path"]) != path]
+            self._save_indexes(s, info)
+            return True
+
+    def indexes(self, table: str) -> list[dict[str, Any]]:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return []
+            return [{"path": list(x["path"]), "unique": bool(x.get("unique"))} for x in info.indexes]
+
+
+def _paths_of(node: ast.Node) -> list[ast.Path]:
+    """The paths a leaf (or an Or of leaves) tests; empty for anything else."""
+    if isinstance(node, ast.Or):
+        out: list[ast.Path] = []
+        for item in node.items:
+            sub = _paths_of(item)
+            if not sub:
+                return []
+            out.extend(sub)
+        return out
+    path = getattr(node, "path", None)
+    if isinstance(node, (ast.Compare, ast.OneOf, ast.AnyOf, ast.ElemMatch)) and path is not None:
+        return [path]
+    return []
+
+
+def _boundary_tied(rows: Sequence[tuple[Any, ...]], order: SQLSort, first: bool, last: bool) -> bool:
+    """Whether a page cut by LIMIT/OFFSET may split rows that Python would reorder."""
+    if not rows:
+        return first
+    base = 2
+    checks = ([rows[0]] if first else []) + ([rows[-1]] if last else [])
+    for row in checks:
+        at = base
+        for key in order.columns:
+            if int(row[at]) in COMPLEX_RANKS:
+                return True
+            at += len(key)
+    return False
+
+
+def _tie_sort(
+    out: list[tuple[int, dict[str, Any]]], rows: Sequence[tuple[Any, ...]], order: SQLSort, base: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """Re-sort, in Python, runs of rows that SQL's sort key could not tell apart."""
+    width = sum(len(k) for k in order.columns)
+    keys = {int(r[0]): tuple(r[base:base + width]) for r in rows}
+    result: list[tuple[int, dict[str, Any]]] = []
+    run: list[tuple[int, dict[str, Any]]] = []
+    current: tuple[Any, ...] | None = None
+    for item in out:
+        k = keys[item[0]]
+        if k != current and run:
+            result.extend(_fine_sort(run, order))
+            run = []
+        current = k
+        run.append(item)
+    result.extend(_fine_sort(run, order))
+    return result
+
+
+def _fine_sort(run: list[tuple[int, dict[str, Any]]], order: SQLSort) -> list[tuple[int, dict[str, Any]]]:
+    if len(run) < 2:
+        return run
+    out = list(run)
+    for path, reverse in reversed(list(zip(order.paths, order.reverse))):
+        out.sort(key=lambda item: sort_key(resolve(item[1], path)), reverse=reverse)
+    return out
+
+
+def _python_sort(rows: list[tuple[int, dict[str, Any]]], plan: Plan) -> list[tuple[int, dict[str, Any]]]:
+    out = list(rows)
+    # Stable sorts from the last key to the first: each key keeps its own direction.
+    for key in reversed(plan.sort):
+        if key.func is not None:
+            func = key.func
+            out.sort(key=lambda item: sort_key(func(item[1])), reverse=key.reverse)
+        else:
+            path = key.path
+            assert path is not None
+            out.sort(key=lambda item: sort_key(resolve(item[1], path)), reverse=key.reverse)
+    return out

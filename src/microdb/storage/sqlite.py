@@ -1,0 +1,234 @@
+"""The SQLite backend: ``MicroDB('sqlite:///path/to/file.db')``.
+
+Documents are JSON text in one table per MicroDB table; queries run as SQL with SQLite's
+JSON functions and ``json_extract`` expression indexes (:mod:`microdb.query.sql`). The file
+uses write-ahead logging, so readers never block the writer; a write block is one
+``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock at once, so several
+processes updating the same documents wait for each other and lose nothing.
+
+URL forms (as SQLAlchemy writes them): ``sqlite:///relative/path.db``,
+``sqlite:////absolute/path.db``, ``sqlite://`` or ``sqlite:///:memory:`` (in memory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import unquote
+
+from microdb.errors import DocumentError, DuplicateKeyError, QueryError, ReadOnlyError, StorageError
+from microdb.query import ast
+from microdb.query.sql import SQLITE, SQLiteDialect, regex_match
+from microdb.storage.sqlbase import REGISTRY, Session, SQLBackend, TableInfo
+
+__all__ = ["SQLiteBackend", "parse_sqlite_url"]
+
+_KIND_CODE = (
+    "CASE json_type(doc, {p}) WHEN 'integer' THEN 2 WHEN 'real' THEN 2 WHEN 'true' THEN 8 "
+    "WHEN 'false' THEN 8 WHEN 'null' THEN 1 WHEN 'text' THEN 3 WHEN 'array' THEN 5 WHEN 'object' THEN 4 END"
+)
+
+
+def parse_sqlite_url(url: str) -> str:
+    """The file path (or ``:memory:``) of a ``sqlite://`` URL."""
+    if not url.lower().startswith("sqlite://"):
+        raise QueryError(f"not a sqlite:// URL: {url!r}")
+    rest = url[len("sqlite://"):]
+    rest = rest.split("?", 1)[0]
+    if rest in ("", "/", "/:memory:"):
+        return ":memory:"
+    if not rest.startswith("/"):
+        raise QueryError(f"a SQLite URL is sqlite:///path/to/file.db, got {url!r}")
+    return unquote(rest[1:])
+
+
+class SQLiteBackend(SQLBackend):
+    """MicroDB on a SQLite file (see the module docstring).
+
+    Options: ``timeout`` (seconds to wait for another process's write lock, default 30),
+    ``durable`` (fsync every commit, default True; False survives a process crash but
+    not a power loss), ``read_only`` (open the file read-only).
+    """
+
+    dialect: SQLiteDialect = SQLITE
+    name = "sqlite"
+    body_column = "doc"
+
+    def __init__(self, url: str, *, timeout: float = 30.0, durable: bool = True, read_only: bool = False):
+        super().__init__()
+        self.url = url
+        self.path = parse_sqlite_url(url)
+        self.read_only = bool(read_only)
+        self._lock = threading.RLock()
+        self._state = Session()
+        try:
+            if self.path == ":memory:":
+                conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            else:
+                if not self.read_only:
+                    folder = os.path.dirname(os.path.abspath(self.path))
+                    if not os.path.isdir(folder):
+                        raise StorageError(f"cannot open {self.path!r}: folder {folder!r} does not exist")
+                mode = "ro" if self.read_only else "rwc"
+                uri = "file:" + _quote_path(os.path.abspath(self.path)) + f"?mode={mode}"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                                       timeout=timeout)
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            if not self.read_only and self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            conn.create_function("microdb_regexp", 4, regex_match, deterministic=True)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        self._conn = conn
+        self._state.conn = conn
+        if not self.read_only:
+            with self._op(write=True) as s:
+                self._create_schema(s)
+
+    def __repr__(self) -> str:
+        return f"SQLiteBackend({self.url!r})"
+
+    # -- connection ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Session]:
+        # One connection, one thread at a time: the lock is held for a whole block.
+        with self._lock:
+            yield self._state
+
+    def _wrap(self, exc: sqlite3.Error, sql: str) -> Exception:
+        message = str(exc)
+        if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in message:
+            return DuplicateKeyError(f"a unique index rejected the write ({message}); nothing was changed")
+        if "readonly" in message.replace(" ", "").lower():
+            return ReadOnlyError(f"the database {self.path!r} is read-only: {message}")
+        if isinstance(exc, (sqlite3.DataError, sqlite3.ProgrammingError)) and "malformed JSON" not in message:
+            return DocumentError(f"SQLite cannot store this value: {message}")
+        return StorageError(f"SQLite failed: {message} (in {sql[:120]!r})")
+
+    def _execute(self, s: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, sql) from exc
+        except OverflowError as exc:
+            raise DocumentError(f"SQLite cannot hold this number: {exc}") from exc
+
+    def _execute_many(self, s: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, sql) from exc
+
+    def _stream(self, s: Session, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        try:
+            cursor = self._conn.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, sql) from exc
+        try:
+            while True:
+                try:
+                    batch = cursor.fetchmany(256)
+                except sqlite3.Error as exc:
+                    raise self._wrap(exc, sql) from exc
+                if not batch:
+                    return
+                yield from batch
+        finally:
+            cursor.close()
+
+    def _begin(self, s: Session, write: bool) -> None:
+        if write and self.read_only:
+            raise ReadOnlyError(f"the database {self.path!r} is open read-only")
+        # IMMEDIATE takes the write lock now: a read-modify-write cannot interleave with
+        # another process's (no lost update), and waits up to the busy timeout for it.
+        self._execute(s, "BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def _end(self, s: Session, commit: bool) -> None:
+        if not self._conn.in_transaction:
+            return
+        if commit:
+            self._execute(s, "COMMIT")
+        else:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    # -- schema -----------------------------------------------------------------------------
+    def _create_schema(self, s: Session) -> None:
+        self._execute(
+            s,
+            f"CREATE TABLE IF NOT EXISTS {REGISTRY} (tid INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "name TEXT NOT NULL UNIQUE, next_id INTEGER NOT NULL DEFAULT 1, indexes TEXT NOT NULL DEFAULT '[]')",
+        )
+
+    def _create_table_sql(self, info: TableInfo) -> list[str]:
+        return [f"CREATE TABLE IF NOT EXISTS {info.sql} (id INTEGER PRIMARY KEY, doc TEXT NOT NULL)"]
+
+    def _insert_registry(self, s: Session, name: str) -> int:
+        rows = self._execute(s, f"INSERT INTO {REGISTRY} (name, next_id) VALUES (?, 1) RETURNING tid", (name,))
+        return int(rows[0][0])
+
+    def _insert_rows(self, s: Session, info: TableInfo, rows: list[tuple[int, str]]) -> None:
+        self._execute_many(s, f"INSERT INTO {info.sql} (id, doc) VALUES (?, ?)", rows)
+
+    def _index_ddl(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
+        t = self.dialect.term("doc", path, True)
+        if t is None or not t.literal:
+            return []
+        names = self._index_names(info, path, unique)
+        value = f"json_extract(doc, {t.path})"
+        dec = f"json_extract(doc, {t.path[:-1]}.\"$decimal\"')"
+        ddl = [
+            f"CREATE INDEX IF NOT EXISTS {names[0]} ON {info.sql} ({value})",
+            # Tagged Decimals: a small partial index keeps "number OR decimal" on indexes.
+            f"CREATE INDEX IF NOT EXISTS {names[1]} ON {info.sql} ({dec}) WHERE {dec} > ''",
+        ]
+        if unique:
+            kind = _KIND_CODE.format(p=t.path)
+            key = f"CASE WHEN json_type(doc, {t.path}) = 'null' THEN 0 ELSE {value} END"
+            ddl.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {names[2]} ON {info.sql} (({kind}), ({key}))")
+        return ddl
+
+    def _index_names(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
+        from microdb.storage.sqlbase import index_name
+
+        names = [index_name(info, path), index_name(info, path, "_d")]
+        if unique:
+            names.append(index_name(info, path, "_u"))
+        return names
+
+    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> list[str]:
+        rows = self._execute(s, "EXPLAIN QUERY PLAN " + sql, params)
+        return [str(r[3]) for r in rows]
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(sqlite3.Error):
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if not self.read_only and self.path != ":memory:":
+                    # Fold the write-ahead log back into the file: a closed database is one file.
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
+
+    def compact(self) -> None:
+        self._check_open()
+        with self._lock:
+            try:
+                self._conn.execute("VACUUM")
+            except sqlite3.Error as exc:
+                raise self._wrap(exc, "VACUUM") from exc
+
+
+def _quote_path(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/:")
