@@ -54,6 +54,10 @@ else:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_dev, st.st_ino)
+
+
 _FIRST_WAIT = 0.0002
 _LONGEST_WAIT = 0.01
 
@@ -71,6 +75,7 @@ class FileLock:
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
+        self._ident = (0, 0)
 
     def _open(self) -> int:
         flags = os.O_CREAT | getattr(os, "O_BINARY", 0)
@@ -85,34 +90,33 @@ class FileLock:
         if _WINDOWS:  # pragma: no cover - an open file cannot be removed on Windows
             return True
         try:
-            st = os.stat(self.path)
+            return _identity(os.stat(self.path)) == self._ident
         except FileNotFoundError:
             return False
-        own = os.fstat(fd)
-        return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
     def acquire(self, timeout: float | None = None) -> None:
         """Take the lock, waiting at most ``timeout`` (default: the lock's own) seconds."""
-        limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + max(limit, 0.0)
-        if not self._thread_lock.acquire(timeout=max(limit, 0.0) if limit >= 0 else -1):
+        limit = self.timeout if timeout is None else max(timeout, 0.0)
+        if not self._thread_lock.acquire(blocking=False) and not self._thread_lock.acquire(timeout=limit):
             raise LockTimeout(f"another thread held the lock on {self.path!r} for more than {limit:g} s")
         if self._depth:
             self._depth += 1
             return
         try:
-            self._acquire_file(deadline, limit)
+            self._acquire_file(limit)
         except BaseException:
             self._thread_lock.release()
             raise
         self._depth = 1
 
-    def _acquire_file(self, deadline: float, limit: float) -> None:
+    def _acquire_file(self, limit: float) -> None:
+        deadline = 0.0
         wait = _FIRST_WAIT
         while True:
             try:
                 if self._fd is None:
                     self._fd = self._open()
+                    self._ident = _identity(os.fstat(self._fd))
                 if _try_lock(self._fd):
                     if self._is_current(self._fd):
                         return
@@ -125,6 +129,8 @@ class FileLock:
             except OSError as exc:
                 raise StorageError(f"cannot lock {self.path!r}: {exc.strerror or exc}") from exc
             now = time.monotonic()
+            if not deadline:
+                deadline = now + limit
             if now >= deadline:
                 raise LockTimeout(
                     f"could not lock {self.path!r} within {limit:g} s: another process is writing "

@@ -27,7 +27,7 @@ import errno
 import os
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from microdb.durability import (
@@ -60,6 +60,8 @@ LOCK_SUFFIX = ".lock"
 _PREFIX = 18  # "llllllll cccccccc "
 _LINE_HEAD = re.compile(rb"[0-9a-f]{8} [0-9a-f]{8} ")
 _MAX_PAYLOAD = 0xFFFFFFFF
+_GROW_MIN = 1 << 16  # zero bytes allocated ahead of the journal's records, at least...
+_GROW_MAX = 1 << 22  # ...and at most, half the journal's size in between
 _BINARY = getattr(os, "O_BINARY", 0)
 _FULL_ERRORS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)}
 _DENIED_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -89,32 +91,33 @@ def _payload_of(data: bytes, start: int, end: int) -> bytes | None:
 
 
 def _good_line_after(data: bytes, pos: int) -> bool:
-    while True:
-        end = data.find(b"\n", pos)
+    """Whether a good record starts anywhere at or after ``pos``."""
+    for match in _LINE_HEAD.finditer(data, pos):
+        start = match.start()
+        end = data.find(b"\n", start)
         if end < 0:
             return False
-        if _payload_of(data, pos, end) is not None:
+        if _payload_of(data, start, end) is not None:
             return True
-        pos = end + 1
+    return False
 
 
 def _scan(data: bytes, base: int, path: str) -> tuple[list[tuple[int, bytes]], int]:
     """The good records in ``data`` (read at file offset ``base``) and where they end.
 
-    Payloads hold no raw newline (JSON escapes it), so every record is one line. A bad or
-    unfinished line with nothing good after it is a torn tail (a write cut short, or still
-    in progress in another process): scanning stops before it. A bad line followed by a
-    good one is damage, never skipped: ``CorruptDatabaseError`` names its offset.
+    Payloads hold no raw newline (JSON escapes it), so every record is one line; after the
+    last one the file holds zero bytes (space allocated ahead). A bad or unfinished line
+    with nothing good after it is a torn tail (a write cut short, or still in progress in
+    another process): scanning stops before it. A bad line followed by a good record is
+    damage, never skipped: ``CorruptDatabaseError`` names its offset.
     """
     records: list[tuple[int, bytes]] = []
-    pos, size = 0, len(data)
-    while pos < size:
+    pos, used = 0, len(data.rstrip(b"\0"))
+    while pos < used:
         end = data.find(b"\n", pos)
-        if end < 0:
-            break
-        payload = _payload_of(data, pos, end)
+        payload = None if end < 0 else _payload_of(data, pos, end)
         if payload is None:
-            if _good_line_after(data, end + 1):
+            if _good_line_after(data, pos + 1):
                 raise CorruptDatabaseError(
                     f"the journal {path!r} is damaged at byte {base + pos}: a record fails its "
                     "length or checksum test and later records follow it (the files were left as they are)",
@@ -222,7 +225,8 @@ class JournaledFile(Generic[S]):
         self._journal_id: tuple[int, int] | None = None
         self._header_end = 0  # where the journal's first commit starts
         self._offset = 0  # just after the last good record we have read or written
-        self._seen_size = 0  # the journal's size at our last look
+        self._seen_size = 0  # the journal's size (allocated space included) at our last look
+        self._tail_end = 0  # the end of a torn record after _offset (== _offset when none)
         self._snapshot_id: tuple[int, int, int, int] | None = None
         self._snapshot_size = 0
         self._stale = False  # the journal on disk belongs to no snapshot (the snapshot was removed)
@@ -362,12 +366,13 @@ class JournaledFile(Generic[S]):
                 state = self.codec.state(snapshot, meta, tagged, self._where)
                 size = 0
                 records: list[tuple[int, bytes]] = []
-                end = header_end
+                end = tail_end = header_end
                 if fd is not None and header is not None:
                     size = os.fstat(fd).st_size
                     data = pread_all(fd, size - header_end, header_end)
                     records, end = _scan(data, header_end, self.journal_path)
                     size = header_end + len(data)
+                    tail_end = header_end + len(data.rstrip(b"\0"))
                 try:
                     st: os.stat_result | None = os.stat(self.journal_path)
                 except FileNotFoundError:
@@ -391,12 +396,14 @@ class JournaledFile(Generic[S]):
                 if fd is not None:
                     os.close(fd)
                 raise
-            self._adopt(fd, header, header_end, end, size)
+            self._adopt(fd, header, header_end, end, size, tail_end)
             self._stale = stale
             return state
         raise StorageError(f"{self.path!r} kept changing while it was being read; try again")
 
-    def _adopt(self, fd: int | None, header: dict[str, Any] | None, header_end: int, end: int, size: int) -> None:
+    def _adopt(
+        self, fd: int | None, header: dict[str, Any] | None, header_end: int, end: int, size: int, tail_end: int
+    ) -> None:
         """Make ``fd`` our journal (closing the previous one)."""
         if self._fd is not None and self._fd != fd:
             os.close(self._fd)
@@ -405,6 +412,7 @@ class JournaledFile(Generic[S]):
         self._header_end = header_end
         self._offset = end
         self._seen_size = size
+        self._tail_end = max(tail_end, end)
         generation = header.get("generation", 0) if header is not None else 0
         self.generation = generation if isinstance(generation, int) else 0
         self._next_checkpoint = header_end + self._threshold()
@@ -479,8 +487,8 @@ class JournaledFile(Generic[S]):
         if header is not None and header["format"] < FORMAT_VERSION:
             self._checkpoint(state)
             return
-        if self._seen_size > self._offset:
-            self._truncate_tail()
+        if self._tail_end > self._offset:
+            self._clear_tail()
 
     def _remove_temps(self) -> None:
         # Leftovers of a checkpoint that crashed; under the lock, nobody else is writing one.
@@ -494,25 +502,18 @@ class JournaledFile(Generic[S]):
                 if entry.startswith(prefix) and entry.endswith(".tmp") and len(entry) == len(prefix) + 16:
                     remove_quietly(os.path.join(self.folder, entry))
 
-    def _truncate_tail(self) -> None:
+    def _clear_tail(self) -> None:
+        """Zero a torn record left by a crashed writer (under the lock: nobody is writing)."""
         assert self._fd is not None
-        os.ftruncate(self._fd, self._offset)
+        pwrite_all(self._fd, bytes(self._tail_end - self._offset), self._offset)
         if self.durable:
             fsync_fd(self._fd)
-        self._seen_size = self._offset
+        self._tail_end = self._offset
 
     # -- keeping up with other processes -----------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the cross-process write lock (nothing for a read-only file)."""
-        if self._lock is None:
-            yield
-            return
-        self._lock.acquire()
-        try:
-            yield
-        finally:
-            self._lock.release()
+    def lock(self) -> contextlib.AbstractContextManager[Any]:
+        """The cross-process write lock, as a context manager (a no-op when read-only)."""
+        return self._lock if self._lock is not None else contextlib.nullcontext()
 
     @property
     def locked(self) -> bool:
@@ -549,9 +550,13 @@ class JournaledFile(Generic[S]):
             self._seen_size = st.st_size
             if st.st_size == self._offset or self._fd is None or self._stale:
                 return None
-            data = pread_all(self._fd, st.st_size - self._offset, self._offset)
-            self._seen_size = self._offset + len(data)
-            records, end = _scan(data, self._offset, self.journal_path)
+            # Commits overwrite space allocated ahead, so the size says nothing: one byte
+            # at our offset does (zero: nothing new).
+            first = pread_all(self._fd, 1, self._offset)
+            if not first or first == b"\0":
+                self._tail_end = self._offset
+                return None
+            records, end, self._tail_end = self._read_from(self._offset, st.st_size)
         except MicroDBError:
             raise
         except OSError as exc:
@@ -566,6 +571,20 @@ class JournaledFile(Generic[S]):
                 raise self._corrupt("a journal record is not JSON", offset, self.journal_path) from exc
         self._offset = end
         return out
+
+    def _read_from(self, start: int, size: int) -> tuple[list[tuple[int, bytes]], int, int]:
+        """Records from ``start`` up to the first zero byte: records, their end, the data's end."""
+        assert self._fd is not None
+        chunk = 1 << 16
+        while True:
+            data = pread_all(self._fd, min(chunk, size - start), start)
+            zero = data.find(b"\0")
+            if zero >= 0 or start + len(data) >= size:
+                break
+            chunk *= 4  # a long run of new records: read further
+        body = data if zero < 0 else data[:zero]
+        records, end = _scan(body, start, self.journal_path)
+        return records, end, start + len(body)
 
     def _snapshot_changed(self) -> bool:
         try:
@@ -584,24 +603,27 @@ class JournaledFile(Generic[S]):
             raise ReadOnlyError(f"{self.path!r} is open read-only")
         if self._fd is None or self._closed:
             raise StorageError(f"{self.path!r} is not open for writing")
-        data = frame_record(dumpb(payload))
+        record = frame_record(dumpb(payload))
         fd, offset = self._fd, self._offset
+        end = offset + len(record)
+        # Zero what is left of a torn record after ours, and allocate space ahead when
+        # the file is full: a durable commit then overwrites blocks the file already has,
+        # so fdatasync need not also record a new file size (as SQLite's WAL reuse does).
+        pad = max(self._tail_end - end, 0)
+        if end + pad > self._seen_size:
+            pad = max(pad, min(max(_GROW_MIN, offset // 2), _GROW_MAX))
         try:
-            if self._seen_size != offset:
-                # A torn tail left by a crashed writer (we hold the lock: nobody is writing).
-                os.ftruncate(fd, offset)
-                self._seen_size = offset
-            pwrite_all(fd, data, offset)
+            pwrite_all(fd, record + bytes(pad) if pad else record, offset)
             if self.durable:
                 fsync_fd(fd)
         except OSError as exc:
             try:
-                os.ftruncate(fd, offset)  # take back what part of the record reached the file
-                self._seen_size = offset
+                pwrite_all(fd, bytes(len(record)), offset)  # take back what reached the file
             except OSError:
-                self._seen_size = -1  # unknown: truncate before the next write
+                self._tail_end = max(self._tail_end, end)
             raise _storage_error(exc, "write to", self.journal_path) from exc
-        self._offset = self._seen_size = offset + len(data)
+        self._offset = self._tail_end = end
+        self._seen_size = max(self._seen_size, end + pad)
         if self._offset >= self._next_checkpoint:
             try:
                 self._checkpoint(state)
@@ -667,7 +689,7 @@ class JournaledFile(Generic[S]):
             # From here the journal at the path is the new one: adopt it before anything
             # else can fail, or later commits would go to the old, unlinked file.
             fd, journal_fd = journal_fd, None
-            self._adopt(fd, header, len(head), len(head), len(head))
+            self._adopt(fd, header, len(head), len(head), len(head), len(head))
             st = os.stat(self.path)
             self._snapshot_id = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             self._snapshot_size = st.st_size
@@ -687,7 +709,7 @@ class JournaledFile(Generic[S]):
             os.close(self._fd)
         self._fd = None
         self._journal_id = None
-        self._header_end = self._offset = self._seen_size = 0
+        self._header_end = self._offset = self._seen_size = self._tail_end = 0
 
     def _close_fds(self) -> None:
         self._close_journal()
@@ -902,11 +924,10 @@ class JSONFileStore(Store):
             return found
         return [ops_from_record(payload, offset, self.file.journal_path) for offset, payload in found]
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[Any]:  # type: ignore[override]
         """Hold the write lock shared by every process using the file."""
-        with self.file.lock():
-            yield
+        # The lock object itself, not a generator wrapped around it: this runs on every write.
+        return self.file.lock()
 
     def compact(self, state: State) -> None:
         """Fold the journal into a new snapshot now."""
