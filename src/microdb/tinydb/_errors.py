@@ -2,13 +2,14 @@
 
 TinyDB reports misuse with plain built-in exceptions (``ValueError``, ``RuntimeError``,
 ``KeyError``...). A program written for TinyDB catches those; a program written for
-MicroDB catches :class:`~microdb.errors.MicroDBError`. Each class here is both, so the
-same ``except`` clauses keep working whichever way the program was written.
+MicroDB catches :class:`~microdb.errors.MicroDBError`. Each class here is both, and is
+*only* the built-in TinyDB raises: a program whose ``except ValueError`` comes before its
+``except TypeError`` still lands in the same clause as with TinyDB.
 """
 
 from __future__ import annotations
 
-from microdb.errors import DocumentError, QueryError, StorageError, UpdateError
+from microdb.errors import MicroDBError, StorageError
 
 __all__ = [
     "EmptyQueryError",
@@ -21,32 +22,32 @@ __all__ = [
 ]
 
 
-class NotAMappingError(DocumentError, ValueError):
+class NotAMappingError(MicroDBError, ValueError):
     """A document is not a mapping (TinyDB raises ``ValueError``)."""
 
 
-class MissingArgumentError(QueryError, RuntimeError):
+class MissingArgumentError(MicroDBError, RuntimeError):
     """A call needs a query or ids and got neither (TinyDB raises ``RuntimeError``)."""
 
 
-class EmptyQueryError(QueryError, RuntimeError):
+class EmptyQueryError(MicroDBError, RuntimeError):
     """A bare ``Query()`` with no field was used as a condition (TinyDB: ``RuntimeError``)."""
 
 
-class UpdateKeyError(UpdateError, KeyError):
-    """An update function read a field the document lacks (TinyDB lets ``KeyError`` through)."""
+class UpdateKeyError(MicroDBError, KeyError):
+    """An update function read a field the document lacks; nothing was changed."""
 
     def __str__(self) -> str:
         # KeyError's str() is the repr of its argument; the message reads better.
         return str(self.args[0]) if self.args else "update failed"
 
 
-class UpdateTypeError(UpdateError, TypeError):
-    """An update function met a value of the wrong type (TinyDB lets ``TypeError`` through)."""
+class UpdateTypeError(MicroDBError, TypeError):
+    """An update function met a value of the wrong type; nothing was changed."""
 
 
-class UpdateAttributeError(UpdateError, AttributeError):
-    """An update function used a missing attribute (TinyDB lets ``AttributeError`` through)."""
+class UpdateAttributeError(MicroDBError, AttributeError):
+    """An update function used a missing attribute; nothing was changed."""
 
 
 class StorageFileNotFound(StorageError, FileNotFoundError):
