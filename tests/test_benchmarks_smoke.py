@@ -129,18 +129,14 @@ def test_check_target(bench: Any, value: float, target: str | None, met: bool | 
     assert common.check_target(value, target) is met
 
 
-def test_runner_skips_missing_suites_and_writes_markdown(bench: Any, tmp_path: Path) -> None:
+def test_runner_skips_missing_suites_and_writes_markdown(bench: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """run.py skips a suite whose module does not exist and writes machine and method."""
     run = importlib.import_module("run")
 
     modules, notes = run.load_suites(["engine"])
     assert [name for name, _ in modules] == ["engine"]
-    real = run.SUITES
-    run.SUITES = {**real, "ghost": "bench_ghost_does_not_exist"}
-    try:
-        modules, notes = run.load_suites(["ghost"])
-    finally:
-        run.SUITES = real
+    monkeypatch.setitem(run.SUITES, "ghost", "bench_ghost_does_not_exist")
+    modules, notes = run.load_suites(["ghost"])
     assert modules == [] and "does not exist yet" in notes[0]
     rows = [{"kind": "time", "suite": "engine", "case": "c", "system": "s", "n": 10, "seconds": 0.5}]
     text = run.to_markdown(rows, notes, quick=True, seconds=1.0)
