@@ -28,7 +28,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -118,6 +118,8 @@ class Term:
     keys: tuple[str, ...] | None
     literal: bool
     doubt: Frag | None = None
+    #: The path has a MicroDB index (PostgreSQL then uses its GIN index for containment).
+    indexed: bool = False
 
 
 def _join(op: str, frags: Sequence[Frag]) -> Frag:
@@ -456,7 +458,7 @@ class PostgresDialect(Dialect):
         return f"(CASE WHEN jsonb_typeof({t.json}) = 'string' THEN ({t.json} #>> '{{}}') COLLATE \"C\" END)"
 
     def tagged(self, t: Term, tag: str) -> Frag:
-        if t.keys is not None and t.literal:
+        if t.keys is not None and t.literal and t.indexed:
             # ``@?`` with a constant path is answered by the GIN index on the document.
             jp = "$" + "".join("." + json.dumps(k) for k in t.keys) + "." + json.dumps(tag)
             return Frag(f"({t.base} @? {self.literal(jp)})")
@@ -479,7 +481,7 @@ class PostgresDialect(Dialect):
         return Frag(f"({guarded} {ast.COMPARE_OPS[op].replace('==', '=')} %s)", (operand,))
 
     def contains(self, t: Term, value: Any) -> Frag | None:
-        if t.keys is None or not t.keys or not t.literal:
+        if t.keys is None or not t.keys or not t.literal or not t.indexed:
             return None
         doc: Any = encode(value)
         for key in reversed(t.keys):
@@ -635,9 +637,10 @@ class SQLCompiler:
         ast.Test: "_guarded",
     }
 
-    def __init__(self, dialect: Dialect, doc: str = "doc"):
+    def __init__(self, dialect: Dialect, doc: str = "doc", indexed: frozenset[ast.Path] = frozenset()):
         self.d = dialect
         self.doc = doc
+        self.indexed = indexed
         self._alias = 0
         self.TRUE = Frag(dialect.true)
         self.FALSE = Frag(dialect.false)
@@ -676,7 +679,10 @@ class SQLCompiler:
 
     def term(self, path: ast.Path, base: str, root: bool) -> Term | None:
         if root:
-            return self.d.term(base, path, True)
+            t = self.d.term(base, path, True)
+            if t is not None and path in self.indexed:
+                t = replace(t, indexed=True)
+            return t
         return self.d.element_term(self.doc, base, path)  # type: ignore[attr-defined,no-any-return]
 
     def with_doubt(self, t: Term, cond: Cond) -> Cond:
@@ -851,7 +857,7 @@ class SQLCompiler:
             return Cond(self.or_([p.sure for p in parts]), self.or_([p.maybe for p in parts]), all(p.exact for p in parts))
 
         generic = self._elements(t, elem)
-        if self.d.containment and t.keys and t.literal and values and all(
+        if self.d.containment and t.keys and t.literal and t.indexed and values and all(
             v is None or type(v) in (str, bool) or (type(v) in (int, float) and math.isfinite(v)) for v in values
         ):
             # ``doc @> {"tags": [v]}``: answered by the GIN index.
@@ -938,9 +944,15 @@ def node_paths(node: ast.Node | None) -> set[ast.Path]:
     return out
 
 
-def compile_filter(node: ast.Node | None, dialect: Dialect, doc: str = "doc") -> SQLFilter:
-    """Compile a query (``None``: every document) to SQL plus the part Python must check."""
-    compiler = SQLCompiler(dialect, doc)
+def compile_filter(
+    node: ast.Node | None, dialect: Dialect, doc: str = "doc", indexed: frozenset[ast.Path] = frozenset()
+) -> SQLFilter:
+    """Compile a query (``None``: every document) to SQL plus the part Python must check.
+
+    ``indexed`` names the paths that have an index, where the dialect picks its SQL form
+    by that (PostgreSQL answers equality on them with GIN containment).
+    """
+    compiler = SQLCompiler(dialect, doc, indexed)
     if node is None:
         return SQLFilter(compiler.TRUE, compiler.TRUE, True, None)
     cond = compiler.cond(node)

@@ -311,9 +311,28 @@ class PostgresBackend(SQLBackend):
             self._save_indexes(s, info)
             return True
 
+    def _shared_index_names(self, info: TableInfo) -> set[str]:
+        return {f"{info.sql}_gin"}
+
     def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> list[str]:
         rows = self._execute(s, "EXPLAIN " + sql, params)
-        return [str(r[0]) for r in rows]
+        lines = [str(r[0]) for r in rows]
+        if any("Index" in line for line in lines) or "WHERE" not in sql:
+            return lines
+        # A small table is cheaper to scan, so the server ignores the index; show which
+        # index it uses once the table is large (the real plan comes first).
+        inside = s.conn.info.transaction_status != 0
+        self._execute(s, "SAVEPOINT microdb_explain" if inside else "BEGIN")
+        try:
+            # Bitmap scans only: a walk of the primary key (for ORDER BY id) is not an answer.
+            self._execute(s, "SELECT set_config('enable_seqscan', 'off', true), "
+                             "set_config('enable_indexscan', 'off', true), set_config('enable_indexonlyscan', 'off', true)")
+            forced = [str(r[0]) for r in self._execute(s, "EXPLAIN " + sql, params)]
+        finally:
+            self._execute(s, "ROLLBACK TO SAVEPOINT microdb_explain" if inside else "ROLLBACK")
+        if not any("Index" in line for line in forced):
+            return lines
+        return lines + ["-- at a larger table size (sequential and plain index scans off):"] + forced
 
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:

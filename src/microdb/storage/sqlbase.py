@@ -471,7 +471,7 @@ class SQLBackend(Backend):
     def _rows(self, s: Session, info: TableInfo, plan: Plan) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
         """The plan's rows, and how they were found (for ``explain``)."""
         d = self.dialect
-        f = compile_filter(plan.node, d, "doc")
+        f = compile_filter(plan.node, d, "doc", _indexed(info))
         check = predicate(plan.node) if f.residual is not None and plan.node is not None else None
         stop = None if plan.limit is None else plan.skip + plan.limit
         how: dict[str, Any] = {"filter": f.pushed, "exact": f.exact}
@@ -567,7 +567,7 @@ class SQLBackend(Backend):
             info = self._info(s, table)
             if info is None:
                 return 0
-            f = compile_filter(plan.node, self.dialect, "doc")
+            f = compile_filter(plan.node, self.dialect, "doc", _indexed(info))
             if plan.skip or plan.limit is not None or plan.doc_ids is not None or not f.exact:
                 if plan.doc_ids is None and not plan.skip and plan.limit is None:
                     return self._count_residual(s, info, f, plan)
@@ -603,10 +603,10 @@ class SQLBackend(Backend):
             sql = how.get("sql")
             params = how.get("params", [])
             lines = self._explain(s, sql, params) if sql else []
-            used = self._indexes_used(info, lines)
+            used = self._indexes_used(info, lines, plan.node)
             total = int(self._execute(s, f"SELECT count(*) FROM {info.sql}")[0][0])
             examined = total if not used else self._examined(s, info, plan, used, total)
-            f = compile_filter(plan.node, self.dialect, "doc")
+            f = compile_filter(plan.node, self.dialect, "doc", _indexed(info))
             return {
                 "backend": self.name,
                 "table": table,
@@ -623,15 +623,26 @@ class SQLBackend(Backend):
                 "pushed": {"filter": how.get("filter", False), "sort": how.get("sort"), "limit": how.get("limit")},
             }
 
-    def _indexes_used(self, info: TableInfo, lines: list[str]) -> list[str]:
+    def _indexes_used(self, info: TableInfo, lines: list[str], node: ast.Node | None) -> list[str]:
         used: list[str] = []
         text = "\n".join(lines)
+        tested = node_paths(node)
         for spec in info.indexes:
             path = tuple(spec["path"])
             names = self._index_names(info, path, bool(spec.get("unique")))
-            if any(re.search(rf"\b{re.escape(n)}\b", text) for n in names):
+            for name in names:
+                if re.search(rf"\b{re.escape(name)}\b", text) is None:
+                    continue
+                # A table-wide index (PostgreSQL's GIN) serves the indexed paths the query tests.
+                if name in self._shared_index_names(info) and path not in tested:
+                    continue
                 used.append(ast.path_repr(path))
+                break
         return used
+
+    def _shared_index_names(self, info: TableInfo) -> set[str]:
+        """Indexes one table's MicroDB indexes share (none, unless the engine has one)."""
+        return set()
 
     def _examined(self, s: Session, info: TableInfo, plan: Plan, used: list[str], total: int) -> int:
         """Rows the index part of the query selects (what the engine reads through the index)."""
@@ -643,7 +654,7 @@ class SQLBackend(Backend):
         if not indexed:
             return total
         sub = indexed[0] if len(indexed) == 1 else ast.And(tuple(indexed))
-        f = compile_filter(sub, self.dialect, "doc")
+        f = compile_filter(sub, self.dialect, "doc", _indexed(info))
         sql = f"SELECT count(*) FROM {info.sql}" + (f" WHERE {f.where.sql}" if f.pushed else "")
         return int(self._execute(s, sql, f.where.params)[0][0])
 
@@ -690,6 +701,10 @@ class SQLBackend(Backend):
             if info is None:
                 return []
             return [{"path": list(x["path"]), "unique": bool(x.get("unique"))} for x in info.indexes]
+
+
+def _indexed(info: TableInfo) -> frozenset[ast.Path]:
+    return frozenset(tuple(x["path"]) for x in info.indexes)
 
 
 def _paths_of(node: ast.Node) -> list[ast.Path]:
