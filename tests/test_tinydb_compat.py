@@ -418,6 +418,8 @@ MISUSE: list[tuple[str, Callable[[TinyDB], Any], type[BaseException]]] = [
     ("upsert without query or id", lambda db: db.upsert({"a": 1}), ValueError),
     ("search with an empty Query()", lambda db: db.search(Query()), RuntimeError),
     ("compare an empty Query()", lambda db: Query() == 1, ValueError),
+    ("search with a bare path", lambda db: db.search(Query().a), RuntimeError),
+    ("evaluate a path", lambda db: Query().a({"a": 1}), RuntimeError),
     ("a value JSON cannot hold", lambda db: db.insert({"x": object()}), TypeError),
 ]
 
@@ -521,3 +523,49 @@ def test_microdb_extras_work_on_tinydb_tables(people: TinyDB) -> None:
         people.insert({"name": "ghost"})
         raise ZeroDivisionError
     assert people.count(Query().name == "ghost") == 0
+
+
+# -- the modules -------------------------------------------------------------------------------
+
+TINYDB_NAMES = {
+    "microdb.tinydb": ["JSONStorage", "Query", "Storage", "TinyDB", "where"],
+    "microdb.tinydb.table": ["Document", "Table"],
+    "microdb.tinydb.storages": ["JSONStorage", "MemoryStorage", "Storage", "touch"],
+    "microdb.tinydb.middlewares": ["CachingMiddleware", "Middleware"],
+    "microdb.tinydb.queries": ["Query", "QueryInstance", "QueryLike", "where"],
+    "microdb.tinydb.operations": ["add", "decrement", "delete", "increment", "set", "subtract"],
+    "microdb.tinydb.utils": ["LRUCache"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(TINYDB_NAMES))
+def test_modules_mirror_tinydb(module: str) -> None:
+    """Each module offers TinyDB's public names, in a sorted __all__, each with a docstring."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    assert list(mod.__all__) == sorted(mod.__all__) == TINYDB_NAMES[module]
+    assert (mod.__doc__ or "").strip()
+    for name in mod.__all__:
+        obj = getattr(mod, name)
+        assert (obj.__doc__ or "").strip(), name
+        if isinstance(obj, type):
+            for attr, value in vars(obj).items():
+                if not attr.startswith("_") and callable(value):
+                    assert (value.__doc__ or "").strip(), f"{name}.{attr}"
+
+
+@pytest.mark.parametrize("module", sorted(TINYDB_NAMES))
+def test_tinydb_names_all_exist_here(module: str) -> None:
+    """Every name TinyDB's matching module exports exists here (utils: what TinyDB documents)."""
+    import importlib
+
+    pytest.importorskip("tinydb")
+    tinydb_name = module.replace("microdb.tinydb", "tinydb")
+    real = importlib.import_module(tinydb_name)
+    mine = importlib.import_module(module)
+    exported = getattr(real, "__all__", None) or [
+        n for n, v in vars(real).items() if not n.startswith("_") and getattr(v, "__module__", "") == tinydb_name
+    ]
+    undocumented = {"freeze", "with_typehint"}
+    assert [n for n in exported if n not in undocumented and not hasattr(mine, n)] == []

@@ -167,10 +167,11 @@ def tables(t: Any, folder: Path) -> list[Any]:
     out: list[Any] = [table.insert({"value": True}), table.all(), [row for row in table]]
     db.insert({"x": 1})
     out.append(sorted(db.tables()))
-    out.append(repr(db))
     out.append(re.sub(r"storage=.*>$", "", repr(table)))
     db.drop_table("table_name")
     out.append(sorted(db.tables()))
+    # With one table: TinyDB lists several in set order, which varies from run to run.
+    out.append(repr(db))
     db.drop_tables()
     out.append(sorted(db.tables()))
     out.append(db.table("cached", cache_size=30) is db.table("cached"))
@@ -191,6 +192,8 @@ def misuse(t: Any, folder: Path) -> list[Any]:
         lambda: db.upsert({"a": 1}),
         lambda: db.search(t.Query()),
         lambda: t.Query() == 1,
+        lambda: db.search(t.Query().a),
+        lambda: t.Query()({"a": 1}),
         lambda: db.update(t.operations.increment("missing")),
         lambda: db.update(t.operations.add("a", "text")),
     ]

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from microdb.query.ast import Call, Node
 from microdb.query.builders import Query as _CoreQuery
+from microdb.tinydb._errors import EmptyQueryError
 
 __all__ = ["Query", "QueryInstance", "QueryLike", "where"]
 
@@ -46,6 +47,12 @@ class Query(_CoreQuery):
     def map(self, fn: Callable[[Any], Any]) -> Query:
         """Apply ``fn`` to the value before the comparison that follows."""
         return self._child(super().map(fn)._path)
+
+    def __call__(self, value: Mapping[str, Any]) -> bool:
+        """A path is not a condition: evaluating one raises, as in TinyDB."""
+        raise EmptyQueryError(
+            f"Empty query was evaluated: {self!r} is a path; compare it (==, <...) or call a method such as exists()"
+        )
 
     def _child(self, path: tuple[Any, ...]) -> Query:
         child = type(self)()

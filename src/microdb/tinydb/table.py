@@ -156,8 +156,11 @@ class Table(_CoreTable):
 
     @staticmethod
     def _condition(cond: Any) -> Node:
-        if isinstance(cond, Query) and not cond._path and cond._node is None:
-            raise EmptyQueryError("Empty query was evaluated: give Query() a field, as in Query().name == 'x'")
+        if isinstance(cond, Query) and cond._node is None:
+            raise EmptyQueryError(
+                f"Empty query was evaluated: {cond!r} is a path, not a condition; compare it "
+                "(Query().name == 'x') or call a method such as exists()"
+            )
         return to_node(cond)
 
     def _ensure_table(self) -> None:
