@@ -428,6 +428,40 @@ class SQLBackend(Backend):
         # from another connection waits instead of overwriting (a lost update).
         return " FOR UPDATE" if self.dialect.row_locks and s.writing else ""
 
+    def next_id(self, table: str) -> int:
+        """The id the next insert into ``table`` gets."""
+        with self._op() as s:
+            info = self._info(s, table)
+            return 1 if info is None else self._next_id(s, info)
+
+    def reserve_ids(self, table: str, next_id: int) -> None:
+        """Make sure no id below ``next_id`` is handed out again (used when copying data in)."""
+        with self._op(write=True) as s:
+            info = self._info(s, table, create=True)
+            assert info is not None
+            p = self.dialect.param
+            self._execute(s, f"UPDATE {REGISTRY} SET next_id = {p} WHERE tid = {p} AND next_id < {p}",
+                          (next_id, info.tid, next_id))
+
+    def iter_batches(self, table: str, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+        """Every document in id order, ``size`` at a time, each batch read on its own."""
+        last = None
+        while True:
+            with self._op() as s:
+                info = self._info(s, table)
+                if info is None:
+                    return
+                p = self.dialect.param
+                where = "" if last is None else f" WHERE id > {p}"
+                params = ([] if last is None else [last]) + [size]
+                rows = self._execute(s, f"SELECT id, {self.body_column} FROM {info.sql}{where} ORDER BY id LIMIT {p}", params)
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            yield [(int(i), decode_doc(text)) for i, text in rows]
+            if len(rows) < size:
+                return
+
     def length(self, table: str) -> int:
         with self._op() as s:
             info = self._info(s, table)
