@@ -428,8 +428,12 @@ class PostgresDialect(Dialect):
                 if _DIGITS.match(step):
                     keys = None
                     doubt.append(Frag(f"({expr} ? '$tuple')"))
-                    # ``#>`` reads a digit step as a key of an object and a position in an array.
-                    expr = f"({expr} #> {self.literal('{' + json.dumps(step) + '}')})"
+                    # ``#>`` reads a digit step as a key of an object and a position in an
+                    # array; a scalar would be read as a one-element array, hence the guard.
+                    expr = (
+                        f"(CASE WHEN jsonb_typeof({expr}) IN ('array', 'object') "
+                        f"THEN {expr} #> {self.literal('{' + json.dumps(step) + '}')} END)"
+                    )
                     continue
                 if keys is not None:
                     keys.append(step)
@@ -437,7 +441,7 @@ class PostgresDialect(Dialect):
             else:
                 keys = None
                 doubt.append(Frag(f"({expr} ? '$tuple')"))
-                expr = f"({expr} -> {int(step)})"
+                expr = f"(CASE WHEN jsonb_typeof({expr}) = 'array' THEN {expr} -> {int(step)} END)"
         return Term(
             base=base, path="", json=expr, keys=tuple(keys) if keys is not None else None,
             literal=root, doubt=_join("OR", doubt) if doubt else None,
