@@ -469,6 +469,8 @@ def test_context_manager_closes(open_tdb: Opener) -> None:
         db.insert({"a": 2})
     with pytest.raises(DatabaseClosedError):
         db.all()
+    assert repr(db) == "<TinyDB closed>"
+    assert "total=closed" in repr(db.table("t"))
     db.close()  # closing twice is harmless
 
 

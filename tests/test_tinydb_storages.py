@@ -481,3 +481,19 @@ def test_errors_keep_both_families(tmp_path: Path) -> None:
 
     for name in _errors.__all__:
         assert issubclass(getattr(_errors, name), MicroDBError)
+
+
+def test_reading_never_writes(tmp_path: Path) -> None:
+    """Opening, reading and closing never calls write() (TinyDB's empty-write guarantee)."""
+
+    class NoWrites(Middleware):
+        def write(self, data: Any) -> None:
+            raise AssertionError("no write for an unchanged database")
+
+    path = tmp_path / "db.json"
+    with TinyDB(path) as db:
+        db.insert({"a": 1})
+    with TinyDB(path, storage=NoWrites(JSONStorage)) as db:
+        assert db.all() == [{"a": 1}]
+        assert db.search(where("a") == 1) == [{"a": 1}]
+        assert db.tables() == {"_default"}

@@ -47,6 +47,8 @@ class TinyDB:
         self._tables_lock = threading.Lock()
 
     def __repr__(self) -> str:
+        if self._engine.backend.closed:
+            return f"<{type(self).__name__} closed>"
         names = sorted(self.tables())
         parts = [
             f"tables={names}",

@@ -138,7 +138,8 @@ class Table(_CoreTable):
                 self._ensure_table()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} name={self.name!r}, total={len(self)}, storage={self._storage}>"
+        total = "closed" if self._backend.closed else len(self)
+        return f"<{type(self).__name__} name={self.name!r}, total={total}, storage={self._storage}>"
 
     @property
     def storage(self) -> Any:
