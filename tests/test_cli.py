@@ -37,7 +37,7 @@ def test_insert_query_count_tables(tmp_path: Path, capsys: pytest.CaptureFixture
     assert capsys.readouterr().out.split() == ["1", "2"]
     assert main(["query", db, "users", '{"age": {"$lt": 30}}']) == 0
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [{"name": "Bob", "age": 25}]
-    assert main(["query", db, "users", "--sort", "-age", "--limit", "1", "--ids"]) == 0
+    assert main(["query", db, "users", "--sort=-age", "--limit", "1", "--ids"]) == 0
     assert json.loads(capsys.readouterr().out) == {"_id": 1, "name": "Alice", "age": 30}
     assert main(["count", db, "users"]) == 0
     assert capsys.readouterr().out.strip() == "2"

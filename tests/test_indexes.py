@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from microdb import DuplicateKeyError, MicroDB, Query, where
+from microdb.engine import MemoryBackend
 
 PEOPLE: list[dict[str, Any]] = [
     {"name": "Ann", "age": 30, "city": "Oslo", "tags": ["a"], "address": {"zip": "0150"}},
@@ -93,7 +94,8 @@ def test_sort_limit_reads_index_in_order(people: Any) -> None:
     expected = [d["name"] for d in people.query().sort("city").all()]
     expected_desc = [d["name"] for d in people.query().sort("city", reverse=True).all()]
     people.create_index("city")
-    assert people.query().sort("city").limit(3).explain()["ordered_by_index"] is True
+    if isinstance(people._backend, MemoryBackend):  # the SQL engines plan this themselves
+        assert people.query().sort("city").limit(3).explain()["ordered_by_index"] is True
     assert [d["name"] for d in people.query().sort("city").limit(10)] == expected
     assert [d["name"] for d in people.query().sort("city", reverse=True).limit(10)] == expected_desc
     assert [d["name"] for d in people.query(where("name") != "Ann").sort("city").skip(1).limit(2)] == [

@@ -386,11 +386,6 @@ def test_index_equality_ignores_key_order(tree: Tree) -> None:
     assert indexed.query(build(tree)).ids() == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: MemoryBackend.run's ordered index scan appends a match before "
-    "comparing with skip + limit, so limit(0) returns one document",
-)
 def test_limit_zero_through_an_index_returns_nothing() -> None:
     """``sort(...).limit(0)`` returns no document, whether or not the sort field is indexed."""
     indexed, _ = _load([{"a": 2}, {"a": 1}], [], indexed=True, index_first=True)

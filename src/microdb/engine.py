@@ -419,6 +419,8 @@ class MemoryBackend(Backend):
             return iter(())
         docs = t.docs
         stop = None if plan.limit is None else plan.skip + plan.limit
+        if plan.limit == 0:
+            return iter(())
         scan = self._ordered_scan(t, plan)
         if scan is not None and stop is not None:
             # Read the index in order and stop as soon as enough documents matched.
@@ -430,7 +432,7 @@ class MemoryBackend(Backend):
                     out.append((doc_id, doc))
                     if len(out) >= stop:
                         break
-            return iter(out[plan.skip:])
+            return iter(out[plan.skip:stop])
         ids, _, _ = self._select(t, plan)
         if plan.sort:
             ids = _sorted_ids(ids, docs, plan)
