@@ -461,9 +461,9 @@ def test_reprs(people: TinyDB) -> None:
     assert re.fullmatch(r"<Table name='other', total=1, storage=.+>", repr(people.table("other")))
 
 
-def test_context_manager_closes(open_tdb: Opener) -> None:
-    """Leaving a with-block closes the database; using it afterwards is a clear error."""
-    with open_tdb() as db:
+def test_context_manager_closes_the_file(tmp_path: Path) -> None:
+    """Leaving a with-block closes the JSON file; using it afterwards is a clear error."""
+    with TinyDB(tmp_path / "db.json") as db:
         db.insert({"a": 1})
     with pytest.raises(DatabaseClosedError):
         db.insert({"a": 2})
@@ -472,6 +472,18 @@ def test_context_manager_closes(open_tdb: Opener) -> None:
     assert repr(db) == "<TinyDB closed>"
     assert "total=closed" in repr(db.table("t"))
     db.close()  # closing twice is harmless
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_after_close_the_storage_decides(kind: str, tmp_path: Path) -> None:
+    """After close(), as in TinyDB: memory and a user's storage still answer, files refuse."""
+    with KINDS[kind](tmp_path)() as db:
+        db.insert({"a": 1})
+    if kind in ("memory", "user-storage", "caching-user-storage"):
+        assert db.all() == [{"a": 1}]
+    else:
+        with pytest.raises(DatabaseClosedError):
+            db.all()
 
 
 def test_reopening_finds_the_data(open_kept: Opener) -> None:

@@ -218,6 +218,25 @@ def test_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         assert len(ids) == 90 == len(set(ids))
 
 
+def test_processes_incrementing_one_counter_lose_no_update(tmp_path: Path) -> None:
+    """update(increment(...)) from several processes at once is an atomic read-modify-write."""
+    with TinyDB(tmp_path / "db.json") as db:
+        db.insert({"name": "hits", "n": 0})
+    code = """
+        from microdb.tinydb import TinyDB, where
+        from microdb.tinydb.operations import increment
+        with TinyDB('db.json') as db:
+            for _ in range(30):
+                db.update(increment('n'), where('name') == 'hits')
+        """
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONWARNINGS="error")
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env) for _ in range(3)]
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
+    with TinyDB(tmp_path / "db.json") as db:
+        assert db.get(where("name") == "hits") == {"name": "hits", "n": 90}
+
+
 def test_killed_writer_loses_no_acknowledged_write(tmp_path: Path) -> None:
     """A TinyDB program killed mid-write leaves a file that opens with every acknowledged insert."""
     code = """

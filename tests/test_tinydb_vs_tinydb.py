@@ -294,9 +294,35 @@ def json_file_options(t: Any, folder: Path) -> list[Any]:
     return out
 
 
+def lifecycle(t: Any, folder: Path) -> list[Any]:
+    """Closing: memory stays readable, a user's storage is closed exactly once."""
+
+    class Closing(t.storages.Storage):
+        def __init__(self) -> None:
+            self.closed = 0
+
+        def read(self) -> Any:
+            return {}
+
+        def write(self, data: Any) -> None:
+            pass
+
+        def close(self) -> None:
+            self.closed += 1
+
+    out: list[Any] = []
+    with t.TinyDB(storage=t.storages.MemoryStorage) as db:
+        db.insert({})
+    out.append(len(db))
+    with t.TinyDB(storage=Closing) as db:
+        db.close()
+    out.append(db.storage.closed)
+    return out
+
+
 SCRIPTS: list[Script] = [
     getting_started, advanced_queries, handling_data, tables, misuse,
-    custom_storage_and_middleware, caching_middleware, json_file_options,
+    custom_storage_and_middleware, caching_middleware, json_file_options, lifecycle,
 ]
 
 

@@ -101,12 +101,13 @@ class TinyDB:
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:
-        """Close the storage; later calls raise ``DatabaseClosedError``."""
+        """Close the storage (the JSON file: later calls raise ``DatabaseClosedError``).
+
+        As in TinyDB, what happens next is the storage's business: memory stays readable,
+        and a storage of your own decides for itself.
+        """
         self._opened = False
-        try:
-            self._storage.close()
-        finally:
-            self._engine.backend.close()
+        self._storage.close()
 
     def __enter__(self) -> TinyDB:
         return self

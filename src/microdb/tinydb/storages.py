@@ -172,3 +172,6 @@ class MemoryStorage(_NativeStorage):
     def memory(self) -> dict[str, dict[str, Any]] | None:
         """The whole database, as TinyDB's ``MemoryStorage.memory`` holds it."""
         return self.read()
+
+    def close(self) -> None:
+        """Nothing to release: the data stays readable after ``db.close()``, as in TinyDB."""
