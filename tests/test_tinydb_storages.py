@@ -516,3 +516,16 @@ def test_reading_never_writes(tmp_path: Path) -> None:
         assert db.all() == [{"a": 1}]
         assert db.search(where("a") == 1) == [{"a": 1}]
         assert db.tables() == {"_default"}
+
+
+def test_tinydb_file_with_nan_is_refused_and_kept(tmp_path: Path) -> None:
+    """A TinyDB file holding NaN (not JSON) raises CorruptDatabaseError and is left untouched."""
+    from microdb.errors import CorruptDatabaseError
+
+    path = tmp_path / "db.json"
+    text = '{"_default": {"1": {"x": NaN}}}'
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CorruptDatabaseError) as info:
+        TinyDB(path)
+    assert info.value.offset == text.index("NaN")
+    assert path.read_text(encoding="utf-8") == text
