@@ -11,7 +11,6 @@ from microdb.document import Document
 from microdb.errors import QueryError
 from microdb.paths import parse_field
 from microdb.query.ast import Path
-from microdb.query.compiler import resolve
 from microdb.query.values import MISSING, sort_key, values_equal
 from microdb.serialization import copy_value
 
@@ -21,29 +20,82 @@ if TYPE_CHECKING:
 __all__ = ["Result"]
 
 
-def _project(doc: dict[str, Any], fields: tuple[Path, ...], exclude: bool) -> dict[str, Any]:
-    if exclude:
-        out = copy_value(doc)
-        for path in fields:
-            target: Any = out
-            for step in path[:-1]:
-                target = target.get(step) if isinstance(target, dict) else None
-            if isinstance(target, dict):
-                target.pop(path[-1], None)  # type: ignore[arg-type]
-        return out  # type: ignore[no-any-return]
-    out = {}
+_Tree = dict[str, Any]  # step -> True (the whole value) or a sub-tree
+
+
+def _tree(fields: tuple[Path, ...]) -> _Tree:
+    """The projected paths as a tree; a whole field wins over paths inside it."""
+    tree: _Tree = {}
     for path in fields:
-        value = resolve(doc, path)
-        if value is MISSING:
-            continue
-        target = out
-        for step in path[:-1]:
-            target = target.setdefault(step, {})  # type: ignore[arg-type]
-            if not isinstance(target, dict):
-                break
-        else:
-            target[path[-1]] = copy_value(value)  # type: ignore[index]
-    return out
+        node = tree
+        for i, step in enumerate(path):
+            key = str(step)
+            if i == len(path) - 1:
+                node[key] = True
+            else:
+                sub = node.setdefault(key, {})
+                if sub is True:
+                    break
+                node = sub
+    return tree
+
+
+def _keep(value: Any, tree: _Tree) -> Any:
+    """``value`` with only the tree's paths (MISSING when nothing of it is kept)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, sub in tree.items():
+            if key in value:
+                kept = copy_value(value[key]) if sub is True else _keep(value[key], sub)
+                if kept is not MISSING:
+                    out[key] = kept
+        return out
+    if isinstance(value, list):
+        # As in MongoDB, a path goes through arrays: each sub-document keeps its part,
+        # other elements are dropped.
+        return [k for k in (_keep(item, tree) for item in value if isinstance(item, (dict, list)))
+                if k is not MISSING]
+    return MISSING
+
+
+def _drop(value: Any, tree: _Tree) -> Any:
+    """A copy of ``value`` without the tree's paths."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            sub = tree.get(key)
+            if sub is True:
+                continue
+            out[key] = copy_value(item) if sub is None else _drop(item, sub)
+        return out
+    if isinstance(value, list):
+        return [_drop(item, tree) for item in value]
+    return copy_value(value)
+
+
+def _project(doc: dict[str, Any], fields: tuple[Path, ...], exclude: bool) -> dict[str, Any]:
+    tree = _tree(fields)
+    return _drop(doc, tree) if exclude else _keep(doc, tree)  # type: ignore[no-any-return]
+
+
+def _reach(value: Any, path: Path) -> Iterator[Any]:
+    """Every value a path reaches, MongoDB-style: through sub-documents and arrays of them."""
+    if not path:
+        yield value
+        return
+    step, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        key = str(step)
+        if key in value:
+            yield from _reach(value[key], rest)
+    elif isinstance(value, (list, tuple)):
+        if isinstance(step, int) or (isinstance(step, str) and step.isdigit()):
+            position = int(step)
+            if position < len(value):
+                yield from _reach(value[position], rest)
+        for item in value:
+            if isinstance(item, dict):
+                yield from _reach(item, path)
 
 
 class Result:
@@ -109,9 +161,13 @@ class Result:
     def project(self, fields: Any, *more: Any, exclude: bool = False) -> Result:
         """Return only these fields (or all but these, with ``exclude=True``).
 
-        Also accepts MongoDB's form: ``{'name': 1, 'address.city': 1}`` or ``{'tags': 0}``.
+        Also accepts MongoDB's form: ``{'name': 1, 'address.city': 1}`` or ``{'tags': 0}``
+        (``{}`` keeps whole documents). Paths go through arrays of sub-documents, as in
+        MongoDB: ``'items.sku'`` keeps the ``sku`` of each element of ``items``.
         """
         if isinstance(fields, dict):
+            if not fields and not more:
+                return self._with(fields=None, exclude=False)
             flags = set(bool(v) for v in fields.values())
             if len(flags) > 1:
                 raise QueryError("a projection either includes or excludes fields, not both")
@@ -181,21 +237,20 @@ class Result:
     def distinct(self, field: Any) -> list[Any]:
         """The distinct values of ``field`` among the selected documents, in sort order.
 
-        An array value contributes each of its elements, as in MongoDB.
+        As in MongoDB, an array value contributes each of its elements, and a path through
+        an array of sub-documents (``'items.sku'``) reaches into each of them.
         """
         path = parse_field(field)
         seen: list[Any] = []
         keys: set[Any] = set()
         for _, doc in self._run():
-            value = resolve(doc, path)
-            if value is MISSING:
-                continue
-            for item in (value if isinstance(value, list) else [value]):
-                key = sort_key(item)
-                if key in keys and any(values_equal(item, s) for s in seen):
-                    continue
-                keys.add(key)
-                seen.append(copy_value(item))
+            for value in _reach(doc, path):
+                for item in (value if isinstance(value, (list, tuple)) else [value]):
+                    key = sort_key(item)
+                    if key in keys and any(values_equal(item, s) for s in seen):
+                        continue
+                    keys.add(key)
+                    seen.append(copy_value(item))
         return sorted(seen, key=sort_key)
 
     def explain(self) -> dict[str, Any]:
