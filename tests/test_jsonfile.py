@@ -32,8 +32,7 @@ from microdb import (
     where,
 )
 from microdb.locking import FileLock
-from microdb.storage.jsonfile import FORMAT_VERSION, JSONFileStore, frame_record
-
+from microdb.storage.jsonfile import FORMAT_VERSION, frame_record
 
 # -- helpers ------------------------------------------------------------------------------------
 
