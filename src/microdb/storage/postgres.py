@@ -135,6 +135,10 @@ class PostgresBackend(SQLBackend):
         with contextlib.suppress(Exception):
             old.close()
             self._pool.putconn(old)
+        with contextlib.suppress(Exception):
+            # The server may have ended every connection at once (a restart, a failover):
+            # drop the pool's dead ones so the retry gets a live link.
+            self._pool.check()
         try:
             s.conn = self._pool.getconn(timeout=self.timeout)
         except Exception as exc:
@@ -155,7 +159,11 @@ class PostgresBackend(SQLBackend):
     def _lost(self, exc: Exception, s: Session) -> bool:
         """Whether ``exc`` means the connection is gone."""
         conn = s.conn
-        return isinstance(exc, self._psycopg.OperationalError) and (conn is None or conn.closed or conn.broken)
+        if not isinstance(exc, self._psycopg.OperationalError):
+            return False
+        state = getattr(exc, "sqlstate", None) or ""
+        # 57P0x: the server is shutting the session down; 08xxx: the link itself failed.
+        return conn is None or conn.closed or conn.broken or state.startswith(("57P0", "08"))
 
     def _run(self, s: Session, call: Any, sql: str, retry: bool) -> Any:
         try:
