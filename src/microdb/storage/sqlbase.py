@@ -545,7 +545,6 @@ class SQLBackend(Backend):
     ) -> list[tuple[int, dict[str, Any]]]:
         """Rows of ``sql`` that pass the residual check, sorted, stopping once ``stop`` are sure."""
         out: list[tuple[int, dict[str, Any]]] = []
-        width = 0 if order is None else sum(len(k) for k in order.columns)
         extra = 0 if f.exact else 1
         group: list[tuple[Any, ...]] = []
         group_key: tuple[Any, ...] | None = None
@@ -557,7 +556,7 @@ class SQLBackend(Backend):
                 group.clear()
 
         for row in (self._stream(s, sql, params) if stop is not None else self._execute(s, sql, params)):
-            key = tuple(row[2 + extra:2 + extra + width]) if width else None
+            key = _group_key(row, 2 + extra, order) if order is not None else None
             if key != group_key or key is None:
                 flush()
                 group_key = key
@@ -772,12 +771,27 @@ def _boundary_tied(rows: Sequence[tuple[Any, ...]], order: SQLSort, first: bool,
     return False
 
 
+def _group_key(row: Sequence[Any], base: int, order: SQLSort) -> tuple[Any, ...]:
+    """The SQL sort key of a row up to its first key of a complex kind.
+
+    SQL orders complex values (objects, arrays, rich types) only by kind, so every row that
+    agrees up to such a key may still move in Python's order: they form one group.
+    """
+    out: list[Any] = []
+    at = base
+    for key in order.columns:
+        out.extend(row[at:at + len(key)])
+        if int(row[at]) in COMPLEX_RANKS:
+            break
+        at += len(key)
+    return tuple(out)
+
+
 def _tie_sort(
     out: list[tuple[int, dict[str, Any]]], rows: Sequence[tuple[Any, ...]], order: SQLSort, base: int
 ) -> list[tuple[int, dict[str, Any]]]:
     """Re-sort, in Python, runs of rows that SQL's sort key could not tell apart."""
-    width = sum(len(k) for k in order.columns)
-    keys = {int(r[0]): tuple(r[base:base + width]) for r in rows}
+    keys = {int(r[0]): _group_key(r, base, order) for r in rows}
     result: list[tuple[int, dict[str, Any]]] = []
     run: list[tuple[int, dict[str, Any]]] = []
     current: tuple[Any, ...] | None = None
