@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sql_backends import new_schema, require_postgres
 
 from microdb import MicroDB, StorageError, where
 from microdb.operations import increment
+from sql_backends import new_schema, require_postgres
 
 WORKERS = 4
 ROUNDS = 40

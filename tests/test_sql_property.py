@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sql_backends import new_schema, require_postgres
 
 from microdb import MicroDB
 from microdb.query import ast
+from sql_backends import new_schema, require_postgres
 
 _tables = itertools.count(1)
 _dbs: dict[str, MicroDB] = {}

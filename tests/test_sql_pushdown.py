@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sql_backends import SQL_STORAGES
 
 from microdb import MicroDB, Query, where
 from microdb.query.sql import POSTGRES, SQLITE, Dialect, compile_filter
+from sql_backends import SQL_STORAGES
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sql_backends import SQL_STORAGES
 
 from microdb import MicroDB, Query, where
 from microdb.query import ast
+from sql_backends import SQL_STORAGES
 
 DOCS: list[dict[str, Any]] = [
     {"a": 1, "s": "apple", "t": ["x", "y"], "n": {"b": 2}},

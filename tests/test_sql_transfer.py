@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sql_backends import SQL_STORAGES
 
 from microdb import DuplicateKeyError, MicroDB, QueryError, where
 from microdb.transfer import copy_database
+from sql_backends import SQL_STORAGES
 
 KINDS = ["memory", "json", "sqlite", "postgres"]
 
