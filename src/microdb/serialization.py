@@ -17,7 +17,7 @@ values are written to JSON files (and SQL ``json`` columns) as a one-key object 
 
 A stored mapping that itself has exactly one key starting with ``$`` is wrapped as
 ``{"$escape": {...}}`` so it can never be mistaken for a tag. Your own types join with
-:func:`register_type`. NaN and infinities, non-string keys and other objects are rejected
+:func:`register_type`. NaN and infinities, integers beyond 64 bits, non-string keys and other objects are rejected
 with :class:`~microdb.errors.DocumentError` *before* anything is stored.
 """
 
@@ -59,6 +59,8 @@ except ImportError:  # pragma: no cover - exercised where orjson is absent
 # ---------------------------------------------------------------------------------------
 
 _ATOMS: frozenset[type] = frozenset((str, int, bool, type(None)))
+_PLAIN: frozenset[type] = frozenset((str, bool, type(None)))
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _RICH_IMMUTABLE: set[type] = {_dt.datetime, _dt.date, _dt.time, _dt.timedelta, uuid.UUID, Decimal, bytes}
 
 _lock = threading.Lock()
@@ -81,10 +83,23 @@ def _check_user(value: Any, path: tuple[Any, ...]) -> Any:
     return copy.deepcopy(value)
 
 
+def _check_int(value: int, path: tuple[Any, ...]) -> int:
+    if not _INT_MIN <= value <= _INT_MAX:
+        # JSON parsers (orjson) and SQL engines turn such numbers into floats: refuse them
+        # rather than have them come back changed.
+        raise DocumentError(
+            f"the integer {value} at {_where(path)} is beyond 64 bits, which JSON engines do not "
+            "hold exactly; store it as a Decimal or a string"
+        )
+    return value
+
+
 def _check(value: Any, path: tuple[Any, ...]) -> Any:
     t = type(value)
-    if t in _ATOMS:
+    if t in _PLAIN:
         return value
+    if t is int:
+        return _check_int(value, path)
     if t in _user_types:
         return _check_user(value, path)
     if t is float:
@@ -121,7 +136,7 @@ def _check(value: Any, path: tuple[Any, ...]) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        return int(value)
+        return _check_int(int(value), path)
     if isinstance(value, float):
         return _check(float(value), path)
     if isinstance(value, str):
@@ -148,7 +163,11 @@ def _fast(value: Any) -> Any:
             if type(key) is not str:
                 raise _Unusual
             ti = type(item)
-            if ti in _ATOMS:
+            if ti in _PLAIN:
+                out[key] = item
+            elif ti is int:
+                if not _INT_MIN <= item <= _INT_MAX:
+                    raise _Unusual
                 out[key] = item
             elif ti is float:
                 if item - item != 0:  # NaN or an infinity
@@ -161,7 +180,11 @@ def _fast(value: Any) -> Any:
         items = []
         for item in value:
             ti = type(item)
-            if ti in _ATOMS:
+            if ti in _PLAIN:
+                items.append(item)
+            elif ti is int:
+                if not _INT_MIN <= item <= _INT_MAX:
+                    raise _Unusual
                 items.append(item)
             elif ti is float:
                 if item - item != 0:
