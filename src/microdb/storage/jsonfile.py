@@ -609,11 +609,19 @@ class JournaledFile(Generic[S]):
         # Zero what is left of a torn record after ours, and allocate space ahead when
         # the file is full: a durable commit then overwrites blocks the file already has,
         # so fdatasync need not also record a new file size (as SQLite's WAL reuse does).
-        pad = max(self._tail_end - end, 0)
+        needed = max(self._tail_end - end, 0)
+        pad = needed
         if end + pad > self._seen_size:
             pad = max(pad, min(max(_GROW_MIN, offset // 2), _GROW_MAX))
         try:
-            pwrite_all(fd, record + bytes(pad) if pad else record, offset)
+            try:
+                pwrite_all(fd, record + bytes(pad) if pad else record, offset)
+            except OSError as exc:
+                if exc.errno not in _FULL_ERRORS or pad == needed:
+                    raise
+                # No room to allocate ahead; the record alone may still fit.
+                pad = needed
+                pwrite_all(fd, record + bytes(pad) if pad else record, offset)
             if self.durable:
                 fsync_fd(fd)
         except OSError as exc:
