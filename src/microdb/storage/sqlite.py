@@ -152,7 +152,12 @@ class SQLiteBackend(SQLBackend):
         if not self._conn.in_transaction:
             return
         if commit:
-            self._execute(s, "COMMIT")
+            try:
+                self._execute(s, "COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
         else:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
