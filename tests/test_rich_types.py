@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 import json
 import math
 import uuid
@@ -292,6 +293,27 @@ def test_unstorable_values_are_refused_and_nothing_is_stored(opener: Callable[[]
     again = opener()
     assert again.all() == before
     assert again.tables() == {"_default"}
+
+
+class Color(str, enum.Enum):
+    """A str-valued enum (its str() is 'Color.RED', its value 'red')."""
+
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    """An int-valued enum."""
+
+    HIGH = 3
+
+
+def test_subclasses_of_str_and_int_are_stored_as_their_value(opener: Callable[[], MicroDB]) -> None:
+    """Enum members (str or int mixins) are stored as the plain value, keys included."""
+    db = opener()
+    db.insert({"c": Color.RED, "l": [Level.HIGH], "by": {Color.RED: 1}})
+    db.close()
+    doc = opener().get(doc_id=1)
+    assert same(dict(doc), {"c": "red", "l": [3], "by": {"red": 1}})
 
 
 def test_a_non_string_top_level_key_is_refused(db: MicroDB) -> None:

@@ -116,7 +116,7 @@ def _check(value: Any, path: tuple[Any, ...]) -> Any:
                     raise DocumentError(
                         f"key {key!r} at {_where(path)} is not a string; JSON object keys are strings"
                     )
-                key = str(key)
+                key = str.__str__(key)
             out[key] = _check(item, path + (key,))
         return out
     if t is list:
@@ -140,7 +140,7 @@ def _check(value: Any, path: tuple[Any, ...]) -> Any:
     if isinstance(value, float):
         return _check(float(value), path)
     if isinstance(value, str):
-        return str(value)
+        return str.__str__(value)  # str(), for a (str, Enum) member, is its name
     if isinstance(value, list):
         return _check(list(value), path)
     raise DocumentError(
