@@ -155,7 +155,7 @@ def _mod(value: Any, divisor: Any, remainder: Any) -> bool:
         return False
     # ... and its remainder has the sign of the dividend (C's %, not Python's): -5 mod 3 is -2.
     r = abs(n) % abs(d)
-    return (-r if n < 0 else r) == remainder
+    return bool((-r if n < 0 else r) == remainder)
 
 
 class _Gen:
