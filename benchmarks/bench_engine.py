@@ -30,13 +30,12 @@ import random
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from common import make_docs, measure, peak_memory, print_rows, ratio_row
+from common import compare, compare_with_setup, make_docs, peak_memory, print_rows, ratio_row
 
 from microdb import MicroDB, where
 from microdb.storage import InMemoryStorage
@@ -182,10 +181,9 @@ class Env:
         """Whether the system was loaded."""
         return name in self.systems
 
-    def time(self, fn: Callable[[], Any], *, slow: bool = False) -> float:
-        """Best time of one call of ``fn`` with this environment's settings."""
-        t = self.timing.slow() if slow else self.timing
-        return measure(fn, repeat=t.repeat, min_time=t.min_time)
+    def compare(self, calls: dict[str, Callable[[], Any]]) -> dict[str, float]:
+        """Best time of one call of each function, timed side by side (see :func:`common.compare`)."""
+        return compare(calls, repeat=self.timing.repeat, min_time=self.timing.min_time)
 
 
 def _row(case: str, system: str, n: int, seconds: float) -> dict[str, Any]:
@@ -221,13 +219,14 @@ def _speedups(case: str, n: int, times: dict[str, float], subject: str, others: 
 # -- the cases --------------------------------------------------------------------------------
 
 def bench_count(env: Env) -> list[dict[str, Any]]:
-    """Counting an equality match without an index."""
-    case, n, v = "count city == v, no index", env.n, EQ_CITY
-    docs, db, conn = env.docs, env.systems["microdb"], env.systems["sqlite3"]
+    """Counting an equality match, without an index (the target) and with one."""
+    case, n, v = "count city == v", env.n, EQ_CITY
+    docs, db, dbi, conn = env.docs, env.systems["microdb"], env.systems["microdb indexed"], env.systems["sqlite3"]
     q = where("city") == v
     calls: dict[str, Callable[[], int]] = {
         "python list scan": lambda: sum(1 for d in docs if d.get("city") == v),
         "microdb": lambda: db.count(q),
+        "microdb indexed": lambda: dbi.count(q),
         "sqlite3": lambda: conn.execute(
             "SELECT count(*) FROM docs WHERE json_extract(doc, '$.city') = ?", (v,)
         ).fetchone()[0],
@@ -237,11 +236,13 @@ def bench_count(env: Env) -> list[dict[str, Any]]:
             table, cond = env.systems[name], _tiny_cond("city") == v
             calls[name] = partial(table.count, cond)
     _same(case, {name: fn() for name, fn in calls.items()})
-    times = {name: env.time(fn, slow=name == "tinydb json") for name, fn in calls.items()}
+    times = env.compare(calls)
     rows = [_row(case, name, n, t) for name, t in times.items()]
     rows.append(ratio_row(SUITE, "count, no index: microdb / list scan", n, times["microdb"] / times["python list scan"],
                           "x the time of sum(1 for d in docs if ...)", "<= 1.3", TARGET_N))
     rows += _speedups("count, no index", n, times, "microdb", ["tinydb memory", "tinydb json", "sqlite3"])
+    rows.append(ratio_row(SUITE, "count: index vs no index (microdb)", n, times["microdb"] / times["microdb indexed"],
+                          "times faster with the index"))
     return rows
 
 
@@ -267,12 +268,12 @@ def bench_equality(env: Env) -> list[dict[str, Any]]:
             table, cond = env.systems[name], _tiny_cond("city") == v
             calls[name] = partial(table.search, cond)
     _same(case, {name: sorted(d["email"] for d in fn()) for name, fn in calls.items()})
-    times = {name: env.time(fn, slow=name == "tinydb json") for name, fn in calls.items()}
+    times = env.compare(calls)
     # Where the time goes: the same queries returning ids only, without copying documents.
-    ids_times = {
-        "microdb indexed": env.time(lambda: dbi.query(q).ids()),
-        "microdb": env.time(lambda: db.query(q).ids()),
-    }
+    ids_times = env.compare({
+        "microdb indexed": lambda: dbi.query(q).ids(),
+        "microdb": lambda: db.query(q).ids(),
+    })
     rows = [_row(case, name, n, t) for name, t in times.items()]
     rows += [_row("query city == v -> ids only", name, n, t) for name, t in ids_times.items()]
     rows.append(ratio_row(SUITE, "equality: index vs no index (microdb)", n, times["microdb"] / times["microdb indexed"],
@@ -322,7 +323,7 @@ def _range_case(
     if env.has("tinydb memory"):
         calls["tinydb memory"] = partial(env.systems["tinydb memory"].search, tiny(_tiny_cond("age")))
     _same(case, {name: sorted(d["email"] for d in fn()) for name, fn in calls.items()})
-    times = {name: env.time(fn) for name, fn in calls.items()}
+    times = env.compare(calls)
     rows = [_row(case, name, n, t) for name, t in times.items()]
     label = case.split(" -> ")[0].removeprefix("query ")
     rows.append(ratio_row(SUITE, f"range ({label}), indexed: microdb vs sqlite3", n,
@@ -349,7 +350,7 @@ def bench_sorted(env: Env) -> list[dict[str, Any]]:
         "sqlite3": lambda: [loads(doc) for _, doc in conn.execute(sql)],
     }
     _same(case, {name: [d["email"] for d in fn()] for name, fn in calls.items()})
-    times = {name: env.time(fn) for name, fn in calls.items()}
+    times = env.compare(calls)
     rows = [_row(case, name, n, t) for name, t in times.items()]
     rows.append(ratio_row(SUITE, "sort+limit, indexed: microdb vs sqlite3", n,
                           times["sqlite3 indexed"] / times["microdb indexed"], "times faster than sqlite3 indexed"))
@@ -379,7 +380,7 @@ def bench_get(env: Env) -> list[dict[str, Any]]:
             table = env.systems[name]
             calls[name] = partial(_tiny_get, table)
     _same(case, {name: [dict(fn(i)) for i in ids[:20]] for name, fn in calls.items()})
-    times = {name: env.time(rotating(fn), slow=name == "tinydb json") for name, fn in calls.items()}
+    times = env.compare({name: rotating(fn) for name, fn in calls.items()})
     rows = [_row(case, name, n, t) for name, t in times.items()]
     rows.append(ratio_row(SUITE, "get by id: microdb vs sqlite3 primary key", n, times["sqlite3"] / times["microdb"],
                           "times faster than sqlite3", ">= 2", TARGET_N))
@@ -387,22 +388,11 @@ def bench_get(env: Env) -> list[dict[str, Any]]:
     return rows
 
 
-@contextmanager
-def _gc_off() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def bench_insert(n: int, timing: Timing, folder: str, *, tinydb: bool = True) -> list[dict[str, Any]]:
     """``insert_many`` of ``n`` documents into an empty table, indexes on city and age included."""
     case = "insert_many of n docs (indexes on city, age if any)"
     docs = make_docs(n)
-    t = timing.slow() if n >= 10_000 else timing
+    repeat = timing.slow().repeat if n >= 10_000 else timing.repeat
     folder = tempfile.mkdtemp(prefix=f"insert-{n}-", dir=folder)
     counter = itertools.count()
     notes: list[str] = []
@@ -412,6 +402,9 @@ def bench_insert(n: int, timing: Timing, folder: str, *, tinydb: bool = True) ->
         for name in INDEXED:
             db.create_index(name)
         return db
+
+    def microdb_load(db: MicroDB) -> None:
+        db.insert_many(docs)
 
     def fresh_sqlite(path: str = ":memory:") -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None)
@@ -423,26 +416,16 @@ def bench_insert(n: int, timing: Timing, folder: str, *, tinydb: bool = True) ->
         _sqlite_insert(conn, docs)
         conn.close()
 
-    def microdb_gc_off(db: MicroDB) -> None:
-        with _gc_off():
-            db.insert_many(docs)
-
-    def timed(fn: Callable[[Any], Any], setup: Callable[[], Any]) -> float:
-        return measure(fn, setup=setup, repeat=t.repeat)
-
-    times: dict[str, float] = {
-        "microdb": timed(lambda db: db.insert_many(docs), fresh_microdb),
-        "microdb, gc off during the call": timed(microdb_gc_off, fresh_microdb),
-        "sqlite3": timed(sqlite_load, fresh_sqlite),
+    calls: dict[str, tuple[Callable[[Any], Any], Callable[[], Any]]] = {
+        "microdb": (microdb_load, fresh_microdb),
+        "sqlite3": (sqlite_load, fresh_sqlite),
     }
     if tinydb and _tinydb_available():
         from tinydb import TinyDB
         from tinydb.storages import MemoryStorage
 
-        times["tinydb memory"] = timed(
-            lambda table: table.insert_multiple(docs),
-            lambda: TinyDB(storage=MemoryStorage).table("_default", cache_size=0),
-        )
+        def tiny_memory() -> Any:
+            return TinyDB(storage=MemoryStorage).table("_default", cache_size=0)
 
         def tiny_json() -> Any:
             return TinyDB(os.path.join(folder, f"tiny-insert-{next(counter)}.json")).table("_default", cache_size=0)
@@ -451,7 +434,9 @@ def bench_insert(n: int, timing: Timing, folder: str, *, tinydb: bool = True) ->
             table.insert_multiple(docs)
             table.storage.close()
 
-        times["tinydb json"] = timed(tiny_load, tiny_json)
+        calls["tinydb memory"] = (tiny_load, tiny_memory)
+        calls["tinydb json"] = (tiny_load, tiny_json)
+    times = compare_with_setup(calls, repeat=repeat)
     if _json_storage_available():
         # The durable file storages side by side: fsync at commit (MicroDB's default) and
         # SQLite in WAL mode with synchronous=FULL, one transaction.
@@ -472,18 +457,17 @@ def bench_insert(n: int, timing: Timing, folder: str, *, tinydb: bool = True) ->
             return conn
 
         try:
-            times["microdb json file"] = timed(json_load, json_db)
+            times.update(compare_with_setup({
+                "microdb json file": (json_load, json_db),
+                "sqlite3 file (WAL, FULL)": (sqlite_load, sqlite_file),
+            }, repeat=repeat))
         except Exception as exc:  # the file storage is young: report it, keep the other figures
             notes.append(f"microdb json file failed: {exc!r:.200}")
-        else:
-            times["sqlite3 file (WAL, FULL)"] = timed(sqlite_load, sqlite_file)
     rows = [_row(case, name, n, sec) for name, sec in times.items()]
     rows += [{"kind": "info", "suite": SUITE, "case": case, "n": n, "note": note} for note in notes]
     rows.append(ratio_row(SUITE, "insert_many with indexes: microdb vs sqlite3 executemany", n,
                           times["sqlite3"] / times["microdb"], "times as fast as sqlite3 (1 = same speed)",
                           ">= 1", TARGET_N))
-    rows.append(ratio_row(SUITE, "insert_many, gc off: microdb vs sqlite3 executemany", n,
-                          times["sqlite3"] / times["microdb, gc off during the call"], "times as fast as sqlite3"))
     if "microdb json file" in times:
         rows.append(ratio_row(SUITE, "insert_many, durable files: microdb json vs sqlite3 file", n,
                               times["sqlite3 file (WAL, FULL)"] / times["microdb json file"], "times as fast as sqlite3"))
@@ -491,8 +475,12 @@ def bench_insert(n: int, timing: Timing, folder: str, *, tinydb: bool = True) ->
     return rows
 
 
-def bench_memory(n: int, *, tinydb: bool = True) -> list[dict[str, Any]]:
-    """Peak and retained memory while ``n`` documents are loaded (no index), vs a plain list."""
+def bench_memory(n: int, folder: str | None = None, *, tinydb: bool = True) -> list[dict[str, Any]]:
+    """Peak and retained memory while ``n`` documents are loaded (no index), vs a plain list.
+
+    Every loader consumes the same generator, so the documents it builds are its own. With
+    ``folder``, opening a JSON file of the documents is also measured, beside ``json.load``.
+    """
     from common import iter_docs
 
     def plain() -> list[dict[str, Any]]:
@@ -503,7 +491,15 @@ def bench_memory(n: int, *, tinydb: bool = True) -> list[dict[str, Any]]:
         db.insert_many(iter_docs(n))
         return db
 
-    loaders: dict[str, Callable[[], Any]] = {"python list": plain, "microdb": microdb}
+    def microdb_one_by_one() -> MicroDB:
+        db = MicroDB(InMemoryStorage())
+        for doc in iter_docs(n):
+            db.insert(doc)
+        return db
+
+    loaders: dict[str, Callable[[], Any]] = {
+        "python list": plain, "microdb": microdb, "microdb, one insert per document": microdb_one_by_one,
+    }
     if tinydb and _tinydb_available():
         from tinydb import TinyDB
         from tinydb.storages import MemoryStorage
@@ -514,21 +510,52 @@ def bench_memory(n: int, *, tinydb: bool = True) -> list[dict[str, Any]]:
             return db
 
         loaders["tinydb memory"] = tiny
+    notes: list[str] = []
+    opened: list[MicroDB] = []
+    if folder is not None and _json_storage_available():
+        path = os.path.join(tempfile.mkdtemp(prefix=f"memory-{n}-", dir=folder), "db.json")
+        try:
+            with MicroDB(path) as db:
+                db.insert_many(iter_docs(n))
+        except Exception as exc:  # the file storage is young: report it, keep the other figures
+            notes.append(f"microdb json file failed: {exc!r:.200}")
+        else:
+            def open_json_file() -> Any:
+                with open(path, encoding="utf-8") as f:
+                    return json.load(f)
+
+            def open_microdb() -> MicroDB:
+                db = MicroDB(path)
+                db.count()  # make sure the data is loaded, whatever the storage defers
+                opened.append(db)
+                return db
+
+            loaders["json.load of the file"] = open_json_file
+            loaders["microdb, opening the file"] = open_microdb
     peaks: dict[str, int] = {}
     retained: dict[str, int] = {}
     for name, load in loaders.items():
         result, peaks[name], retained[name] = peak_memory(load)
         del result
+    for db in opened:
+        db.close()
     rows: list[dict[str, Any]] = []
     for name in loaders:
         rows.append({"kind": "memory", "suite": SUITE, "case": "peak memory, n docs loaded", "system": name, "n": n,
                      "bytes": peaks[name]})
         rows.append({"kind": "memory", "suite": SUITE, "case": "retained memory, n docs loaded", "system": name,
                      "n": n, "bytes": retained[name]})
+    rows += [{"kind": "info", "suite": SUITE, "case": "memory", "n": n, "note": note} for note in notes]
     rows.append(ratio_row(SUITE, "peak memory: microdb / python list", n, peaks["microdb"] / peaks["python list"],
                           "x the peak of a plain list", "<= 1.5", TARGET_N))
+    rows.append(ratio_row(SUITE, "peak memory, one insert per document: microdb / python list", n,
+                          peaks["microdb, one insert per document"] / peaks["python list"], "x the peak of a plain list"))
     rows.append(ratio_row(SUITE, "retained memory: microdb / python list", n,
                           retained["microdb"] / retained["python list"], "x the memory of a plain list"))
+    if "microdb, opening the file" in loaders:
+        rows.append(ratio_row(SUITE, "peak memory opening a file: microdb / json.load", n,
+                              peaks["microdb, opening the file"] / peaks["json.load of the file"],
+                              "x the peak of json.load"))
     return rows
 
 
@@ -548,7 +575,7 @@ def run_size(n: int, timing: Timing, folder: str, *, tinydb: bool = True) -> lis
     del env
     gc.collect()
     rows += bench_insert(n, timing, folder, tinydb=tinydb)
-    rows += bench_memory(n, tinydb=tinydb)
+    rows += bench_memory(n, folder, tinydb=tinydb)
     return rows
 
 

@@ -21,13 +21,15 @@ import math
 import random
 import time
 import tracemalloc
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 __all__ = [
     "CITIES",
     "TAGS",
     "check_target",
+    "compare",
+    "compare_with_setup",
     "format_rows",
     "iter_docs",
     "make_docs",
@@ -127,6 +129,56 @@ def measure(
     best = elapsed / number
     for _ in range(repeat - 1):
         best = min(best, _timed(fn, number) / number)
+    return best
+
+
+def compare(
+    calls: Mapping[str, Callable[[], Any]],
+    *,
+    repeat: int = 5,
+    min_time: float = 0.05,
+    warmup: int = 1,
+    max_number: int = 100_000,
+) -> dict[str, float]:
+    """Best time of one call of each function, timed in interleaved rounds.
+
+    Each round times every function once (in groups calibrated as in :func:`measure`), so
+    a slow spell of a shared machine hits every system alike instead of one of them, and
+    the ratios between them stay meaningful.
+    """
+    numbers: dict[str, int] = {}
+    best: dict[str, float] = {}
+    for name, fn in calls.items():
+        for _ in range(warmup):
+            fn()
+        number = 1
+        while True:
+            elapsed = _timed(fn, number)
+            if elapsed >= min_time or number >= max_number:
+                break
+            number = min(max_number, max(number * 2, int(number * min_time / max(elapsed, 1e-9) * 1.2)))
+        numbers[name], best[name] = number, elapsed / number
+    for _ in range(repeat - 1):
+        for name, fn in calls.items():
+            best[name] = min(best[name], _timed(fn, numbers[name]) / numbers[name])
+    return best
+
+
+def compare_with_setup(
+    calls: Mapping[str, tuple[Callable[[Any], Any], Callable[[], Any]]], *, repeat: int = 3, warmup: int = 1,
+) -> dict[str, float]:
+    """Like :func:`compare` for ``(fn, setup)`` pairs: ``setup()`` runs untimed before each call."""
+    best = {name: math.inf for name in calls}
+    for i in range(warmup + repeat):
+        for name, (fn, setup) in calls.items():
+            arg = setup()
+            gc.collect()
+            start = time.perf_counter()
+            fn(arg)
+            elapsed = time.perf_counter() - start
+            del arg
+            if i >= warmup:
+                best[name] = min(best[name], elapsed)
     return best
 
 
