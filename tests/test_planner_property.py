@@ -321,8 +321,7 @@ def test_indexed_plan_full_scan_and_reference_agree(
     field=st.sampled_from(INDEXED),
     reverse=st.booleans(),
     skip=st.integers(0, 3),
-    # limit(0) is left to test_limit_zero_through_an_index_returns_nothing (a known bug).
-    limit=st.integers(1, 6),
+    limit=st.integers(0, 6),
     data=st.data(),
 )
 def test_sort_and_limit_through_an_index_equal_a_full_sort(
