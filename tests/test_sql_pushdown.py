@@ -159,3 +159,19 @@ def test_unique_index_rejects_duplicates_and_changes_nothing(people: Any) -> Non
         people.insert({"name": None})
     # True is not 1
     people.insert_many([{"name": 1}, {"name": True}])
+
+
+def test_limit_is_pushed_down_when_python_has_nothing_to_reject(people: Any) -> None:
+    """A numeric filter (inexact only for tagged Decimals) still pages with LIMIT in SQL."""
+    from decimal import Decimal
+
+    query = people.query(where("age") > 80).sort("name").limit(4)
+    plan = query.explain()
+    assert "LIMIT" in plan["sql"] and plan["pushed"]["limit"] == "sql"
+    expected = sorted((d for d in people.all() if d["age"] > 80), key=lambda d: (d["name"], d.doc_id))[:4]
+    assert query.ids() == [d.doc_id for d in expected]
+    # A Decimal in the page makes Python decide: the page is read on without LIMIT, still exact.
+    people.update({"age": Decimal("85.5"), "name": "a"}, doc_ids=[expected[1].doc_id])
+    plan = people.query(where("age") > 80).sort("name").limit(4).explain()
+    assert plan["pushed"]["limit"] == "python"
+    assert people.query(where("age") > 80).sort("name").limit(4).ids()[0] == expected[1].doc_id

@@ -530,10 +530,21 @@ class SQLBackend(Backend):
         if f.exact and stop is not None:
             sql, params = self._select_sql(s, info, f, order, plan.limit, plan.skip, plan.node)
             rows = self._execute(s, sql, params)
-            if order is None or not _boundary_tied(rows, order, plan.skip > 0, plan.limit is not None and len(rows) == plan.limit):
+            full = plan.limit is not None and len(rows) == plan.limit
+            if order is None or not _boundary_tied(rows, order, 2, plan.skip > 0, full):
                 how.update(limit="sql", sql=sql, params=params)
                 return self._finish(rows, f, None, order), how
             # Rows tied in SQL at the edge of the page may be reordered by Python: read on.
+        elif stop is not None:
+            # Usually every row of the page is sure (Python would reject none of them):
+            # then LIMIT in SQL gives the exact page. Otherwise read on without it.
+            sql, params = self._select_sql(s, info, f, order, stop, 0, plan.node)
+            rows = self._execute(s, sql, params)
+            if all(r[2] for r in rows) and (
+                order is None or not _boundary_tied(rows, order, 3, False, len(rows) == stop)
+            ):
+                how.update(limit="sql", sql=sql, params=params)
+                return self._finish(rows, f, None, order)[plan.skip:], how
         sql, params = self._select_sql(s, info, f, order, node=plan.node)
         how.update(limit="python" if stop is not None else None, sql=sql, params=params)
         out = self._collect(s, sql, params, f, check, order, stop)
@@ -756,11 +767,10 @@ def _paths_of(node: ast.Node) -> list[ast.Path]:
     return []
 
 
-def _boundary_tied(rows: Sequence[tuple[Any, ...]], order: SQLSort, first: bool, last: bool) -> bool:
+def _boundary_tied(rows: Sequence[tuple[Any, ...]], order: SQLSort, base: int, first: bool, last: bool) -> bool:
     """Whether a page cut by LIMIT/OFFSET may split rows that Python would reorder."""
     if not rows:
         return first
-    base = 2
     checks = ([rows[0]] if first else []) + ([rows[-1]] if last else [])
     for row in checks:
         at = base
