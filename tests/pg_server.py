@@ -42,6 +42,14 @@ def find_bin() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
+def _parent() -> str:
+    """A folder the server's user can reach (a private TMPDIR of root's would not do)."""
+    folder = tempfile.gettempdir()
+    if os.geteuid() == 0 and not os.stat(folder).st_mode & 0o001:
+        return "/tmp"
+    return folder
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,7 +63,7 @@ class PGServer:
         bindir = find_bin()
         if bindir is None:
             raise RuntimeError("PostgreSQL's server binaries (initdb, postgres) were not found")
-        self.folder = Path(tempfile.mkdtemp(prefix="microdb-pg-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="microdb-pg-", dir=_parent()))
         self.data = self.folder / "data"
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
