@@ -322,16 +322,18 @@ def test_ids_stay_unique_across_handles(path: Path) -> None:
 
 
 def test_reading_checks_with_one_stat_and_no_reread(db: MicroDB, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """When nobody wrote, a read costs one stat of the journal and at most one byte read."""
+    """When nobody wrote, a read costs one fstat of the journal and at most one byte read."""
     db.insert({"a": 1})
     reads: list[int] = []
-    stats: list[str] = []
-    real_pread, real_stat = jsonfile.pread_all, os.stat
+    stats: list[object] = []
+    real_pread, real_stat, real_fstat = jsonfile.pread_all, os.stat, os.fstat
     monkeypatch.setattr(jsonfile, "pread_all", lambda fd, size, offset: reads.append(size) or real_pread(fd, size, offset))
-    monkeypatch.setattr(jsonfile.os, "stat", lambda p, *a, **k: stats.append(str(p)) or real_stat(p, *a, **k))
+    monkeypatch.setattr(jsonfile.os, "stat", lambda p, *a, **k: stats.append(p) or real_stat(p, *a, **k))
+    monkeypatch.setattr(jsonfile.os, "fstat", lambda fd: stats.append(fd) or real_fstat(fd))
     for _ in range(10):
         assert db.count() == 1
-    assert stats == [str(path) + ".journal"] * 10
+    journal_fd = db.backend.store.file._fd  # type: ignore[attr-defined]
+    assert stats == [journal_fd] * 10
     assert sum(reads) <= 10
 
 

@@ -38,6 +38,7 @@ _WINDOWS = os.name == "nt"
 _MACOS = sys.platform == "darwin"
 _BINARY = getattr(os, "O_BINARY", 0)
 _fdatasync = getattr(os, "fdatasync", os.fsync)
+_HAS_PWRITE = hasattr(os, "pwrite")
 
 # Folder fsync is refused by some filesystems (EINVAL) and unsupported by others; the
 # rename is then as durable as that filesystem makes it, and there is nothing more to do.
@@ -80,6 +81,8 @@ def fsync_dir(folder: str) -> None:
 
 def pwrite_all(fd: int, data: bytes, offset: int) -> None:
     """Write all of ``data`` at ``offset`` (looping over short writes)."""
+    if _HAS_PWRITE and os.pwrite(fd, data, offset) == len(data):
+        return  # the usual case, in one call
     view = memoryview(data)
     while view:
         if hasattr(os, "pwrite"):

@@ -54,10 +54,6 @@ else:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _identity(st: os.stat_result) -> tuple[int, int]:
-    return (st.st_dev, st.st_ino)
-
-
 _FIRST_WAIT = 0.0002
 _LONGEST_WAIT = 0.01
 
@@ -75,7 +71,6 @@ class FileLock:
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
-        self._ident = (0, 0)
 
     def _open(self) -> int:
         flags = os.O_CREAT | getattr(os, "O_BINARY", 0)
@@ -89,10 +84,8 @@ class FileLock:
         """Whether ``fd`` is still the file at ``path`` (someone may have removed it)."""
         if _WINDOWS:  # pragma: no cover - an open file cannot be removed on Windows
             return True
-        try:
-            return _identity(os.stat(self.path)) == self._ident
-        except FileNotFoundError:
-            return False
+        # A removed or replaced file has no name left: fstat says so without a path lookup.
+        return os.fstat(fd).st_nlink > 0
 
     def acquire(self, timeout: float | None = None) -> None:
         """Take the lock, waiting at most ``timeout`` (default: the lock's own) seconds."""
@@ -116,7 +109,6 @@ class FileLock:
             try:
                 if self._fd is None:
                     self._fd = self._open()
-                    self._ident = _identity(os.fstat(self._fd))
                 if _try_lock(self._fd):
                     if self._is_current(self._fd):
                         return

@@ -63,6 +63,9 @@ _MAX_PAYLOAD = 0xFFFFFFFF
 _GROW_MIN = 1 << 16  # zero bytes allocated ahead of the journal's records, at least...
 _GROW_MAX = 1 << 22  # ...and at most, half the journal's size in between
 _BINARY = getattr(os, "O_BINARY", 0)
+# Windows cannot rename over a file that is open anywhere, so there no descriptor is kept
+# on the snapshot, and our own journal descriptor is closed around a checkpoint's rename.
+_WINDOWS = os.name == "nt"
 _FULL_ERRORS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)}
 _DENIED_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS}
 
@@ -228,6 +231,7 @@ class JournaledFile(Generic[S]):
         self._seen_size = 0  # the journal's size (allocated space included) at our last look
         self._tail_end = 0  # the end of a torn record after _offset (== _offset when none)
         self._snapshot_id: tuple[int, int, int, int] | None = None
+        self._snap_fd: int | None = None  # the snapshot we read or wrote, kept to notice changes
         self._snapshot_size = 0
         self._stale = False  # the journal on disk belongs to no snapshot (the snapshot was removed)
         self._next_checkpoint = 0
@@ -327,16 +331,17 @@ class JournaledFile(Generic[S]):
     def _read_snapshot(self) -> tuple[Any, bool]:
         """The parsed snapshot (``None`` when there is none) and whether it holds ``"$`` tags."""
         try:
-            handle = open(self.path, "rb")
+            fd = os.open(self.path, os.O_RDONLY | _BINARY)
         except FileNotFoundError:
-            self._snapshot_id = None
-            self._snapshot_size = 0
+            self._set_snapshot(None)
             return None, False
-        with handle:
-            st = os.fstat(handle.fileno())
-            data = handle.read()
-        self._snapshot_id = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        self._snapshot_size = len(data)
+        try:
+            st = os.fstat(fd)
+            data = pread_all(fd, st.st_size, 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._set_snapshot(fd)
         if not data.strip():
             return None, False  # an empty file, as TinyDB's touch() leaves it: an empty database
         utf8 = self.encoding.replace("-", "").replace("_", "").lower() == "utf8"
@@ -346,6 +351,23 @@ class JournaledFile(Generic[S]):
             offset = _byte_offset(data, exc, self.encoding)
             raise self._corrupt(f"the file is not valid JSON ({exc})", offset) from exc
         return value, b'"$' in data
+
+    def _set_snapshot(self, fd: int | None) -> None:
+        """Remember the snapshot open on ``fd`` (``None``: there is none), closing the last one."""
+        if self._snap_fd is not None and self._snap_fd != fd:
+            os.close(self._snap_fd)
+        self._snap_fd = None
+        if fd is None:
+            self._snapshot_id = None
+            self._snapshot_size = 0
+            return
+        st = os.fstat(fd)
+        self._snapshot_id = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        self._snapshot_size = st.st_size
+        if _WINDOWS:
+            os.close(fd)
+        else:
+            self._snap_fd = fd
 
     def _load(self) -> S:
         """Snapshot plus journal, consistent even while another process checkpoints.
@@ -530,20 +552,21 @@ class JournaledFile(Generic[S]):
             return None
         locked = self.locked
         try:
-            st = os.stat(self.journal_path)
-        except FileNotFoundError:
-            if self._journal_id is None:
-                return None
-            if locked:
-                raise StorageError(
-                    f"the journal {self.journal_path!r} was removed while the database was open; "
-                    "nothing was changed (reopen the database)"
-                ) from None
-            return None  # keep serving what we have; a write will say what happened
-        except OSError as exc:
-            raise _storage_error(exc, "read", self.journal_path) from exc
-        try:
-            if _identity(st) != self._journal_id:
+            if self._fd is None:
+                if not os.path.exists(self.journal_path):
+                    return None
+                return self._load()  # a journal appeared: a writer upgraded the file
+            # fstat, not stat: no path to walk. A checkpoint elsewhere replaces the journal,
+            # which leaves ours with no name (st_nlink 0).
+            st = os.fstat(self._fd)
+            if not st.st_nlink:
+                if not os.path.exists(self.journal_path):
+                    if locked:
+                        raise StorageError(
+                            f"the journal {self.journal_path!r} was removed while the database was "
+                            "open; nothing was changed (reopen the database)"
+                        )
+                    return None  # keep serving what we have; a write will say what happened
                 return self._load()
             if (locked and self._snapshot_changed()) or st.st_size < self._offset:
                 return self._load()
@@ -587,6 +610,10 @@ class JournaledFile(Generic[S]):
         return records, end, start + len(body)
 
     def _snapshot_changed(self) -> bool:
+        if self._snap_fd is not None and self._snapshot_id is not None:
+            own = os.fstat(self._snap_fd)
+            if own.st_nlink:
+                return (own.st_size, own.st_mtime_ns) != self._snapshot_id[2:]
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -674,40 +701,47 @@ class JournaledFile(Generic[S]):
         }
         head = frame_record(dumpb(header))
         temps: list[str] = []
+        snapshot_fd: int | None = None
         journal_fd: int | None = None
         try:
             self._step("begin")
             if not keep_snapshot:
-                snapshot_temp, fd = create_temp(self.path, self._snapshot_bytes(state))
+                snapshot_temp, snapshot_fd = create_temp(self.path, self._snapshot_bytes(state), full=True)
                 temps.append(snapshot_temp)
                 with contextlib.suppress(OSError):
                     if self._snapshot_id is not None:
                         os.chmod(snapshot_temp, os.stat(self.path).st_mode & 0o7777)
-                os.close(fd)
                 self._step("snapshot-written")
-            journal_temp, journal_fd = create_temp(self.journal_path, head)
+            journal_temp, journal_fd = create_temp(self.journal_path, head, full=True)
             temps.append(journal_temp)
             self._step("journal-written")
             if not keep_snapshot:
+                if _WINDOWS and snapshot_fd is not None:
+                    os.close(snapshot_fd)
+                    snapshot_fd = None
                 replace(snapshot_temp, self.path)
                 temps.remove(snapshot_temp)
+                self._set_snapshot(snapshot_fd if snapshot_fd is not None else os.open(self.path, os.O_RDONLY | _BINARY))
+                snapshot_fd = None
                 self._step("snapshot-replaced")
+            if _WINDOWS:
+                os.close(journal_fd)
+                journal_fd = None
+                self._close_journal()
             replace(journal_temp, self.journal_path)
             temps.remove(journal_temp)
             # From here the journal at the path is the new one: adopt it before anything
             # else can fail, or later commits would go to the old, unlinked file.
-            fd, journal_fd = journal_fd, None
+            fd = journal_fd if journal_fd is not None else os.open(self.journal_path, os.O_RDWR | _BINARY)
+            journal_fd = None
             self._adopt(fd, header, len(head), len(head), len(head), len(head))
-            st = os.stat(self.path)
-            self._snapshot_id = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-            self._snapshot_size = st.st_size
-            self._next_checkpoint = len(head) + self._threshold()
             self._step("journal-replaced")
             fsync_dir(self.folder)
             self._step("done")
         finally:
-            if journal_fd is not None:
-                os.close(journal_fd)
+            for leftover in (snapshot_fd, journal_fd):
+                if leftover is not None:
+                    os.close(leftover)
             for temp in temps:
                 remove_quietly(temp)
 
@@ -721,6 +755,7 @@ class JournaledFile(Generic[S]):
 
     def _close_fds(self) -> None:
         self._close_journal()
+        self._set_snapshot(None)
         self._drop_lock()
 
     @property
