@@ -28,6 +28,7 @@ __all__ = ["Compiled", "compile_query", "predicate", "resolve"]
 
 _NUMS = frozenset((int, float, Decimal))
 _SEQS = (list, tuple)
+_ARRAYS = (list, tuple, set, frozenset)
 
 
 def resolve(value: Any, path: ast.Path) -> Any:
@@ -85,7 +86,7 @@ def _one_of(value: Any, values: tuple[Any, ...]) -> bool:
 
 
 def _any_of(value: Any, values: tuple[Any, ...]) -> bool:
-    if not isinstance(value, (list, tuple, set, frozenset)):
+    if not isinstance(value, _ARRAYS):
         return False
     return any(_contains(values, item) for item in value)
 
@@ -158,6 +159,33 @@ def _mod(value: Any, divisor: Any, remainder: Any) -> bool:
     return bool((-r if n < 0 else r) == remainder)
 
 
+#: Nodes that test the value at their ``path`` and are false when it is missing.
+_LEAVES = (ast.Compare, ast.AnyOf, ast.ElemMatch, ast.OneOf, ast.Regex, ast.TypeIs, ast.Mod, ast.Size,
+           ast.Exists)
+
+
+def _leaf_path(node: ast.Node) -> ast.Path:
+    return node.path if type(node) in _LEAVES else ()  # type: ignore[attr-defined, no-any-return]
+
+
+def _by_path(items: tuple[ast.Node, ...]) -> list[list[ast.Node]]:
+    """The items in order, neighbouring leaves on one same non-empty path grouped together."""
+    groups: list[list[ast.Node]] = []
+    for item in items:
+        path = _leaf_path(item)
+        if path and groups and _leaf_path(groups[-1][0]) == path:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def _rebased(node: ast.Node) -> ast.Node:
+    """The same leaf testing the value itself (path ``()``)."""
+    args = [() if f == "path" else getattr(node, f) for f in node._fields]
+    return type(node)(*args)
+
+
 class _Gen:
     """Generates the source of one expression and the names it uses."""
 
@@ -166,6 +194,8 @@ class _Gen:
             "MISSING": MISSING,
             "_NUMS": _NUMS,
             "_SEQS": _SEQS,
+            "_SEQ_CLASSES": frozenset(_SEQS),
+            "_ARRAY_CLASSES": frozenset(_ARRAYS),
             "_resolve": resolve,
             "_ordered": _ordered,
             "_eq": values_equal,
@@ -224,7 +254,18 @@ class _Gen:
         return "(" + " and ".join(self.expr(n, doc, is_dict) for n in node.items) + ")"
 
     def _Or(self, node: ast.Or, doc: str, is_dict: bool) -> str:
-        return "(" + " or ".join(self.expr(n, doc, is_dict) for n in node.items) + ")"
+        parts = []
+        for group in _by_path(node.items):
+            if len(group) == 1:
+                parts.append(self.expr(group[0], doc, is_dict))
+                continue
+            # Dict filters write {'f': v} as (f == v) | f.any([v]): fetch f once. Every
+            # leaf is false on a missing value, so the MISSING guard changes no answer.
+            v = self.var()
+            x = self.value_at(group[0].path, doc, is_dict)  # type: ignore[attr-defined]
+            inner = " or ".join(self.expr(_rebased(n), v, False) for n in group)
+            parts.append(f"((({v} := {x}) is not MISSING) and ({inner}))")
+        return "(" + " or ".join(parts) + ")"
 
     def _Not(self, node: ast.Not, doc: str, is_dict: bool) -> str:
         return f"(not {self.expr(node.item, doc, is_dict)})"
@@ -281,11 +322,15 @@ class _Gen:
     def _sub(self, cond: ast.Node) -> str:
         return self.name(predicate(cond, is_dict=False), "q")
 
+    # The class guards below only skip a helper call for non-array values, which dict
+    # filters test on every document (``{'f': v}`` also asks "is v an element of f").
+    # Stored documents hold exact list/tuple/set types (serialization checks them in).
     def _AnyOf(self, node: ast.AnyOf, doc: str, is_dict: bool) -> str:
         x = self.value_at(node.path, doc, is_dict)
+        v = self.var()
         if isinstance(node.cond, ast.Node):
-            return f"_any_match({x}, {self._sub(node.cond)})"
-        return f"_any_of({x}, {self.name(node.cond)})"
+            return f"(({v} := {x}).__class__ in _SEQ_CLASSES and _any_match({v}, {self._sub(node.cond)}))"
+        return f"(({v} := {x}).__class__ in _ARRAY_CLASSES and _any_of({v}, {self.name(node.cond)}))"
 
     def _AllOf(self, node: ast.AllOf, doc: str, is_dict: bool) -> str:
         x = self.value_at(node.path, doc, is_dict)
@@ -294,7 +339,9 @@ class _Gen:
         return f"_all_of({x}, {self.name(node.cond)})"
 
     def _ElemMatch(self, node: ast.ElemMatch, doc: str, is_dict: bool) -> str:
-        return f"_any_match({self.value_at(node.path, doc, is_dict)}, {self._sub(node.cond)})"
+        v = self.var()
+        x = self.value_at(node.path, doc, is_dict)
+        return f"(({v} := {x}).__class__ in _SEQ_CLASSES and _any_match({v}, {self._sub(node.cond)}))"
 
     def _OneOf(self, node: ast.OneOf, doc: str, is_dict: bool) -> str:
         x = self.value_at(node.path, doc, is_dict)
