@@ -307,7 +307,13 @@ class Test(Node):
 
 
 class AnyOf(Node):
-    """TinyDB's ``any``: some element of a list value is in ``cond`` (or matches it)."""
+    """TinyDB's ``any``: some element of a list value is in ``cond`` (or matches it).
+
+    With a tuple of values, the value may be a list, tuple, set or frozenset, and an
+    element is "in" when it equals one of the values under MicroDB's equality (kinds
+    apart: ``True`` is not ``1``). With a node, the value must be a list or tuple and the
+    node is evaluated with each element as the document, as for :class:`ElemMatch`.
+    """
 
     __slots__ = ("path", "cond")
     _fields = ("path", "cond")
