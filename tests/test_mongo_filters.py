@@ -31,6 +31,7 @@ def check(cases: list[Case]) -> Callable[[Callable[..., None]], Callable[..., No
 
 
 def matches(filter: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """Whether ``doc`` matches the dict filter (through the compiled predicate)."""
     return parse_filter(filter)(doc)
 
 
@@ -618,6 +619,7 @@ def _is_null(field: str) -> Node:
 
 @st.composite
 def leaves(draw: st.DrawFn) -> Pair:
+    """One condition on one scalar field, as a dict filter and as its where() twin."""
     field = draw(st.sampled_from(FIELDS))
     op = draw(st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "exists", "regex", "not"]))
     value = draw(scalars)

@@ -22,6 +22,7 @@ def _id(value: Any) -> str:
 
 
 def applied(spec: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``doc`` with the update applied."""
     out = copy.deepcopy(doc)
     compile_operators(spec)(out)
     return out
