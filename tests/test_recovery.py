@@ -186,6 +186,36 @@ def test_journal_without_snapshot_is_stale(tmp_path: Path) -> None:
     assert state_of(path) == {"_default": [(1, {"fresh": 1})]}
 
 
+def test_record_finished_while_opening_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record half-written when an open reads the file, finished before it gets the lock, is kept."""
+    path = tmp_path / "db.json"
+    db = MicroDB(str(path))
+    db.insert({"n": 1})
+    offset = db.backend.store.file._offset  # type: ignore[attr-defined]
+    record = jsonfile.frame_record(json.dumps([["p", "_default", 2, {"n": 2}]]).encode())
+    journal = str(path) + ".journal"
+    with open(journal, "r+b") as f:  # another writer, half-way through its record
+        f.seek(offset)
+        f.write(record[:20])
+    real_acquire = jsonfile.FileLock.acquire
+
+    def finish_then_acquire(self: jsonfile.FileLock, timeout: float | None = None) -> None:
+        with open(journal, "r+b") as f:  # ...finishes it and lets go of the lock
+            f.seek(offset)
+            f.write(record)
+        real_acquire(self, timeout)
+
+    monkeypatch.setattr(jsonfile.FileLock, "acquire", finish_then_acquire)
+    other = MicroDB(str(path))
+    monkeypatch.undo()
+    assert [d["n"] for d in other.all()] == [1, 2]
+    assert [d["n"] for d in db.all()] == [1, 2]
+    assert other.insert({"n": 3}) == 3
+    other.close()
+    db.close()
+    assert [d for _, d in state_of(path)["_default"]] == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
 # -- checkpoints: crashes and faults at each step ------------------------------------------------------
 
 CRASH_CHILD = """

@@ -452,8 +452,14 @@ class JournaledFile(Generic[S]):
                 os.makedirs(self.folder, exist_ok=True)
             self._lock = FileLock(self.lock_path, timeout=self.lock_timeout)
             with self.lock():
-                if self._changed_since_load():
-                    state = self._load()
+                # Catch up under the lock: another writer may have committed since we read,
+                # and what looked like a torn tail then may be its finished record now.
+                found = self.poll()
+                if isinstance(found, list):
+                    for offset, payload in found:
+                        self.codec.replay(state, payload, offset, self.journal_path)
+                elif found is not None:
+                    state = found
                 self._prepare(state)
         except MicroDBError:
             self._close_fds()
@@ -475,20 +481,6 @@ class JournaledFile(Generic[S]):
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-
-    def _changed_since_load(self) -> bool:
-        try:
-            st = os.stat(self.path)
-            snap: tuple[int, int, int, int] | None = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        except FileNotFoundError:
-            snap = None
-        try:
-            jst = os.stat(self.journal_path)
-            journal = (_identity(jst), jst.st_size)
-        except FileNotFoundError:
-            journal = None
-        ours = (self._journal_id, self._seen_size) if self._journal_id is not None else None
-        return snap != self._snapshot_id or journal != ours
 
     def _prepare(self, state: S) -> None:
         """Under the lock at open: create, upgrade or tidy the files for writing."""
@@ -571,7 +563,8 @@ class JournaledFile(Generic[S]):
             if (locked and self._snapshot_changed()) or st.st_size < self._offset:
                 return self._load()
             self._seen_size = st.st_size
-            if st.st_size == self._offset or self._fd is None or self._stale:
+            if st.st_size == self._offset or self._stale:
+                self._tail_end = self._offset
                 return None
             # Commits overwrite space allocated ahead, so the size says nothing: one byte
             # at our offset does (zero: nothing new).
@@ -610,7 +603,9 @@ class JournaledFile(Generic[S]):
         return records, end, start + len(body)
 
     def _snapshot_changed(self) -> bool:
-        if self._snap_fd is not None and self._snapshot_id is not None:
+        if self._snapshot_id is None:
+            return os.path.exists(self.path)  # there was none: one appeared
+        if self._snap_fd is not None:
             own = os.fstat(self._snap_fd)
             if own.st_nlink:
                 return (own.st_size, own.st_mtime_ns) != self._snapshot_id[2:]
