@@ -90,10 +90,10 @@ def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
     index = indexes.get(path) if path is not None else None
     label = f"index {ast.path_repr(path)}" if path is not None else ""
     if isinstance(node, ast.Compare) and index is not None:
-        found = _compare(index, node.op, node.operand, label)
-        if found is not None and _is_exact(index, node.operand):
-            found.exact = node
-        return found
+        access = _compare(index, node.op, node.operand, label)
+        if access is not None and _is_exact(index, node.operand):
+            access.exact = node
+        return access
     if isinstance(node, ast.OneOf) and index is not None:
         return _union(index, node.values, label)
     if isinstance(node, ast.AnyOf) and index is not None and not isinstance(node.cond, ast.Node):

@@ -28,6 +28,7 @@ import copy
 import datetime as _dt
 import json
 import math
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -409,9 +410,16 @@ def dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False, ens
     )
 
 
+_LONG_INT = re.compile(r"\d{19,}")
+_LONG_INT_BYTES = re.compile(rb"\d{19,}")
+
+
 def loads(text: str | bytes) -> Any:
     """Parse JSON text (orjson when present)."""
-    if _orjson is not None:
+    long_int = _LONG_INT_BYTES if isinstance(text, bytes) else _LONG_INT
+    if _orjson is not None and long_int.search(text) is None:  # type: ignore[arg-type]
+        # orjson reads integers beyond 64 bits as floats; such texts go to the standard
+        # library, which keeps every integer exact.
         try:
             return _orjson.loads(text)
         except _orjson.JSONDecodeError:
@@ -435,7 +443,10 @@ def _reject_constant(name: str) -> Any:
 
 def loads_strict(text: str | bytes) -> Any:
     """Parse JSON text, rejecting NaN and Infinity; a syntax error is a ``json.JSONDecodeError``."""
-    if _orjson is not None:
+    long_int = _LONG_INT_BYTES if isinstance(text, bytes) else _LONG_INT
+    if _orjson is not None and long_int.search(text) is None:  # type: ignore[arg-type]
+        # orjson reads integers beyond 64 bits as floats; such texts go to the standard
+        # library, which keeps every integer exact.
         try:
             return _orjson.loads(text)
         except _orjson.JSONDecodeError:
