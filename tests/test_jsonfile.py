@@ -884,3 +884,19 @@ def test_autosaving_dict_checkpoints_and_compacts(tmp_path: Path) -> None:
         assert json.loads(f.read_text())["k"] == 99
     with AutoSavingDict(f) as d:
         assert d["k"] == 99 and len(d) == 6
+
+
+def test_windows_rules_keep_the_same_behaviour(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Windows' rules (no descriptor kept on the snapshot, journal closed around renames) all works."""
+    monkeypatch.setattr(jsonfile, "_WINDOWS", True)
+    a = MicroDB(str(path), checkpoint_bytes=300, checkpoint_ratio=0.1)
+    b = MicroDB(str(path))
+    for i in range(30):
+        (a if i % 2 else b).insert({"n": i})
+    assert a.backend.store.file._snap_fd is None  # type: ignore[attr-defined]
+    assert [d["n"] for d in b.all()] == list(range(30))
+    os.remove(path)
+    with pytest.raises(StorageError, match="removed"):
+        a.insert({"n": -1})
+    a.close()
+    b.close()

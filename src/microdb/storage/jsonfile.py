@@ -722,8 +722,9 @@ class JournaledFile(Generic[S]):
             if _WINDOWS:
                 os.close(journal_fd)
                 journal_fd = None
-                self._close_journal()
-            replace(journal_temp, self.journal_path)
+                self._replace_journal_windows(journal_temp)
+            else:
+                replace(journal_temp, self.journal_path)
             temps.remove(journal_temp)
             # From here the journal at the path is the new one: adopt it before anything
             # else can fail, or later commits would go to the old, unlinked file.
@@ -739,6 +740,22 @@ class JournaledFile(Generic[S]):
                     os.close(leftover)
             for temp in temps:
                 remove_quietly(temp)
+
+    def _replace_journal_windows(self, temp: str) -> None:
+        """Rename over the journal with our own handle closed (Windows needs that)."""
+        if self._fd is None:
+            replace(temp, self.journal_path)
+            return
+        kept = (self._header_end, self._offset, self._seen_size, self._tail_end, self._next_checkpoint)
+        os.close(self._fd)
+        self._fd = None
+        try:
+            replace(temp, self.journal_path)
+        except BaseException:
+            # Still the old journal: take it up again where we were.
+            self._fd = os.open(self.journal_path, os.O_RDWR | _BINARY)
+            self._header_end, self._offset, self._seen_size, self._tail_end, self._next_checkpoint = kept
+            raise
 
     # -- closing --------------------------------------------------------------------------------
     def _close_journal(self) -> None:
