@@ -92,6 +92,7 @@ db.close()
 import sys, json, time
 from microdb import MicroDB
 db = MicroDB(sys.argv[1], read_only=True)
+print("ready", flush=True)
 counts = []
 deadline = time.monotonic() + 100
 while time.monotonic() < deadline:
@@ -109,9 +110,16 @@ print(json.dumps([counts[0], counts[-1], len(counts)]))
         db.insert({"pair": -1, "half": 2})
     proc_r = subprocess.Popen([sys.executable, "-c", reader, str(path), "602"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc_r.stdout is not None
+    assert proc_r.stdout.readline() == b"ready\n"  # the reader watches before the writer starts
     proc_w = spawn(writer, path)
     finish([proc_w])
-    out, err = proc_r.communicate(timeout=120)
+    out = proc_r.stdout.read()  # the buffered reader: it may already hold part of the output
+    proc_r.wait(timeout=120)
+    assert proc_r.stderr is not None
+    err = proc_r.stderr.read()
+    proc_r.stdout.close()
+    proc_r.stderr.close()
     assert proc_r.returncode == 0, err.decode()
     first, last, reads = json.loads(out)
     assert last == 602 and reads > 1
