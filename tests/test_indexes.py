@@ -172,3 +172,36 @@ def test_failed_transaction_restores_indexes(db: MicroDB) -> None:
     assert t.query(where("k") == 1).ids() == [1]
     assert t.query(where("k") == 2).ids() == [2]
     assert [d.doc_id for d in t.all()] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"address.zip": "0150"},
+        {"address.zip": {"$gt": 100}},
+        {"address.zip": {"$in": ["0150", 5]}},
+        {"tags": "b"},
+        {"tags": {"$in": ["b", "z"]}},
+        {"age": {"$gte": 30}},
+    ],
+    ids=repr,
+)
+def test_dict_filters_through_arrays_use_indexes_correctly(people: Any, query: Any) -> None:
+    """Dot paths and array elements: indexed answers equal full scans as arrays come and go."""
+    for field in ("age", "tags", "address.zip"):
+        people.create_index(field)
+    if isinstance(people._backend, MemoryBackend):
+        assert people.query(query).explain()["index"] is not None
+    expected = [d.doc_id for d in people.all() if people.query(query).ids().count(d.doc_id)]
+    people.drop_index("address.zip")
+    assert people.query(query).ids() == expected
+    people.create_index("address.zip")
+    new_id = people.insert({"name": "Arr", "age": [30, 50], "address": [{"zip": "0150"}, {"zip": 500}]})
+    indexed = people.query(query).ids()
+    for field in ("age", "tags", "address.zip"):
+        people.drop_index(field)
+    assert people.query(query).ids() == indexed
+    for field in ("age", "tags", "address.zip"):
+        people.create_index(field)
+    people.remove(doc_ids=[new_id])
+    assert people.query(query).ids() == expected

@@ -26,7 +26,7 @@ __all__ = ["Index"]
 class Index:
     """One index over one path of one table."""
 
-    __slots__ = ("path", "unique", "entries", "order", "missing", "multikey", "_table")
+    __slots__ = ("path", "unique", "entries", "order", "missing", "multikey", "through_arrays", "_table")
 
     def __init__(self, path: Path, unique: bool = False, table: str = ""):
         self.path = path
@@ -40,6 +40,10 @@ class Index:
         self.missing: set[int] = set()
         #: how many documents hold an array at the path (then ordered scans are off)
         self.multikey = 0
+        #: how many documents hold an array part of the way along the path (at a proper
+        #: prefix of it); while none do, MongoDB-style "through an array" branches of a
+        #: query on this path cannot match, and the planner drops them
+        self.through_arrays = 0
 
     def describe(self) -> dict[str, Any]:
         """The index definition as stored with the data."""
@@ -82,8 +86,21 @@ class Index:
                 )
             pending[key] = doc_id
 
+    def _crosses_array(self, doc: dict[str, Any]) -> bool:
+        value: Any = doc
+        for step in self.path[:-1]:
+            if isinstance(value, dict):
+                value = value.get(step, MISSING)  # type: ignore[call-overload]
+            elif isinstance(value, (list, tuple)):
+                return True
+            else:
+                return False
+        return isinstance(value, (list, tuple))
+
     def add(self, doc_id: int, doc: dict[str, Any]) -> None:
         """File a document."""
+        if len(self.path) > 1 and self._crosses_array(doc):
+            self.through_arrays += 1
         value = resolve(doc, self.path)
         if value is MISSING:
             self.missing.add(doc_id)
@@ -103,6 +120,8 @@ class Index:
 
     def remove(self, doc_id: int, doc: dict[str, Any]) -> None:
         """Unfile a document (exactly as it was filed)."""
+        if len(self.path) > 1 and self._crosses_array(doc):
+            self.through_arrays -= 1
         value = resolve(doc, self.path)
         if value is MISSING:
             self.missing.discard(doc_id)
@@ -127,6 +146,7 @@ class Index:
         self.order.clear()
         self.missing.clear()
         self.multikey = 0
+        self.through_arrays = 0
         if self.unique:
             pending: dict[Any, int] = {}
             for doc_id, doc in docs:

@@ -76,6 +76,24 @@ def _compare(index: Index, op: str, operand: Any, label: str) -> Access | None:
     return None
 
 
+def _no_arrays_at(path: ast.Path, indexes: dict[ast.Path, Index]) -> bool:
+    """True when an index proves that no document holds an array (or set) at ``path``."""
+    n = len(path)
+    for ipath, index in indexes.items():
+        if ipath == path and not index.multikey:
+            return True
+        if len(ipath) > n and ipath[:n] == path and not index.through_arrays:
+            return True
+    return False
+
+
+def _impossible(node: ast.Node, indexes: dict[ast.Path, Index]) -> bool:
+    """True when ``node`` can match no document: it needs an array where indexes show none."""
+    if isinstance(node, (ast.AnyOf, ast.AllOf, ast.ElemMatch)):
+        return _no_arrays_at(node.path, indexes)
+    return False
+
+
 def choose(node: ast.Node | None, indexes: dict[ast.Path, Index]) -> Access | None:
     """The cheapest index access for ``node``, or ``None`` for a full scan."""
     if node is None or not indexes:
@@ -95,7 +113,10 @@ def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
             access.exact = node
         return access
     if isinstance(node, ast.OneOf) and index is not None:
-        return _union(index, node.values, label)
+        access = _union(index, node.values, label)
+        if node.values and all(_is_exact(index, v) for v in node.values):
+            access.exact = node
+        return access
     if isinstance(node, ast.AnyOf) and index is not None and not isinstance(node.cond, ast.Node):
         return _union(index, node.cond, label)
     if isinstance(node, ast.ElemMatch) and index is not None:
@@ -113,6 +134,17 @@ def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
         found = [a for a in (_access(child, indexes) for child in node.items) if a is not None]
         return min(found, key=lambda a: a.estimate, default=None)
     if isinstance(node, ast.Or):
+        kept = [child for child in node.items if not _impossible(child, indexes)]
+        if len(kept) < len(node.items):
+            # MongoDB-style filters add "or through an array" branches; where the indexes
+            # show that no document has an array there, the rest answers the query alone.
+            if not kept:
+                return Access(0, set, "nothing can match", exact=node)
+            reduced = ast.Or.of(*kept)
+            access = _access(reduced, indexes)
+            if access is not None and access.exact == reduced:
+                access.exact = node
+            return access
         parts = [_access(child, indexes) for child in node.items]
         if not parts or any(p is None for p in parts):
             return None
