@@ -116,6 +116,15 @@ class Backend(ABC):
     def count(self, table: str, plan: Plan) -> int:
         """How many documents a plan selects."""
 
+    def distinct(self, table: str, plan: Plan, path: Path) -> list[Any]:
+        """The distinct values at ``path`` among the documents a plan selects, sorted.
+
+        The default reads the selected documents; SQL backends push it down.
+        """
+        from microdb.results import distinct_values
+
+        return distinct_values((doc for _, doc in self.run(table, plan)), path)
+
     @abstractmethod
     def length(self, table: str) -> int:
         """How many documents the table holds."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from microdb.backend import Plan, SortKey
@@ -96,6 +96,21 @@ def _reach(value: Any, path: Path) -> Iterator[Any]:
         for item in value:
             if isinstance(item, dict):
                 yield from _reach(item, path)
+
+
+def distinct_values(docs: Iterable[dict[str, Any]], path: Path) -> list[Any]:
+    """The distinct values at ``path`` in ``docs`` (see :meth:`Result.distinct`), sorted."""
+    seen: list[Any] = []
+    keys: set[Any] = set()
+    for doc in docs:
+        for value in _reach(doc, path):
+            for item in (value if isinstance(value, (list, tuple)) else [value]):
+                key = sort_key(item)
+                if key in keys and any(values_equal(item, s) for s in seen):
+                    continue
+                keys.add(key)
+                seen.append(copy_value(item))
+    return sorted(seen, key=sort_key)
 
 
 class Result:
@@ -241,17 +256,10 @@ class Result:
         an array of sub-documents (``'items.sku'``) reaches into each of them.
         """
         path = parse_field(field)
-        seen: list[Any] = []
-        keys: set[Any] = set()
-        for _, doc in self._run():
-            for value in _reach(doc, path):
-                for item in (value if isinstance(value, (list, tuple)) else [value]):
-                    key = sort_key(item)
-                    if key in keys and any(values_equal(item, s) for s in seen):
-                        continue
-                    keys.add(key)
-                    seen.append(copy_value(item))
-        return sorted(seen, key=sort_key)
+        if self._rows is not None:
+            return distinct_values((doc for _, doc in self._rows), path)
+        with self._table._read():
+            return self._table._backend.distinct(self._table.name, self._plan, path)
 
     def explain(self) -> dict[str, Any]:
         """How the query runs: backend, access path (index or full scan), documents examined."""
