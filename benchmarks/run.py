@@ -40,10 +40,11 @@ METHOD = """\
   email, age, city, tags, nested address, score, active; `benchmarks/common.py`, fixed
   seed), at 1,000, 10,000 and 100,000 documents, in one process, one after the other.
 - A time is the best of several runs (`time.perf_counter`), after a warm-up call; short
-  operations are repeated in groups lasting at least 0.1 s and divided. Operations that
-  change their input (bulk inserts) get a fresh empty table, untimed, before each run.
-  The garbage collector stays on, as in a real program, with a full collection before
-  each timed run.
+  operations are repeated in groups lasting at least 0.1 s and divided. The systems of a
+  case are timed in interleaved rounds (each round times every system once), so a busy
+  spell of the machine slows them all rather than one. Operations that change their
+  input (bulk inserts) get a fresh empty table, untimed, before each run. The garbage
+  collector stays on, as in a real program, with a full collection before each timed run.
 - Before timing a case, the benchmark checks that every system returns the same answer.
 - `sqlite3` stores one row per document, the document as JSON text, with expression
   indexes on `json_extract(doc, '$.city')` and `json_extract(doc, '$.age')`; returned
