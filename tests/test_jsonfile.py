@@ -321,9 +321,10 @@ def test_ids_stay_unique_across_handles(path: Path) -> None:
     b.close()
 
 
-def test_reading_checks_with_one_stat_and_no_reread(db: MicroDB, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """When nobody wrote, a read costs one fstat of the journal and at most one byte read."""
+def test_reading_checks_with_one_byte_and_no_reread(db: MicroDB, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When nobody wrote, a read costs a one-byte read of the journal: no stat, nothing re-read."""
     db.insert({"a": 1})
+    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 3600.0)
     reads: list[int] = []
     stats: list[object] = []
     real_pread, real_stat, real_fstat = jsonfile.pread_all, os.stat, os.fstat
@@ -332,9 +333,23 @@ def test_reading_checks_with_one_stat_and_no_reread(db: MicroDB, path: Path, mon
     monkeypatch.setattr(jsonfile.os, "fstat", lambda fd: stats.append(fd) or real_fstat(fd))
     for _ in range(10):
         assert db.count() == 1
-    journal_fd = db.backend.store.file._fd  # type: ignore[attr-defined]
-    assert stats == [journal_fd] * 10
-    assert sum(reads) <= 10
+    assert stats == []
+    assert reads == [1] * 10
+
+
+def test_journal_is_stat_ed_once_a_second_at_most(db: MicroDB, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A safety stat of the journal's path runs at most once per interval, catching a replaced file."""
+    db.insert({"a": 1})
+    stats: list[object] = []
+    real_stat = os.stat
+    monkeypatch.setattr(jsonfile.os, "stat", lambda p, *a, **k: stats.append(p) or real_stat(p, *a, **k))
+    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 0.0)
+    db.count()
+    assert len(stats) == 1
+    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 3600.0)
+    for _ in range(5):
+        db.count()
+    assert len(stats) == 1
 
 
 def test_other_process_sees_commits(path: Path) -> None:
@@ -693,13 +708,14 @@ def test_snapshot_replaced_underneath_is_reloaded(path: Path) -> None:
     db.close()
 
 
-def test_journal_replaced_by_garbage_underneath(path: Path) -> None:
-    """A journal replaced by something else is noticed and refused with CorruptDatabaseError."""
+def test_journal_replaced_by_garbage_underneath(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A journal replaced by something else is noticed (within a second) and refused."""
     db = MicroDB(str(path))
     db.insert({"n": 1})
     other = path.with_name("other")
     other.write_text("not a journal\n")
     os.replace(other, str(path) + ".journal")
+    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 0.0)  # as if a second had passed
     with pytest.raises(CorruptDatabaseError):
         db.all()
     db.close()

@@ -368,3 +368,78 @@ def test_autosaving_dict_torn_tail_and_damage(tmp_path: Path) -> None:
     with pytest.raises(CorruptDatabaseError) as info:
         AutoSavingDict(f)
     assert info.value.offset == spans[1][0]
+
+
+# -- checkpoint markers: how other processes learn of a checkpoint without a stat -----------------------
+
+def test_other_handles_follow_a_checkpoint_without_stat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint marker in the old journal sends readers to the new files, no stat needed."""
+    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 3600.0)
+    path = tmp_path / "db.json"
+    writer, reader = MicroDB(str(path)), MicroDB(str(path), read_only=True)
+    writer.insert_many([{"n": i} for i in range(5)])
+    assert reader.count() == 5
+    old_fd = reader.backend.store.file._fd  # type: ignore[attr-defined]
+    writer.compact()
+    writer.insert({"n": 5})
+    assert [d["n"] for d in reader.all()] == list(range(6))
+    assert reader.backend.store.file._fd != old_fd  # type: ignore[attr-defined]
+    writer.insert({"n": 6})
+    assert reader.count() == 7
+    writer.close()
+    reader.close()
+
+
+def test_a_marker_without_its_checkpoint_is_harmless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint that announced itself and then failed leaves a journal others keep following."""
+    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 3600.0)
+    path = tmp_path / "db.json"
+    writer, reader = MicroDB(str(path)), MicroDB(str(path))
+    writer.insert({"n": 0})
+    assert reader.count() == 1
+
+    def fail(name: str) -> None:
+        if name == "snapshot-replaced":
+            raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(JournaledFile, "fault_hook", staticmethod(fail))
+    with pytest.raises(StorageError):
+        writer.compact()  # the marker is written and the snapshot renamed; the journal is not
+    monkeypatch.setattr(JournaledFile, "fault_hook", None)
+    assert reader.count() == 1  # reader reloads on the marker and watches the path
+    assert reader.backend.store.file._marker_pending  # type: ignore[attr-defined]
+    writer.insert({"n": 1})  # a commit after the marker: the journal lives on
+    assert [d["n"] for d in reader.all()] == [0, 1]
+    assert not reader.backend.store.file._marker_pending  # type: ignore[attr-defined]
+    reader.insert({"n": 2})
+    assert [d["n"] for d in writer.all()] == [0, 1, 2]
+    writer.compact()
+    reader.insert({"n": 3})
+    assert [d["n"] for d in writer.all()] == [0, 1, 2, 3]
+    writer.close()
+    reader.close()
+    assert [d for _, d in state_of(path)["_default"]] == [{"n": i} for i in range(4)]
+
+
+def test_a_pending_marker_is_resolved_by_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that saw a marker before the rename finds the new journal once it is in place."""
+    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 3600.0)
+    path = tmp_path / "db.json"
+    writer, reader = MicroDB(str(path)), MicroDB(str(path), read_only=True)
+    writer.insert({"n": 0})
+    assert reader.count() == 1
+    seen: list[int] = []
+
+    def peek(name: str) -> None:
+        if name == "snapshot-replaced":
+            seen.append(reader.count())  # between the renames: marker written, journal not replaced
+
+    monkeypatch.setattr(JournaledFile, "fault_hook", staticmethod(peek))
+    writer.compact()
+    monkeypatch.setattr(JournaledFile, "fault_hook", None)
+    assert seen == [1]
+    writer.insert({"n": 1})
+    assert reader.count() == 2
+    assert not reader.backend.store.file._marker_pending  # type: ignore[attr-defined]
+    writer.close()
+    reader.close()
