@@ -13,11 +13,14 @@ table's next id and index definitions, as they were at the checkpoint). Every ot
 is a commit: a list of absolute changes, ``["p", table, id, doc]`` (put),
 ``["d", table, id]`` (delete), ``["m", table, meta]`` (metadata), ``["x", table]`` (drop).
 Replaying a prefix of the journal twice gives the state of replaying it once, which makes
-every crash window of a checkpoint safe (see ``docs/storage.md``). ``mydb.json.lock`` is
-the file the cross-process write lock is held on.
+every crash window of a checkpoint safe (see ``docs/storage.md``). After the last record
+the file holds zero bytes: space allocated ahead, so durable commits do not grow the file.
+``mydb.json.lock`` is the file the cross-process write lock is held on.
 
 A checkpoint writes the new snapshot and a fresh journal (header only) to temporary files,
-fsyncs both, renames the snapshot into place, then the journal, then fsyncs the folder.
+fsyncs both, appends a marker (``{"checkpoint": n}``) to the old journal so that other
+processes know to reload, renames the snapshot into place, then the journal, then fsyncs
+the folder.
 """
 
 from __future__ import annotations
