@@ -916,3 +916,9 @@ def test_windows_rules_keep_the_same_behaviour(path: Path, monkeypatch: pytest.M
         a.insert({"n": -1})
     a.close()
     b.close()
+
+
+def test_a_folder_is_not_a_database(tmp_path: Path) -> None:
+    """A path naming a folder raises a StorageError, not a bare OSError."""
+    with pytest.raises(StorageError, match="cannot read"):
+        MicroDB(str(tmp_path))

@@ -462,7 +462,13 @@ class JournaledFile(Generic[S]):
     # -- opening ------------------------------------------------------------------------------
     def open(self) -> S:
         """Load the file (and, when writable, make it ready: journal, upgrade, cleanup)."""
-        state = self._load()
+        try:
+            state = self._load()
+        except MicroDBError:
+            raise
+        except OSError as exc:  # e.g. a folder where the file should be, or no permission to read
+            self._close_fds()
+            raise _storage_error(exc, "read", self.path) from exc
         if self.read_only:
             return state
         try:
