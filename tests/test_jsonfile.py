@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import microdb.storage.jsonfile as jsonfile
 from microdb import (
@@ -922,3 +925,61 @@ def test_a_folder_is_not_a_database(tmp_path: Path) -> None:
     """A path naming a folder raises a StorageError, not a bare OSError."""
     with pytest.raises(StorageError, match="cannot read"):
         MicroDB(str(tmp_path))
+
+
+# -- a model ---------------------------------------------------------------------------------------------
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("insert"), st.integers(0, 9)),
+        st.tuples(st.just("insert_many"), st.integers(1, 3)),
+        st.tuples(st.just("update"), st.integers(0, 30)),
+        st.tuples(st.just("remove"), st.integers(0, 30)),
+        st.tuples(st.just("truncate"), st.just(0)),
+        st.tuples(st.just("compact"), st.just(0)),
+        st.tuples(st.just("reopen"), st.just(0)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=OPS, small=st.booleans())
+def test_any_sequence_of_writes_checkpoints_and_reopens_matches_a_model(ops: list[tuple[str, int]], small: bool) -> None:
+    """Whatever mix of writes, checkpoints and reopens, the file holds what a plain dict model says."""
+    options: dict[str, Any] = {"checkpoint_bytes": 200, "checkpoint_ratio": 0.2} if small else {}
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "db.json")
+        db = MicroDB(path, **options)
+        model: dict[int, dict[str, Any]] = {}
+        next_id = 1
+        for kind, arg in ops:
+            if kind == "insert":
+                assert db.insert({"v": arg}) == next_id
+                model[next_id] = {"v": arg}
+                next_id += 1
+            elif kind == "insert_many":
+                ids = db.insert_many([{"v": i} for i in range(arg)])
+                assert ids == list(range(next_id, next_id + arg))
+                model.update({doc_id: {"v": i} for i, doc_id in enumerate(ids)})
+                next_id += arg
+            elif kind == "update" and arg in model:
+                db.update({"u": arg}, doc_ids=[arg])
+                model[arg]["u"] = arg
+            elif kind == "remove" and arg in model:
+                db.remove(doc_ids=[arg])
+                del model[arg]
+            elif kind == "truncate":
+                db.truncate()
+                model.clear()
+            elif kind == "compact":
+                db.compact()
+            elif kind == "reopen":
+                db.close()
+                db = MicroDB(path, **options)
+            assert {d.doc_id: dict(d) for d in db.all()} == model
+        db.close()
+        with MicroDB(path, read_only=True) as again:
+            assert {d.doc_id: dict(d) for d in again.all()} == model
+        with MicroDB(path) as again:
+            assert again.insert({"last": True}) == next_id
