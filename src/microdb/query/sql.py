@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -226,6 +227,33 @@ class Dialect:
         """``frag`` with NULL read as false (two-valued, for use under NOT)."""
         return Frag(f"COALESCE({frag.sql}, {self.false})", frag.params)
 
+    # -- reading parts of documents (projection, distinct) ---------------------------------
+    #: Whether the engine can return the exact JSON text of a part of a document.
+    reads_text: ClassVar[bool] = True
+
+    def addressable(self, key: Any) -> bool:
+        """Whether SQL can read the object member ``key`` by name.
+
+        Keys starting with ``$`` are refused: a document or object whose only key starts
+        with ``$`` is stored wrapped (``{"$escape": ...}``), so SQL would look in the wrong place.
+        """
+        return isinstance(key, str) and not key.startswith("$") and '"' not in key and "\\" not in key
+
+    def json_text(self, body: str, keys: Sequence[str]) -> str:
+        """SQL giving the exact JSON text at ``keys`` in the stored text ``body`` (NULL when missing).
+
+        Exact text, not the engine's reading of it: ``1.0`` stays a float and ``1e16`` is
+        not turned into an integer, so decoding it in Python gives the value stored.
+        """
+        raise NotImplementedError
+
+    def json_elements(self, body: str, keys: Sequence[str], alias: str) -> tuple[str, str, str]:
+        """``(FROM item, position, JSON text)`` for each element of the array at ``keys``.
+
+        Yields no rows when the value there is not an array.
+        """
+        raise NotImplementedError
+
     # -- sorting -----------------------------------------------------------------------
     def rank(self, t: Term) -> str:
         """SQL giving the kind rank of :mod:`microdb.query.values` (0 when missing)."""
@@ -374,6 +402,23 @@ class SQLiteDialect(Dialect):
             return None  # a dynamic relative path: keep it simple, let Python decide
         return Term(base=base, path=new_path, json="", keys=None, literal=False, doubt=inner.doubt)
 
+    # ``->`` (SQLite 3.38) returns the JSON text of a part; json_extract would turn numbers
+    # into SQL values and lose their exact form.
+    reads_text = sqlite3.sqlite_version_info >= (3, 38, 0)
+
+    def _key_path(self, keys: Sequence[str]) -> str:
+        return self.literal("$" + "".join(f'."{k}"' for k in keys))
+
+    def json_text(self, body: str, keys: Sequence[str]) -> str:
+        return f"({body} -> {self._key_path(keys)})"
+
+    def json_elements(self, body: str, keys: Sequence[str], alias: str) -> tuple[str, str, str]:
+        # json_each of an object walks its members and of a scalar yields the scalar: the
+        # caller keeps only array values (json_each never fails, so the order of checks
+        # does not matter).
+        return (f"json_each({body}, {self._key_path(keys)}) AS {alias}", f"{alias}.key",
+                f"({body} -> {alias}.fullkey)")
+
     def rank(self, t: Term) -> str:
         typ = self.type_of(t)
         obj = self.object_rank(f"json_each({t.base}, {t.path})", "key")
@@ -511,6 +556,23 @@ class PostgresDialect(Dialect):
     def element_term(self, base: str, elem: str, path: ast.Path) -> Term | None:
         """The value at ``path`` below the element ``elem``."""
         return self.term(elem, path, root=False)
+
+    def _json_at(self, body: str, keys: Sequence[str]) -> str:
+        # ``json`` (not ``jsonb``) keeps the text as written: jsonb reads 1e16 as an integer.
+        expr = f"({body}::json)"
+        for key in keys:
+            expr = f"({expr} -> {self.literal(key)})"
+        return expr
+
+    def json_text(self, body: str, keys: Sequence[str]) -> str:
+        return f"({self._json_at(body, keys)})::text"
+
+    def json_elements(self, body: str, keys: Sequence[str], alias: str) -> tuple[str, str, str]:
+        value = self._json_at(body, keys)
+        # json_array_elements raises on anything but an array, whatever filters the rows.
+        source = f"CASE WHEN json_typeof({value}) = 'array' THEN {value} ELSE '[]'::json END"
+        return (f"json_array_elements({source}) WITH ORDINALITY AS {alias}(v, n)", f"{alias}.n",
+                f"{alias}.v::text")
 
     def rank(self, t: Term) -> str:
         obj = self.object_rank(f"jsonb_object_keys({t.json}) AS k(k)", "k.k")

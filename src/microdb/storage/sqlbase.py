@@ -14,20 +14,25 @@ dialect builds (:meth:`SQLBackend._index_ddl`).
 Queries compile with :mod:`microdb.query.sql`: SQL narrows the rows, Python checks only
 the rows SQL could not decide. Sorting is pushed down as ``ORDER BY`` kind rank, then
 value; rows tied in SQL that hold objects, arrays or rich values are re-sorted in Python.
+An include-projection reads only the top-level fields it (and the sort) needs, as exact
+JSON text; ``distinct`` groups values in SQL and finishes in Python only where MongoDB's
+rules reach through arrays of sub-documents (:meth:`SQLBackend.distinct`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import re
 import threading
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from microdb import serialization
 from microdb.backend import Backend, Plan
 from microdb.errors import (
     DatabaseClosedError,
@@ -41,13 +46,15 @@ from microdb.query.sql import (
     COMPLEX_RANKS,
     Dialect,
     Frag,
+    SQLCompiler,
     SQLFilter,
     SQLSort,
     compile_filter,
     compile_sort,
     node_paths,
 )
-from microdb.query.values import sort_key
+from microdb.query.values import sort_key, values_equal
+from microdb.results import _reach, distinct_values
 from microdb.serialization import decode, dumps, encode, loads
 
 __all__ = ["SQLBackend", "TableInfo"]
@@ -98,6 +105,12 @@ def encode_doc(doc: dict[str, Any]) -> str:
 def decode_doc(text: str | bytes) -> dict[str, Any]:
     """A document from its stored JSON text."""
     return decode(loads(text))  # type: ignore[no-any-return]
+
+
+def decode_part(row: Sequence[Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The part of a document made of ``keys``, read from the JSON texts ending ``row``."""
+    start = len(row) - len(keys)
+    return {key: decode(loads(text)) for key, text in zip(keys, row[start:]) if text is not None}
 
 
 class SQLBackend(Backend):
@@ -473,16 +486,30 @@ class SQLBackend(Backend):
     def _select_sql(
         self, s: Session, info: TableInfo, f: SQLFilter, order: SQLSort | None,
         limit: int | None = None, offset: int = 0, node: ast.Node | None = None,
+        narrow: tuple[str, ...] | None = None,
     ) -> tuple[str, list[Any]]:
+        """``SELECT id, body, [sure], [sort columns...], [narrow fields...]`` for a filter.
+
+        With ``narrow``, ``body`` is NULL except on rows Python must still check (which
+        need the whole document), and the named top-level fields follow as JSON text.
+        """
         d = self.dialect
         body = self.body_column
-        cols = ["id", body]
         params: list[Any] = []
+        if narrow is None:
+            cols = ["id", body]
+        elif f.exact:
+            cols = ["id", "NULL"]
+        else:
+            cols = ["id", f"CASE WHEN {f.sure.sql} THEN NULL ELSE {body} END"]
+            params.extend(f.sure.params)
         if not f.exact:
             cols.append(f"CASE WHEN {f.sure.sql} THEN 1 ELSE 0 END")
             params.extend(f.sure.params)
         if order is not None:
             cols.extend(c for key in order.columns for c in key)
+        if narrow is not None:
+            cols.extend(d.json_text(body, (key,)) for key in narrow)
         sql = f"SELECT {', '.join(cols)} FROM {info.sql}"
         if f.pushed:
             sql += f" WHERE {f.where.sql}"
@@ -527,32 +554,61 @@ class SQLBackend(Backend):
             how.update(sort="python", limit="python", sql=sql, params=params)
             return _python_sort(out, plan)[plan.skip:stop], how
         how["sort"] = "sql" if order is not None else None
+        narrow = self._narrow(plan)
+        how["projection"] = list(narrow) if narrow is not None else None
         if f.exact and stop is not None:
-            sql, params = self._select_sql(s, info, f, order, plan.limit, plan.skip, plan.node)
+            sql, params = self._select_sql(s, info, f, order, plan.limit, plan.skip, plan.node, narrow)
             rows = self._execute(s, sql, params)
             full = plan.limit is not None and len(rows) == plan.limit
             if order is None or not _boundary_tied(rows, order, 2, plan.skip > 0, full):
                 how.update(limit="sql", sql=sql, params=params)
-                return self._finish(rows, f, None, order), how
+                return self._finish(rows, f, None, order, narrow), how
             # Rows tied in SQL at the edge of the page may be reordered by Python: read on.
         elif stop is not None:
             # Usually every row of the page is sure (Python would reject none of them):
             # then LIMIT in SQL gives the exact page. Otherwise read on without it.
-            sql, params = self._select_sql(s, info, f, order, stop, 0, plan.node)
+            sql, params = self._select_sql(s, info, f, order, stop, 0, plan.node, narrow)
             rows = self._execute(s, sql, params)
             if all(r[2] for r in rows) and (
                 order is None or not _boundary_tied(rows, order, 3, False, len(rows) == stop)
             ):
                 how.update(limit="sql", sql=sql, params=params)
-                return self._finish(rows, f, None, order)[plan.skip:], how
-        sql, params = self._select_sql(s, info, f, order, node=plan.node)
+                return self._finish(rows, f, None, order, narrow)[plan.skip:], how
+        sql, params = self._select_sql(s, info, f, order, node=plan.node, narrow=narrow)
         how.update(limit="python" if stop is not None else None, sql=sql, params=params)
-        out = self._collect(s, sql, params, f, check, order, stop)
+        out = self._collect(s, sql, params, f, check, order, stop, narrow)
         return out[plan.skip:stop], how
+
+    def _narrow(self, plan: Plan) -> tuple[str, ...] | None:
+        """The top-level fields a plan's rows need, or ``None`` when they need whole documents.
+
+        An include-projection needs the fields its paths start with, plus those its sort
+        keys start with (Python re-sorts rows SQL leaves tied, reading the sort values).
+        A key function may read anything, and an exclude-projection keeps all but a few
+        fields: both read whole documents. So do the rows Python must check against the
+        query: :meth:`_select_sql` still reads the document for those.
+        """
+        d = self.dialect
+        if plan.fields is None or plan.exclude or not d.reads_text:
+            return None
+        heads: list[Any] = [p[0] if p else None for p in plan.fields]
+        for key in plan.sort:
+            if key.func is not None or not key.path:
+                return None
+            heads.append(key.path[0])
+        keys: dict[str, None] = {}
+        for head in heads:
+            if isinstance(head, bool) or not isinstance(head, (str, int)):
+                return None  # an empty path or a map() step reads the whole document
+            # The projection keeps str(step), so an int step names the same member.
+            if not d.addressable(str(head)):
+                return None
+            keys[str(head)] = None
+        return tuple(keys)
 
     def _collect(
         self, s: Session, sql: str, params: list[Any], f: SQLFilter, check: Any,
-        order: SQLSort | None, stop: int | None,
+        order: SQLSort | None, stop: int | None, narrow: tuple[str, ...] | None = None,
     ) -> list[tuple[int, dict[str, Any]]]:
         """Rows of ``sql`` that pass the residual check, sorted, stopping once ``stop`` are sure."""
         out: list[tuple[int, dict[str, Any]]] = []
@@ -563,7 +619,7 @@ class SQLBackend(Backend):
 
         def flush() -> None:
             if group:
-                out.extend(self._finish(group, f, check, order))
+                out.extend(self._finish(group, f, check, order, narrow))
                 group.clear()
 
         for row in (self._stream(s, sql, params) if stop is not None else self._execute(s, sql, params)):
@@ -581,12 +637,20 @@ class SQLBackend(Backend):
 
     def _finish(
         self, rows: Sequence[tuple[Any, ...]], f: SQLFilter, check: Any, order: SQLSort | None,
+        narrow: tuple[str, ...] | None = None,
     ) -> list[tuple[int, dict[str, Any]]]:
-        """Decode rows, run the residual check, and re-sort SQL ties that Python orders."""
+        """Decode rows, run the residual check, and re-sort SQL ties that Python orders.
+
+        A row read narrowly is the part of its document :meth:`_narrow` named, unless it
+        came with the whole document (a row Python must check).
+        """
         out: list[tuple[int, dict[str, Any]]] = []
         complex_rows = False
         for row in rows:
-            doc = decode_doc(row[1])
+            if row[1] is not None or narrow is None:
+                doc = decode_doc(row[1])
+            else:
+                doc = decode_part(row, narrow)
             if not f.exact and not row[2] and check is not None and not check(doc):
                 continue
             out.append((int(row[0]), doc))
@@ -622,6 +686,106 @@ class SQLBackend(Backend):
             if f.pushed:
                 sql += f" WHERE {f.where.sql}"
             return int(self._execute(s, sql, f.where.params)[0][0])
+
+    def distinct(self, table: str, plan: Plan, path: ast.Path) -> list[Any]:
+        """The distinct values at ``path`` (see :func:`microdb.results.distinct_values`), in SQL.
+
+        SQL groups the values of the rows where the path meets no array of sub-documents
+        (one row per distinct JSON text, with where it first occurs); Python reaches into
+        the others, checks rows the filter left undecided, and merges everything in
+        document order, so the value kept for ``1`` and ``1.0`` is the first one met, as in
+        memory. A page (``skip``/``limit``), ids, position steps and registered types run
+        in Python on the one field the path starts with.
+        """
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return []
+            if self._distinct_in_sql(plan, path):
+                found = self._distinct_sql(s, info, plan, path)
+                if found is not None:
+                    return found
+            head = dataclasses.replace(plan, fields=(path[:1],), exclude=False)
+            rows, _ = self._rows(s, info, head)
+            return distinct_values((doc for _, doc in rows), path)
+
+    def _distinct_in_sql(self, plan: Plan, path: ast.Path) -> bool:
+        d = self.dialect
+        return (
+            d.reads_text and plan.doc_ids is None and not plan.skip and plan.limit is None
+            and all(d.addressable(k) and not _DIGITS.match(str(k)) for k in path)
+            # Values of a registered type compare with their own ==, which need not hold
+            # between two readings of one JSON text: SQL must not group them.
+            and not serialization._user_tags
+        )
+
+    def _distinct_sql(self, s: Session, info: TableInfo, plan: Plan, path: ast.Path) -> list[Any] | None:
+        """Distinct values with SQL doing the grouping; ``None`` when Python must redo it.
+
+        One statement (so one snapshot) returns two kinds of rows: ``(id, position, text,
+        NULL, NULL)``, the first occurrence of each distinct JSON text among rows SQL
+        reads alone; and ``(id, NULL, NULL, document or NULL, head field)``, rows whose
+        path crosses an array or a tuple (Python follows it) or that the filter left to
+        Python (their document is read, to check them).
+        """
+        d = self.dialect
+        c = SQLCompiler(d)
+        f = compile_filter(plan.node, d, "doc", _indexed(info))
+        keys = tuple(str(k) for k in path)
+        body = self.body_column
+        terms = [d.term("doc", keys[:i], True) for i in range(1, len(keys) + 1)]
+        if any(t is None or t.doubt is not None for t in terms):
+            return None
+        leaf = terms[-1]
+        assert leaf is not None
+        # Where MongoDB's rules fan out: an array (or a tuple) above the leaf, a tuple as
+        # the leaf (its items count one by one, and SQL sees an object).
+        deep = c.or_(
+            [d.coalesce(d.kind_is(t, "array")) for t in terms[:-1] if t is not None]
+            + [d.coalesce(d.tagged(t, "$tuple")) for t in terms if t is not None]
+        )
+        sure = Frag("1") if f.exact else Frag(f"CASE WHEN {f.sure.sql} THEN 1 ELSE 0 END", f.sure.params)
+        flags = Frag(f"{sure.sql} AS mdb_sure, CASE WHEN {deep.sql} THEN 1 ELSE 0 END AS mdb_deep",
+                     sure.params + deep.params)
+        is_array = d.kind_is(leaf, "array")
+        exists = d.exists(leaf)
+        elems, position, text = d.json_elements(body, keys, "e")
+        alone = "mdb_sure = 1 AND mdb_deep = 0"
+        sql = (
+            f"WITH r AS (SELECT *, {flags.sql} FROM {info.sql}"
+            + (f" WHERE {f.where.sql}" if f.pushed else "")
+            + "), c AS ("
+            f"SELECT r.id AS id, -1 AS idx, {d.json_text(body, keys)} AS v FROM r "
+            f"WHERE {alone} AND {exists.sql} AND {c.not_(is_array).sql} "
+            f"UNION ALL SELECT r.id, {position}, {text} FROM r, {elems} WHERE {alone} AND {is_array.sql}) "
+            "SELECT id, idx, v, NULL, NULL FROM ("
+            "SELECT id, idx, v, row_number() OVER (PARTITION BY v ORDER BY id, idx) AS rn FROM c) AS w "
+            "WHERE rn = 1 "
+            f"UNION ALL SELECT id, NULL, NULL, CASE WHEN mdb_sure = 1 THEN NULL ELSE {body} END, "
+            f"{d.json_text(body, keys[:1])} FROM r WHERE mdb_sure = 0 OR mdb_deep = 1"
+        )
+        params = list(flags.params) + (list(f.where.params) if f.pushed else []) + list(
+            exists.params + c.not_(is_array).params + is_array.params
+        )
+        check = predicate(plan.node) if not f.exact and plan.node is not None else None
+        found: list[tuple[tuple[int, int], Any]] = []
+        for doc_id, idx, value, text, head in self._stream(s, sql, params):
+            if idx is not None:
+                found.append(((int(doc_id), int(idx)), decode(loads(value))))
+                continue
+            if text is not None:
+                doc = decode_doc(text)
+                if check is not None and not check(doc):
+                    continue
+            else:
+                doc = {} if head is None else {keys[0]: decode(loads(head))}
+            found.extend(((int(doc_id), n), item) for n, item in enumerate(_occurrences(doc, path)))
+        # Document order (ids; positions inside one), as the in-memory engine meets them.
+        found.sort(key=lambda item: item[0])
+        values, order_matters = _distinct_first(item for _, item in found)
+        if plan.sort and order_matters:
+            return None  # which equal value is kept, or the order of ties, follows the sort
+        return values
 
     def _count_residual(self, s: Session, info: TableInfo, f: SQLFilter, plan: Plan) -> int:
         # Sure rows are counted without decoding them; only the rest go to Python.
@@ -665,6 +829,8 @@ class SQLBackend(Backend):
                 "plan": lines,
                 "residual": repr(f.residual) if f.residual is not None else None,
                 "pushed": {"filter": how.get("filter", False), "sort": how.get("sort"), "limit": how.get("limit")},
+                # The top-level fields read instead of whole documents (None: whole documents).
+                "projection": how.get("projection"),
             }
 
     def _indexes_used(self, info: TableInfo, lines: list[str], node: ast.Node | None) -> list[str]:
@@ -749,6 +915,45 @@ class SQLBackend(Backend):
 
 def _indexed(info: TableInfo) -> frozenset[ast.Path]:
     return frozenset(tuple(x["path"]) for x in info.indexes)
+
+
+_DIGITS = re.compile(r"[0-9]+\Z")
+
+
+def _occurrences(doc: dict[str, Any], path: ast.Path) -> Iterator[Any]:
+    """The values ``distinct`` counts at ``path`` in ``doc``, in order (arrays give their items)."""
+    for value in _reach(doc, path):
+        yield from (value if isinstance(value, (list, tuple)) else [value])
+
+
+def _text(value: Any) -> str:
+    return dumps(encode(value))
+
+
+def _distinct_first(values: Iterable[Any]) -> tuple[list[Any], bool]:
+    """The first of each class of equal values, sorted (as ``distinct_values``), and whether
+    the order they came in shows: two values of one class that look different (``1`` and
+    ``1.0``) or two kept values that sort alike (``[1]`` and ``{1}``)."""
+    seen: dict[Any, list[Any]] = {}
+    kept: list[Any] = []
+    order_matters = False
+    for item in values:
+        key = sort_key(item)
+        same = seen.setdefault(key, [])
+        match = next((s for s in same if values_equal(item, s)), _NOTHING)
+        if match is not _NOTHING:
+            if not order_matters and (type(match) is not type(item) or _text(match) != _text(item)):
+                order_matters = True
+            continue
+        same.append(item)
+        kept.append(item)
+    kept.sort(key=sort_key)
+    if not order_matters:
+        order_matters = any(len(same) > 1 for same in seen.values())
+    return kept, order_matters
+
+
+_NOTHING = object()
 
 
 def _paths_of(node: ast.Node) -> list[ast.Path]:
