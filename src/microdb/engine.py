@@ -50,6 +50,34 @@ class _Table:
         return TableState(self.docs, self.meta)
 
 
+class _ReadBlock:
+    """The read block of a backend: hold its lock and catch up with other processes.
+
+    A plain class rather than a generator-based context manager: every read passes
+    through here, and this halves the cost of a get by id.
+    """
+
+    __slots__ = ("_backend",)
+
+    def __init__(self, backend: MemoryBackend):
+        self._backend = backend
+
+    def __enter__(self) -> None:
+        backend = self._backend
+        backend._lock.acquire()
+        try:
+            if backend._closed:
+                raise DatabaseClosedError("the database is closed")
+            if backend._depth == 0:
+                backend._sync()
+        except BaseException:
+            backend._lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._backend._lock.release()
+
+
 class MemoryBackend(Backend):
     """A :class:`~microdb.backend.Backend` holding the data in memory over a ``Store``."""
 
@@ -64,6 +92,7 @@ class MemoryBackend(Backend):
         self._ops: list[Op] = []
         self._undo: list[tuple[Any, ...]] = []
         self._tables: dict[str, _Table] = {}
+        self._reader = _ReadBlock(self)
         self._install(store.load())
 
     # -- state --------------------------------------------------------------------------
@@ -243,15 +272,7 @@ class MemoryBackend(Backend):
                     store_lock.__exit__(None, None, None)
 
     def read(self) -> contextlib.AbstractContextManager[None]:
-        return self._read()
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[None]:
-        with self._lock:
-            self._check_open()
-            if self._depth == 0:
-                self._sync()
-            yield
+        return self._reader
 
     @property
     def in_transaction(self) -> bool:
@@ -504,14 +525,14 @@ class MemoryBackend(Backend):
         return f"MemoryBackend({self.store!r})"
 
 
-def _residual(node: Node | None, exact: Node | None) -> Node | None:
+def _residual(node: Node | None, exact: tuple[Node, ...]) -> Node | None:
     """What is left of ``node`` to check once the candidates answer ``exact`` exactly."""
-    if node is None or exact is None:
+    if node is None or not exact:
         return node
-    if node == exact:
+    if node in exact:
         return None
     if isinstance(node, And):
-        rest = [item for item in node.items if item != exact]
+        rest = [item for item in node.items if item not in exact]
         if len(rest) < len(node.items):
             return And.of(*rest) if rest else None
     return node

@@ -28,8 +28,8 @@ class Access:
     estimate: int
     fetch: Callable[[], set[int]]
     description: str
-    #: The part of the query the candidates answer exactly (no re-check needed), if any.
-    exact: ast.Node | None = None
+    #: The parts of the query (conjuncts) the candidates answer exactly: no re-check needed.
+    exact: tuple[ast.Node, ...] = ()
 
 
 _EXACT_KINDS = (str, int, float)
@@ -94,6 +94,35 @@ def _impossible(node: ast.Node, indexes: dict[ast.Path, Index]) -> bool:
     return False
 
 
+def _between(index: Index, low: Any, low_inc: bool, high: Any, high_inc: bool) -> Callable[[], set[int]]:
+    return lambda: index.between(low, low_inc, high, high_inc)
+
+
+def _two_sided_ranges(node: ast.And, indexes: dict[ast.Path, Index]) -> list[Access]:
+    """One index range for a lower and an upper bound on the same path (``40 <= age < 42``)."""
+    lows: dict[ast.Path, list[ast.Compare]] = {}
+    highs: dict[ast.Path, list[ast.Compare]] = {}
+    for item in node.items:
+        if isinstance(item, ast.Compare) and item.path in indexes:
+            if item.op in ("gt", "ge"):
+                lows.setdefault(item.path, []).append(item)
+            elif item.op in ("lt", "le"):
+                highs.setdefault(item.path, []).append(item)
+    out: list[Access] = []
+    for path in lows.keys() & highs.keys():
+        index = indexes[path]
+        for low in lows[path]:
+            for high in highs[path]:
+                lk, hk = sort_key(low.operand), sort_key(high.operand)
+                if lk[0] != hk[0]:
+                    continue  # different kinds: nothing is in both ranges, let the re-check say so
+                low_inc, high_inc = low.op == "ge", high.op == "le"
+                est = index.count_between(lk, low_inc, hk, high_inc)
+                exact = (low, high) if _is_exact(index, low.operand) and _is_exact(index, high.operand) else ()
+                out.append(Access(est, _between(index, lk, low_inc, hk, high_inc), f"index {ast.path_repr(path)} range", exact))
+    return out
+
+
 def choose(node: ast.Node | None, indexes: dict[ast.Path, Index]) -> Access | None:
     """The cheapest index access for ``node``, or ``None`` for a full scan."""
     if node is None or not indexes:
@@ -110,12 +139,12 @@ def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
     if isinstance(node, ast.Compare) and index is not None:
         access = _compare(index, node.op, node.operand, label)
         if access is not None and _is_exact(index, node.operand):
-            access.exact = node
+            access.exact = (node,)
         return access
     if isinstance(node, ast.OneOf) and index is not None:
         access = _union(index, node.values, label)
         if node.values and all(_is_exact(index, v) for v in node.values):
-            access.exact = node
+            access.exact = (node,)
         return access
     if isinstance(node, ast.AnyOf) and index is not None and not isinstance(node.cond, ast.Node):
         return _union(index, node.cond, label)
@@ -132,6 +161,7 @@ def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
         return min((o for o in options if o is not None), key=lambda a: a.estimate, default=None)
     if isinstance(node, ast.And):
         found = [a for a in (_access(child, indexes) for child in node.items) if a is not None]
+        found.extend(_two_sided_ranges(node, indexes))
         return min(found, key=lambda a: a.estimate, default=None)
     if isinstance(node, ast.Or):
         kept = [child for child in node.items if not _impossible(child, indexes)]
@@ -139,11 +169,11 @@ def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
             # MongoDB-style filters add "or through an array" branches; where the indexes
             # show that no document has an array there, the rest answers the query alone.
             if not kept:
-                return Access(0, set, "nothing can match", exact=node)
+                return Access(0, set, "nothing can match", exact=(node,))
             reduced = ast.Or.of(*kept)
             access = _access(reduced, indexes)
-            if access is not None and access.exact == reduced:
-                access.exact = node
+            if access is not None and access.exact == (reduced,):
+                access.exact = (node,)
             return access
         parts = [_access(child, indexes) for child in node.items]
         if not parts or any(p is None for p in parts):

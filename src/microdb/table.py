@@ -60,8 +60,7 @@ class Table:
 
     # -- helpers -----------------------------------------------------------------------
     def _read(self) -> AbstractContextManager[None]:
-        if self._backend.closed:
-            raise DatabaseClosedError(f"table {self._name!r}: the database is closed")
+        # The backend's read block raises DatabaseClosedError itself.
         return self._backend.read()
 
     def _write(self) -> AbstractContextManager[None]:
