@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from microdb import DuplicateKeyError, MicroDB, Query, where
 from microdb.engine import MemoryBackend
+from microdb.index import Index
 
 PEOPLE: list[dict[str, Any]] = [
     {"name": "Ann", "age": 30, "city": "Oslo", "tags": ["a"], "address": {"zip": "0150"}},
@@ -205,3 +208,17 @@ def test_dict_filters_through_arrays_use_indexes_correctly(people: Any, query: A
         people.create_index(field)
     people.remove(doc_ids=[new_id])
     assert people.query(query).ids() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.integers(0, 5), st.just("missing")), max_size=60),
+    reverse=st.booleans(),
+    need=st.integers(0, 70),
+)
+def test_index_scan_with_a_hint_equals_the_full_scan(values: list[Any], reverse: bool, need: int) -> None:
+    """An ordered scan started with a ``need`` hint yields exactly the ids of the full scan."""
+    index = Index(("a",))
+    for doc_id, value in enumerate(values, start=1):
+        index.add(doc_id, {} if value == "missing" else {"a": value})
+    assert list(index.scan(reverse, need)) == list(index.scan(reverse))

@@ -432,7 +432,8 @@ class MemoryBackend(Backend):
         index = t.indexes.get(key.path)
         if index is None or index.multikey:
             return None
-        return index.scan(key.reverse)
+        need = None if plan.limit is None else plan.skip + plan.limit
+        return index.scan(key.reverse, need)
 
     def run(self, table: str, plan: Plan) -> Iterator[tuple[int, dict[str, Any]]]:
         t = self._tables.get(table)

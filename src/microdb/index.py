@@ -12,6 +12,7 @@ predicate, so an index only has to return a superset. Indexes hold ids, never do
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -191,12 +192,42 @@ class Index:
             return int(total * (stop - start) / max(1, len(order)))
         return sum(len(self.entries[k]) for k in order[start:stop])
 
-    def scan(self, reverse: bool = False) -> Iterator[int]:
-        """Ids in the order of their values (missing first ascending, last descending)."""
+    def scan(self, reverse: bool = False, need: int | None = None) -> Iterator[int]:
+        """Ids in the order of their values (missing first ascending, last descending).
+
+        Ids under one value come in id order. ``need`` hints how many ids the caller
+        expects to take: a large group is then started with its ``need`` smallest ids
+        instead of being sorted whole.
+        """
+        groups: list[set[int]] = []
         if not reverse:
+            groups.append(self.missing)
+        entries = self.entries
+        for key in (reversed(self.order) if reverse else self.order):
+            groups.append(entries[key])
+            if need is not None and sum(len(g) for g in groups) > need:
+                break
+        else:
+            need = None
+        for group in groups[:-1] if need is not None else groups:
+            yield from sorted(group)
+        if need is not None:
+            yield from self._scan_rest(groups[-1], len(groups) - 1, reverse, need)
+            return
+        if reverse:
             yield from sorted(self.missing)
-        keys = reversed(self.order) if reverse else self.order
-        for key in keys:
+
+    def _scan_rest(self, group: set[int], position: int, reverse: bool, need: int) -> Iterator[int]:
+        # The group where ``need`` runs out: its smallest ids first, then the rest of the
+        # scan if the caller still wants more (its filter may reject some ids).
+        first = heapq.nsmallest(need, group) if len(group) > 4 * need else sorted(group)
+        yield from first
+        if len(first) < len(group):
+            yield from sorted(group.difference(first))
+        # ``position`` counts the group of missing ids, which comes first when ascending.
+        keys = self.order[::-1] if reverse else self.order
+        done = position + 1 if reverse else position
+        for key in keys[done:]:
             yield from sorted(self.entries[key])
         if reverse:
             yield from sorted(self.missing)
