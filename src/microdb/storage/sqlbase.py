@@ -714,9 +714,9 @@ class SQLBackend(Backend):
         return (
             d.reads_text and plan.doc_ids is None and not plan.skip and plan.limit is None
             and all(d.addressable(k) and not _DIGITS.match(str(k)) for k in path)
-            # Values of a registered type compare with their own ==, which need not hold
-            # between two readings of one JSON text: SQL must not group them.
-            and not serialization._user_tags
+            # A registered dict, list or tuple subclass is walked into by MongoDB's rules,
+            # but SQL sees a tagged object there.
+            and not any(issubclass(cls, (dict, list, tuple)) for cls in serialization._user_types)
         )
 
     def _distinct_sql(self, s: Session, info: TableInfo, plan: Plan, path: ast.Path) -> list[Any] | None:
@@ -751,6 +751,14 @@ class SQLBackend(Backend):
         exists = d.exists(leaf)
         elems, position, text = d.json_elements(body, keys, "e")
         alone = "mdb_sure = 1 AND mdb_deep = 0"
+        # One row per distinct text, except texts holding a value of a registered type: its
+        # own == need not find two readings of one text equal, so each occurrence counts.
+        tags = sorted(serialization._user_tags)
+        partition = Frag("v")
+        if tags:
+            own = " OR ".join(f"v LIKE {d.param}" for _ in tags)
+            patterns = tuple(f'%"{tag}"%' for tag in tags)
+            partition = Frag(f"v, CASE WHEN {own} THEN id END, CASE WHEN {own} THEN idx END", patterns * 2)
         sql = (
             f"WITH r AS (SELECT *, {flags.sql} FROM {info.sql}"
             + (f" WHERE {f.where.sql}" if f.pushed else "")
@@ -759,13 +767,13 @@ class SQLBackend(Backend):
             f"WHERE {alone} AND {exists.sql} AND {c.not_(is_array).sql} "
             f"UNION ALL SELECT r.id, {position}, {text} FROM r, {elems} WHERE {alone} AND {is_array.sql}) "
             "SELECT id, idx, v, NULL, NULL FROM ("
-            "SELECT id, idx, v, row_number() OVER (PARTITION BY v ORDER BY id, idx) AS rn FROM c) AS w "
-            "WHERE rn = 1 "
+            f"SELECT id, idx, v, row_number() OVER (PARTITION BY {partition.sql} ORDER BY id, idx) AS rn "
+            "FROM c) AS w WHERE rn = 1 "
             f"UNION ALL SELECT id, NULL, NULL, CASE WHEN mdb_sure = 1 THEN NULL ELSE {body} END, "
             f"{d.json_text(body, keys[:1])} FROM r WHERE mdb_sure = 0 OR mdb_deep = 1"
         )
         params = list(flags.params) + (list(f.where.params) if f.pushed else []) + list(
-            exists.params + c.not_(is_array).params + is_array.params
+            exists.params + c.not_(is_array).params + is_array.params + partition.params
         )
         check = predicate(plan.node) if not f.exact and plan.node is not None else None
         found: list[tuple[tuple[int, int], Any]] = []
