@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from typing import Any
 
 from microdb.errors import CorruptDatabaseError, DatabaseClosedError, DocumentError, ReadOnlyError
-from microdb.serialization import check_document, copy_value, decode, encode
-from microdb.storage.jsonfile import JournaledFile
+from microdb.serialization import check_document, copy_value, decode
+from microdb.storage.jsonfile import JournaledFile, encode_value
 
 __all__ = ["AutoSavingDict"]
 
@@ -53,7 +53,7 @@ class _DictCodec:
         _apply(state, _changes(payload, offset, path))
 
     def snapshot(self, state: dict[str, Any]) -> Any:
-        return {key: encode(value) for key, value in state.items()}
+        return {key: encode_value(value) for key, value in state.items()}
 
     def meta(self, state: dict[str, Any]) -> Any:
         return {}
@@ -169,7 +169,7 @@ class AutoSavingDict(MutableMapping[str, Any]):
                         if change[0] == "s":
                             undo.append((change[1], data.get(change[1], _MISSING)))
                             data[change[1]] = change[2]
-                            record.append(["s", change[1], encode(change[2])])
+                            record.append(["s", change[1], encode_value(change[2])])
                         elif change[0] == "d":
                             undo.append((change[1], data.pop(change[1], _MISSING)))
                             record.append(["d", change[1]])
