@@ -43,6 +43,7 @@ if HERE not in sys.path:
 from common import iter_docs, make_docs, print_rows, ratio_row  # noqa: E402
 
 from microdb import MicroDB  # noqa: E402
+from microdb.storage.jsonfile import DEFAULT_CHECKPOINT_BYTES  # noqa: E402
 
 __all__ = ["bench_growth", "bench_reopen", "bench_single_inserts", "run"]
 
@@ -255,9 +256,9 @@ def bench_checkpoint(folder: str, n: int, rounds: int) -> list[dict[str, Any]]:
             start = time.perf_counter()
             db.compact()
             best = min(best, time.perf_counter() - start)
-    # With the defaults a checkpoint comes once the journal outgrows the snapshot (and 1 MiB):
+    # With the defaults a checkpoint comes once the journal outgrows the snapshot (and 4 MiB):
     # spread over the inserts that grew it, this is what it adds to each one.
-    inserts_between = max(snapshot, 1 << 20) / max(record, 1)
+    inserts_between = max(snapshot, DEFAULT_CHECKPOINT_BYTES) / max(record, 1)
     return [
         _row("checkpoint (compact) of n documents", "MicroDB", n, best),
         _info("checkpoint", n, f"a checkpoint every ~{inserts_between:,.0f} single inserts of this size adds "

@@ -54,8 +54,11 @@ from microdb.locking import FileLock
 from microdb.serialization import decode, dumpb, dumps, encode, loads_strict
 from microdb.storage.base import Op, State, Store, SyncResult, TableState, apply_ops
 
-__all__ = ["FORMAT_VERSION", "JSONFileStore", "JournaledFile", "encode_value", "frame_record"]
+__all__ = ["DEFAULT_CHECKPOINT_BYTES", "FORMAT_VERSION", "JSONFileStore", "JournaledFile", "encode_value", "frame_record"]
 
+#: The journal may always grow to this size before a checkpoint (as SQLite's WAL does to
+#: about 4 MB by default): small databases are not rewritten every few hundred commits.
+DEFAULT_CHECKPOINT_BYTES = 4 << 20
 #: The journal format this MicroDB writes; files with a higher number are refused.
 FORMAT_VERSION = 1
 JOURNAL_SUFFIX = ".journal"
@@ -67,6 +70,7 @@ _MAX_PAYLOAD = 0xFFFFFFFF
 _GROW_MIN = 1 << 16  # zero bytes allocated ahead of the journal's records, at least...
 _GROW_MAX = 1 << 22  # ...and at most, half the journal's size in between
 _BINARY = getattr(os, "O_BINARY", 0)
+_pread = getattr(os, "pread", None) or (lambda fd, n, offset: pread_all(fd, n, offset))
 # Windows cannot rename over a file that is open anywhere, so there no descriptor is kept
 # on the snapshot, and our own journal descriptor is closed around a checkpoint's rename.
 _WINDOWS = os.name == "nt"
@@ -238,7 +242,7 @@ class JournaledFile(Generic[S]):
         encoding: str = "utf-8",
         create_dirs: bool = True,
         checkpoint_ratio: float = 1.0,
-        checkpoint_bytes: int = 1 << 20,
+        checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES,
     ):
         if not isinstance(lock_timeout, (int, float)) or lock_timeout < 0:
             raise ValueError(f"lock_timeout must be a number of seconds >= 0, got {lock_timeout!r}")
@@ -604,7 +608,8 @@ class JournaledFile(Generic[S]):
         """
         if self._closed:
             return None
-        locked = self.locked
+        lock = self._lock
+        locked = lock is not None and lock.held
         try:
             if self._fd is None:
                 if not os.access(self.journal_path, os.F_OK):
@@ -628,7 +633,7 @@ class JournaledFile(Generic[S]):
                 return self._load()
             if self._stale:
                 return None
-            first = pread_all(self._fd, 1, self._offset)
+            first = _pread(self._fd, 1, self._offset)
             if not first or first == b"\0":
                 if not first:
                     self._seen_size = max(self._seen_size, self._offset)
@@ -1032,7 +1037,7 @@ class JSONFileStore(Store):
         encoding: str = "utf-8",
         create_dirs: bool = True,
         checkpoint_ratio: float = 1.0,
-        checkpoint_bytes: int = 1 << 20,
+        checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES,
     ):
         self.file: JournaledFile[State] = JournaledFile(
             path, _TablesCodec(), durable=durable, read_only=read_only, lock_timeout=lock_timeout,
