@@ -331,7 +331,9 @@ def test_reading_checks_with_one_byte_and_no_reread(db: MicroDB, monkeypatch: py
     reads: list[int] = []
     stats: list[object] = []
     real_pread, real_stat, real_fstat = jsonfile.pread_all, os.stat, os.fstat
+    real_one = jsonfile._pread
     monkeypatch.setattr(jsonfile, "pread_all", lambda fd, size, offset: reads.append(size) or real_pread(fd, size, offset))
+    monkeypatch.setattr(jsonfile, "_pread", lambda fd, size, offset: reads.append(size) or real_one(fd, size, offset))
     monkeypatch.setattr(jsonfile.os, "stat", lambda p, *a, **k: stats.append(p) or real_stat(p, *a, **k))
     monkeypatch.setattr(jsonfile.os, "fstat", lambda fd: stats.append(fd) or real_fstat(fd))
     for _ in range(10):
