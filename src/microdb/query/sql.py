@@ -247,10 +247,10 @@ class Dialect:
         """
         raise NotImplementedError
 
-    def json_elements(self, body: str, keys: Sequence[str], alias: str) -> tuple[str, str, str]:
-        """``(FROM item, position, JSON text)`` for each element of the array at ``keys``.
+    def json_items(self, text: str, alias: str) -> tuple[str, str, str]:
+        """``(FROM item, position, JSON text)`` for each element of the JSON array ``text``.
 
-        Yields no rows when the value there is not an array.
+        ``text`` is SQL giving JSON text; callers use it only on arrays.
         """
         raise NotImplementedError
 
@@ -412,12 +412,9 @@ class SQLiteDialect(Dialect):
     def json_text(self, body: str, keys: Sequence[str]) -> str:
         return f"({body} -> {self._key_path(keys)})"
 
-    def json_elements(self, body: str, keys: Sequence[str], alias: str) -> tuple[str, str, str]:
-        # json_each of an object walks its members and of a scalar yields the scalar: the
-        # caller keeps only array values (json_each never fails, so the order of checks
-        # does not matter).
-        return (f"json_each({body}, {self._key_path(keys)}) AS {alias}", f"{alias}.key",
-                f"({body} -> {alias}.fullkey)")
+    def json_items(self, text: str, alias: str) -> tuple[str, str, str]:
+        # The element's own text by its path: ``value`` would give numbers as SQL values.
+        return f"json_each({text}) AS {alias}", f"{alias}.key", f"({text} -> {alias}.fullkey)"
 
     def rank(self, t: Term) -> str:
         typ = self.type_of(t)
@@ -567,9 +564,10 @@ class PostgresDialect(Dialect):
     def json_text(self, body: str, keys: Sequence[str]) -> str:
         return f"({self._json_at(body, keys)})::text"
 
-    def json_elements(self, body: str, keys: Sequence[str], alias: str) -> tuple[str, str, str]:
-        value = self._json_at(body, keys)
-        # json_array_elements raises on anything but an array, whatever filters the rows.
+    def json_items(self, text: str, alias: str) -> tuple[str, str, str]:
+        value = f"({text})::json"
+        # json_array_elements raises on anything but an array, and the planner may call it
+        # before the caller's filter has dropped the other rows.
         source = f"CASE WHEN json_typeof({value}) = 'array' THEN {value} ELSE '[]'::json END"
         return (f"json_array_elements({source}) WITH ORDINALITY AS {alias}(v, n)", f"{alias}.n",
                 f"{alias}.v::text")

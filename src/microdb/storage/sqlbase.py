@@ -745,12 +745,19 @@ class SQLBackend(Backend):
             + [d.coalesce(d.tagged(t, "$tuple")) for t in terms if t is not None]
         )
         sure = Frag("1") if f.exact else Frag(f"CASE WHEN {f.sure.sql} THEN 1 ELSE 0 END", f.sure.params)
-        flags = Frag(f"{sure.sql} AS mdb_sure, CASE WHEN {deep.sql} THEN 1 ELSE 0 END AS mdb_deep",
-                     sure.params + deep.params)
         is_array = d.kind_is(leaf, "array")
-        exists = d.exists(leaf)
-        elems, position, text = d.json_elements(body, keys, "e")
         alone = "mdb_sure = 1 AND mdb_deep = 0"
+        # Each matching row once: its flags, the JSON text at the path (read once: arrays
+        # are walked in that small text, not in the document), and the document only
+        # where Python needs it.
+        row = Frag(
+            f"SELECT id, {body} AS mdb_body, {sure.sql} AS mdb_sure, "
+            f"CASE WHEN {deep.sql} THEN 1 ELSE 0 END AS mdb_deep, "
+            f"CASE WHEN {is_array.sql} THEN 1 ELSE 0 END AS mdb_array, {d.json_text(body, keys)} AS mdb_v "
+            f"FROM {info.sql}" + (f" WHERE {f.where.sql}" if f.pushed else ""),
+            sure.params + deep.params + is_array.params + (f.where.params if f.pushed else ()),
+        )
+        items, position, text = d.json_items("r.mdb_v", "e")
         # One row per distinct text, except texts holding a value of a registered type: its
         # own == need not find two readings of one text equal, so each occurrence counts.
         tags = sorted(serialization._user_tags)
@@ -760,21 +767,17 @@ class SQLBackend(Backend):
             patterns = tuple(f'%"{tag}"%' for tag in tags)
             partition = Frag(f"v, CASE WHEN {own} THEN id END, CASE WHEN {own} THEN idx END", patterns * 2)
         sql = (
-            f"WITH r AS (SELECT *, {flags.sql} FROM {info.sql}"
-            + (f" WHERE {f.where.sql}" if f.pushed else "")
-            + "), c AS ("
-            f"SELECT r.id AS id, -1 AS idx, {d.json_text(body, keys)} AS v FROM r "
-            f"WHERE {alone} AND {exists.sql} AND {c.not_(is_array).sql} "
-            f"UNION ALL SELECT r.id, {position}, {text} FROM r, {elems} WHERE {alone} AND {is_array.sql}) "
+            "WITH r AS (SELECT id, mdb_sure, mdb_deep, mdb_array, mdb_v, "
+            f"CASE WHEN {alone} THEN NULL ELSE mdb_body END AS mdb_body FROM ({row.sql}) AS r0), "
+            f"c AS (SELECT id, -1 AS idx, mdb_v AS v FROM r WHERE {alone} AND mdb_v IS NOT NULL AND mdb_array = 0 "
+            f"UNION ALL SELECT r.id, {position}, {text} FROM r, {items} WHERE {alone} AND mdb_array = 1) "
             "SELECT id, idx, v, NULL, NULL FROM ("
             f"SELECT id, idx, v, row_number() OVER (PARTITION BY {partition.sql} ORDER BY id, idx) AS rn "
             "FROM c) AS w WHERE rn = 1 "
-            f"UNION ALL SELECT id, NULL, NULL, CASE WHEN mdb_sure = 1 THEN NULL ELSE {body} END, "
-            f"{d.json_text(body, keys[:1])} FROM r WHERE mdb_sure = 0 OR mdb_deep = 1"
+            "UNION ALL SELECT id, NULL, NULL, CASE WHEN mdb_sure = 1 THEN NULL ELSE mdb_body END, "
+            f"{d.json_text('mdb_body', keys[:1])} FROM r WHERE mdb_sure = 0 OR mdb_deep = 1"
         )
-        params = list(flags.params) + (list(f.where.params) if f.pushed else []) + list(
-            exists.params + c.not_(is_array).params + is_array.params + partition.params
-        )
+        params = list(row.params) + list(partition.params)
         check = predicate(plan.node) if not f.exact and plan.node is not None else None
         found: list[tuple[tuple[int, int], Any]] = []
         for doc_id, idx, value, text, head in self._stream(s, sql, params):
