@@ -256,7 +256,9 @@ class Result:
         an array of sub-documents (``'items.sku'``) reaches into each of them.
         """
         path = parse_field(field)
-        if self._rows is not None:
+        plan = self._plan
+        # Rows read for an include-projection may hold only the projected fields (SQL).
+        if self._rows is not None and (plan.fields is None or plan.exclude or path[:1] in (p[:1] for p in plan.fields)):
             return distinct_values((doc for _, doc in self._rows), path)
         with self._table._read():
             return self._table._backend.distinct(self._table.name, self._plan, path)
