@@ -443,7 +443,12 @@ def dumpb(value: Any) -> bytes:
             return _orjson.dumps(value)
         except TypeError:
             pass  # e.g. ints beyond 64 bits: the standard library handles those.
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    return _COMPACT.encode(value).encode("utf-8")
+
+
+# Built once: json.dumps with non-default options builds a new encoder on every call, which
+# costs more than encoding a small journal record.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _reject_constant(name: str) -> Any:
