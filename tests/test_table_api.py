@@ -446,3 +446,12 @@ def test_many_threads_lose_nothing(db: MicroDB) -> None:
     log = db.table("log")
     assert len(log) == 400
     assert sorted(d.doc_id for d in log.all()) == list(range(1, 401))
+
+
+def test_explicit_ids_in_a_batch_are_not_handed_out_again(db: MicroDB) -> None:
+    """An explicit id later in a batch is skipped by the ids given to documents before it."""
+    ids = db.insert_many([{"a": 1}, Document({"a": 2}, doc_id=2), {"a": 3}])
+    assert ids == [1, 2, 3]
+    with pytest.raises(MicroDBError):
+        db.insert_many([Document({"a": 4}, doc_id=9), Document({"a": 5}, doc_id=9)])
+    assert len(db) == 3

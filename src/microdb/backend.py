@@ -16,7 +16,33 @@ from typing import Any
 
 from microdb.query.ast import Node, Path
 
-__all__ = ["Backend", "Plan", "SortKey"]
+__all__ = ["Backend", "Plan", "SortKey", "assign_ids"]
+
+
+def assign_ids(
+    table: str, docs: Sequence[tuple[int | None, dict[str, Any]]], next_id: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """Give each document without an id the next free one, from ``next_id`` on.
+
+    Ids given explicitly are skipped (never handed out twice) and must be unique within
+    the batch; whether they are free in the table is the caller's check.
+    """
+    from microdb.errors import DuplicateKeyError
+
+    explicit = {doc_id for doc_id, _ in docs if doc_id is not None}
+    seen: set[int] = set()
+    out: list[tuple[int, dict[str, Any]]] = []
+    for doc_id, doc in docs:
+        if doc_id is None:
+            while next_id in explicit:
+                next_id += 1
+            doc_id = next_id
+            next_id += 1
+        elif doc_id in seen:
+            raise DuplicateKeyError(f"document {doc_id} appears twice in one insert into table {table!r}")
+        seen.add(doc_id)
+        out.append((doc_id, doc))
+    return out
 
 
 @dataclass(frozen=True)

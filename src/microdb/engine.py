@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from microdb.backend import Backend, Plan
+from microdb.backend import Backend, Plan, assign_ids
 from microdb.errors import DatabaseClosedError, DuplicateKeyError, ReadOnlyError, StorageError
 from microdb.index import Index
 from microdb.planner import choose
@@ -319,20 +319,11 @@ class MemoryBackend(Backend):
     def insert(self, table: str, docs: Sequence[tuple[int | None, dict[str, Any]]]) -> list[int]:
         t = self._table(table, create=True)
         assert t is not None
-        next_id = t.meta["next_id"]
         last_id = next(reversed(t.docs), 0)
-        assigned: list[tuple[int, dict[str, Any]]] = []
-        taken: set[int] = set()
-        for doc_id, doc in docs:
-            if doc_id is None:
-                while next_id in taken:
-                    next_id += 1
-                doc_id = next_id
-                next_id += 1
-            elif doc_id in t.docs or doc_id in taken:
+        assigned = assign_ids(table, docs, t.meta["next_id"])
+        for doc_id, _ in docs:
+            if doc_id is not None and doc_id in t.docs:
                 raise DuplicateKeyError(f"document {doc_id} already exists in table {table!r}")
-            taken.add(doc_id)
-            assigned.append((doc_id, doc))
         self._check_unique(t, assigned)
         if not t.indexes and len(assigned) > 1:
             # The fast path for bulk inserts: no index to keep, one undo entry per document.

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from microdb import serialization
-from microdb.backend import Backend, Plan
+from microdb.backend import Backend, Plan, assign_ids
 from microdb.errors import (
     DatabaseClosedError,
     DuplicateKeyError,
@@ -346,20 +346,8 @@ class SQLBackend(Backend):
             info = self._info(s, table, create=True)
             assert info is not None
             next_id = self._next_id(s, info)
-            taken = {i for i, _ in docs if i is not None}
-            rows: list[tuple[int, str]] = []
-            seen: set[int] = set()
-            for doc_id, doc in docs:
-                if doc_id is None:
-                    while next_id in taken:
-                        next_id += 1
-                    doc_id = next_id
-                    next_id += 1
-                elif doc_id in seen:
-                    raise DuplicateKeyError(f"document {doc_id} already exists in table {table!r}")
-                seen.add(doc_id)
-                rows.append((doc_id, encode_doc(doc)))
-            explicit = sorted(taken)
+            rows = [(doc_id, encode_doc(doc)) for doc_id, doc in assign_ids(table, docs, next_id)]
+            explicit = sorted({i for i, _ in docs if i is not None})
             if explicit:
                 clash = self._existing(s, info, explicit)
                 if clash:
