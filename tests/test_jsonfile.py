@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import microdb.storage.jsonfile as jsonfile
+import microdb.storage.journal as journal
 from microdb import (
     AutoSavingDict,
     CorruptDatabaseError,
@@ -35,7 +35,7 @@ from microdb import (
     where,
 )
 from microdb.locking import FileLock
-from microdb.storage.jsonfile import FORMAT_VERSION, frame_record
+from microdb.storage.journal import FORMAT_VERSION, frame_record
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -327,15 +327,15 @@ def test_ids_stay_unique_across_handles(path: Path) -> None:
 def test_reading_checks_with_one_byte_and_no_reread(db: MicroDB, monkeypatch: pytest.MonkeyPatch) -> None:
     """When nobody wrote, a read costs a one-byte read of the journal: no stat, nothing re-read."""
     db.insert({"a": 1})
-    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 3600.0)
+    monkeypatch.setattr(journal, "_RESTAT_EVERY", 3600.0)
     reads: list[int] = []
     stats: list[object] = []
-    real_pread, real_stat, real_fstat = jsonfile.pread_all, os.stat, os.fstat
-    real_one = jsonfile._pread
-    monkeypatch.setattr(jsonfile, "pread_all", lambda fd, size, offset: reads.append(size) or real_pread(fd, size, offset))
-    monkeypatch.setattr(jsonfile, "_pread", lambda fd, size, offset: reads.append(size) or real_one(fd, size, offset))
-    monkeypatch.setattr(jsonfile.os, "stat", lambda p, *a, **k: stats.append(p) or real_stat(p, *a, **k))
-    monkeypatch.setattr(jsonfile.os, "fstat", lambda fd: stats.append(fd) or real_fstat(fd))
+    real_pread, real_stat, real_fstat = journal.pread_all, os.stat, os.fstat
+    real_one = journal._pread
+    monkeypatch.setattr(journal, "pread_all", lambda fd, size, offset: reads.append(size) or real_pread(fd, size, offset))
+    monkeypatch.setattr(journal, "_pread", lambda fd, size, offset: reads.append(size) or real_one(fd, size, offset))
+    monkeypatch.setattr(journal.os, "stat", lambda p, *a, **k: stats.append(p) or real_stat(p, *a, **k))
+    monkeypatch.setattr(journal.os, "fstat", lambda fd: stats.append(fd) or real_fstat(fd))
     for _ in range(10):
         assert db.count() == 1
     assert stats == []
@@ -347,11 +347,11 @@ def test_journal_is_stat_ed_once_a_second_at_most(db: MicroDB, monkeypatch: pyte
     db.insert({"a": 1})
     stats: list[object] = []
     real_stat = os.stat
-    monkeypatch.setattr(jsonfile.os, "stat", lambda p, *a, **k: stats.append(p) or real_stat(p, *a, **k))
-    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 0.0)
+    monkeypatch.setattr(journal.os, "stat", lambda p, *a, **k: stats.append(p) or real_stat(p, *a, **k))
+    monkeypatch.setattr(journal, "_RESTAT_EVERY", 0.0)
     db.count()
     assert len(stats) == 1
-    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 3600.0)
+    monkeypatch.setattr(journal, "_RESTAT_EVERY", 3600.0)
     for _ in range(5):
         db.count()
     assert len(stats) == 1
@@ -480,7 +480,7 @@ def test_read_only_mode_when_os_access_says_no(path: Path, monkeypatch: pytest.M
     """A file the process may not write opens read-only; the first write raises ReadOnlyError."""
     with MicroDB(str(path)) as db:
         db.insert({"a": 1})
-    monkeypatch.setattr(jsonfile.os, "access", lambda p, mode: not mode & os.W_OK)
+    monkeypatch.setattr(journal.os, "access", lambda p, mode: not mode & os.W_OK)
     db = MicroDB(str(path))
     assert db.backend.store.read_only  # type: ignore[attr-defined]
     assert db.all() == [{"a": 1}]
@@ -640,13 +640,13 @@ def test_failed_write_applies_nothing(path: Path, monkeypatch: pytest.MonkeyPatc
     """When the journal write fails, a clear StorageError is raised and nothing is applied anywhere."""
     db = MicroDB(str(path))
     db.insert_many([{"n": 1}, {"n": 2}])
-    real = jsonfile.pwrite_all
+    real = journal.pwrite_all
 
     def failing(fd: int, data: bytes, offset: int) -> None:
         real(fd, data[: len(data) // 2], offset)  # half the record reaches the file
         raise OSError(err, os.strerror(err))
 
-    monkeypatch.setattr(jsonfile, "pwrite_all", failing)
+    monkeypatch.setattr(journal, "pwrite_all", failing)
     with pytest.raises(kind, match="nothing was changed"):
         db.insert({"n": 3})
     with pytest.raises(kind):
@@ -667,7 +667,7 @@ def test_failed_fsync_applies_nothing(path: Path, monkeypatch: pytest.MonkeyPatc
     def failing(fd: int, full: bool = False) -> None:
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr(jsonfile, "fsync_fd", failing)
+    monkeypatch.setattr(journal, "fsync_fd", failing)
     with pytest.raises(StorageError):
         db.insert({"n": 2})
     monkeypatch.undo()
@@ -720,7 +720,7 @@ def test_journal_replaced_by_garbage_underneath(path: Path, monkeypatch: pytest.
     other = path.with_name("other")
     other.write_text("not a journal\n")
     os.replace(other, str(path) + ".journal")
-    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 0.0)  # as if a second had passed
+    monkeypatch.setattr(journal, "_RESTAT_EVERY", 0.0)  # as if a second had passed
     with pytest.raises(CorruptDatabaseError):
         db.all()
     db.close()
@@ -882,7 +882,7 @@ def test_autosaving_dict_failed_commit_changes_nothing(tmp_path: Path, monkeypat
     """If the write fails, memory is left exactly as it was."""
     with AutoSavingDict(tmp_path / "d.json") as d:
         d.update(a=1, b=2)
-        monkeypatch.setattr(jsonfile, "pwrite_all", lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+        monkeypatch.setattr(journal, "pwrite_all", lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
         with pytest.raises(StorageError, match="disk is full"):
             d.update(a=10, c=3)
         with pytest.raises(StorageError):
@@ -909,7 +909,7 @@ def test_autosaving_dict_checkpoints_and_compacts(tmp_path: Path) -> None:
 
 def test_windows_rules_keep_the_same_behaviour(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With Windows' rules (no descriptor kept on the snapshot, journal closed around renames) all works."""
-    monkeypatch.setattr(jsonfile, "_WINDOWS", True)
+    monkeypatch.setattr(journal, "_WINDOWS", True)
     a = MicroDB(str(path), checkpoint_bytes=300, checkpoint_ratio=0.1)
     b = MicroDB(str(path))
     for i in range(30):

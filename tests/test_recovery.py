@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import microdb.storage.jsonfile as jsonfile
+import microdb.storage.journal as journal
 from microdb import AutoSavingDict, CorruptDatabaseError, MicroDB, StorageError, where
-from microdb.storage.jsonfile import JournaledFile
+from microdb.storage.journal import JournaledFile
 
 STEPS = ["begin", "snapshot-written", "journal-written", "snapshot-replaced", "journal-replaced", "done"]
 
@@ -192,20 +192,20 @@ def test_record_finished_while_opening_is_kept(tmp_path: Path, monkeypatch: pyte
     db = MicroDB(str(path))
     db.insert({"n": 1})
     offset = db.backend.store.file._offset  # type: ignore[attr-defined]
-    record = jsonfile.frame_record(json.dumps([["p", "_default", 2, {"n": 2}]]).encode())
-    journal = str(path) + ".journal"
-    with open(journal, "r+b") as f:  # another writer, half-way through its record
+    record = journal.frame_record(json.dumps([["p", "_default", 2, {"n": 2}]]).encode())
+    journal_path = str(path) + ".journal"
+    with open(journal_path, "r+b") as f:  # another writer, half-way through its record
         f.seek(offset)
         f.write(record[:20])
-    real_acquire = jsonfile.FileLock.acquire
+    real_acquire = journal.FileLock.acquire
 
-    def finish_then_acquire(self: jsonfile.FileLock, timeout: float | None = None) -> None:
-        with open(journal, "r+b") as f:  # ...finishes it and lets go of the lock
+    def finish_then_acquire(self: journal.FileLock, timeout: float | None = None) -> None:
+        with open(journal_path, "r+b") as f:  # ...finishes it and lets go of the lock
             f.seek(offset)
             f.write(record)
         real_acquire(self, timeout)
 
-    monkeypatch.setattr(jsonfile.FileLock, "acquire", finish_then_acquire)
+    monkeypatch.setattr(journal.FileLock, "acquire", finish_then_acquire)
     other = MicroDB(str(path))
     monkeypatch.undo()
     assert [d["n"] for d in other.all()] == [1, 2]
@@ -221,7 +221,7 @@ def test_record_finished_while_opening_is_kept(tmp_path: Path, monkeypatch: pyte
 CRASH_CHILD = """
 import os, sys
 from microdb import MicroDB, where
-from microdb.storage.jsonfile import JournaledFile
+from microdb.storage.journal import JournaledFile
 path, step = sys.argv[1], sys.argv[2]
 db = MicroDB(path)
 db.insert_many([{"n": i} for i in range(30)])
@@ -324,7 +324,7 @@ def test_new_snapshot_with_old_journal_is_consistent(tmp_path: Path, monkeypatch
     a.remove(doc_ids=[2])
     b.all()
 
-    real_replace = jsonfile.replace
+    real_replace = journal.replace
     renamed: list[str] = []
 
     def replace_once(src: str, dst: str) -> None:
@@ -333,7 +333,7 @@ def test_new_snapshot_with_old_journal_is_consistent(tmp_path: Path, monkeypatch
             raise OSError(errno.EIO, "crash between the renames")
         real_replace(src, dst)
 
-    monkeypatch.setattr(jsonfile, "replace", replace_once)
+    monkeypatch.setattr(journal, "replace", replace_once)
     with pytest.raises(StorageError):
         a.compact()
     monkeypatch.undo()
@@ -374,7 +374,7 @@ def test_autosaving_dict_torn_tail_and_damage(tmp_path: Path) -> None:
 
 def test_other_handles_follow_a_checkpoint_without_stat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A checkpoint marker in the old journal sends readers to the new files, no stat needed."""
-    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 3600.0)
+    monkeypatch.setattr(journal, "_RESTAT_EVERY", 3600.0)
     path = tmp_path / "db.json"
     writer, reader = MicroDB(str(path)), MicroDB(str(path), read_only=True)
     writer.insert_many([{"n": i} for i in range(5)])
@@ -392,7 +392,7 @@ def test_other_handles_follow_a_checkpoint_without_stat(tmp_path: Path, monkeypa
 
 def test_a_marker_without_its_checkpoint_is_harmless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A checkpoint that announced itself and then failed leaves a journal others keep following."""
-    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 3600.0)
+    monkeypatch.setattr(journal, "_RESTAT_EVERY", 3600.0)
     path = tmp_path / "db.json"
     writer, reader = MicroDB(str(path)), MicroDB(str(path))
     writer.insert({"n": 0})
@@ -423,7 +423,7 @@ def test_a_marker_without_its_checkpoint_is_harmless(tmp_path: Path, monkeypatch
 
 def test_a_pending_marker_is_resolved_by_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader that saw a marker before the rename finds the new journal once it is in place."""
-    monkeypatch.setattr(jsonfile, "_RESTAT_EVERY", 3600.0)
+    monkeypatch.setattr(journal, "_RESTAT_EVERY", 3600.0)
     path = tmp_path / "db.json"
     writer, reader = MicroDB(str(path)), MicroDB(str(path), read_only=True)
     writer.insert({"n": 0})

@@ -15,7 +15,7 @@ from typing import Any
 
 from microdb.errors import CorruptDatabaseError, DatabaseClosedError, DocumentError, ReadOnlyError
 from microdb.serialization import check_document, copy_value, decode
-from microdb.storage.jsonfile import JournaledFile, encode_value
+from microdb.storage.journal import JournaledFile, encode_value
 
 __all__ = ["AutoSavingDict"]
 
