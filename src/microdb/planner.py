@@ -23,7 +23,10 @@ __all__ = ["Access", "choose"]
 
 @dataclass
 class Access:
-    """A way to get candidate ids: ``estimate`` of their number, ``fetch()`` to get them."""
+    """A way to get candidate ids: ``estimate`` of their number, ``fetch()`` to get them.
+
+    ``fetch()`` may return a set the index owns: read it, never change it.
+    """
 
     estimate: int
     fetch: Callable[[], set[int]]
@@ -70,7 +73,7 @@ def _union(index: Index, values: tuple[Any, ...], label: str) -> Access:
 def _compare(index: Index, op: str, operand: Any, label: str) -> Access | None:
     if op == "eq":
         ids = index.equal(operand)
-        return Access(len(ids), lambda: set(ids), f"{label} ==")
+        return Access(len(ids), lambda: ids, f"{label} ==")
     if op in ("lt", "le", "gt", "ge"):
         return _range(index, op, operand, label)
     return None
