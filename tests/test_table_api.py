@@ -455,3 +455,18 @@ def test_explicit_ids_in_a_batch_are_not_handed_out_again(db: MicroDB) -> None:
     with pytest.raises(MicroDBError):
         db.insert_many([Document({"a": 4}, doc_id=9), Document({"a": 5}, doc_id=9)])
     assert len(db) == 3
+
+
+def test_rolled_back_bulk_insert_leaves_no_trace(opener: Opener) -> None:
+    """A bulk insert undone by a failing transaction leaves no document and no used id."""
+    db = opener()
+    db.insert({"keep": True})
+    with pytest.raises(RuntimeError):
+        with db.transaction():
+            db.insert_many({"n": i} for i in range(2500))
+            raise RuntimeError("abort")
+    assert db.all() == [{"keep": True}]
+    assert db.insert({"after": True}) == 2
+    db.close()
+    db = opener()
+    assert [d.doc_id for d in db.all()] == [1, 2]

@@ -201,6 +201,11 @@ class MemoryBackend(Backend):
             kind, name = entry[0], entry[1]
             if kind == "create":
                 self._tables.pop(name, None)
+            elif kind == "bulk":
+                table = self._tables[name]
+                for doc_id in entry[2]:
+                    table.docs.pop(doc_id, None)
+                table.meta["next_id"] = entry[3]
             elif kind == "drop":
                 self._tables[name] = entry[2]
             elif kind == "meta":
@@ -326,14 +331,13 @@ class MemoryBackend(Backend):
                 raise DuplicateKeyError(f"document {doc_id} already exists in table {table!r}")
         self._check_unique(t, assigned)
         if not t.indexes and len(assigned) > 1:
-            # The fast path for bulk inserts: no index to keep, one undo entry per document.
-            docs_map, undo, ops = t.docs, self._undo, self._ops
+            # The fast path for bulk inserts: no index to keep, one undo entry for the batch.
+            docs_map, ops = t.docs, self._ops
+            self._undo.append(("bulk", table, [doc_id for doc_id, _ in assigned], t.meta["next_id"]))
             for doc_id, doc in assigned:
-                undo.append(("put", table, doc_id, None, t.meta["next_id"]))
                 docs_map[doc_id] = doc
-                if doc_id >= t.meta["next_id"]:
-                    t.meta["next_id"] = doc_id + 1
                 ops.append(("put", table, doc_id, doc))
+            t.meta["next_id"] = max(t.meta["next_id"], max(doc_id for doc_id, _ in assigned) + 1)
         else:
             for doc_id, doc in assigned:
                 self._apply(("put", table, doc_id, doc))

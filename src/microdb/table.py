@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from contextlib import AbstractContextManager
 from typing import Any
 
 from microdb.backend import Backend, Plan
 from microdb.document import Document
 from microdb.errors import DatabaseClosedError, DocumentError, DocumentNotFound, QueryError, UpdateError
-from microdb.gcpause import paused_gc
+from microdb.gcpause import THRESHOLD, paused_gc
 from microdb.paths import parse_field
 from microdb.query.ast import Node
 from microdb.query.builders import to_node
@@ -115,9 +115,10 @@ class Table:
         """Store several documents in one commit; returns their ids. All or none are stored."""
         if isinstance(documents, Mapping) or not isinstance(documents, Iterable):
             raise DocumentError(f"insert_many() needs a list of documents, got {type(documents).__name__}")
-        if not isinstance(documents, (list, tuple)):
-            documents = list(documents)
-        with paused_gc(len(documents)):
+        # A generator is consumed as it goes: holding the caller's documents and their checked
+        # copies at once would double the peak memory of a bulk load.
+        size = len(documents) if isinstance(documents, Sized) else THRESHOLD
+        with paused_gc(size):
             items = [self._prepare(doc) for doc in documents]
             if not items:
                 return []
