@@ -14,7 +14,7 @@ from microdb.paths import parse_field
 from microdb.query.ast import Node
 from microdb.query.builders import to_node
 from microdb.results import Result
-from microdb.serialization import check_document, copy_value
+from microdb.serialization import check_document, copy_into, copy_value
 from microdb.updates import compile_update, is_operator_update
 
 __all__ = ["Table"]
@@ -69,15 +69,18 @@ class Table:
         return self._backend.write()
 
     def _document(self, doc: dict[str, Any], doc_id: int, copied: bool = False) -> Document:
-        if not copied and self._backend.shares_documents:
-            doc = copy_value(doc)
         cls = self.document_class
         if cls is Document:
-            # Skips Document.__init__ and its second copy: this is the hot path of every read.
+            # Skips Document.__init__ and a second copy: this is the hot path of every read.
             out = _new_document(Document)
-            _fill(out, doc)
+            if copied or not self._backend.shares_documents:
+                _fill(out, doc)
+            else:
+                copy_into(out, doc)
             out.doc_id = doc_id
             return out
+        if not copied and self._backend.shares_documents:
+            doc = copy_value(doc)
         return cls(doc, doc_id=doc_id)
 
     @staticmethod
