@@ -68,7 +68,7 @@ class _ReadBlock:
         try:
             if backend._closed:
                 raise DatabaseClosedError("the database is closed")
-            if backend._depth == 0:
+            if backend._depth == 0 and backend._shared_store:
                 backend._sync()
         except BaseException:
             backend._lock.release()
@@ -93,6 +93,8 @@ class MemoryBackend(Backend):
         self._undo: list[tuple[Any, ...]] = []
         self._tables: dict[str, _Table] = {}
         self._reader = _ReadBlock(self)
+        # Stores only this object writes (memory, a mapping) never have news: skip the call.
+        self._shared_store = type(store).sync is not Store.sync
         self._install(store.load())
 
     # -- state --------------------------------------------------------------------------
