@@ -301,24 +301,6 @@ class PostgresBackend(SQLBackend):
             names.append(index_name(info, path, "_u"))
         return names
 
-    def drop_index(self, table: str, path: ast.Path) -> bool:
-        with self._op(write=True) as s:
-            info = self._info(s, table)
-            if info is None:
-                return False
-            current = [x for x in info.indexes if tuple(x["path"]) == path]
-            if not current:
-                return False
-            names = self._index_names(info, path, bool(current[0].get("unique")))
-            others = len(info.indexes) > 1
-            for name in names:
-                if name.endswith("_gin") and others:
-                    continue  # the table's other indexes still use it
-                self._execute(s, f"DROP INDEX IF EXISTS {name}")
-            info.indexes = [x for x in info.indexes if tuple(x["path"]) != path]
-            self._save_indexes(s, info)
-            return True
-
     def _shared_index_names(self, info: TableInfo) -> set[str]:
         return {f"{info.sql}_gin"}
 

@@ -898,8 +898,11 @@ class SQLBackend(Backend):
             current = [x for x in info.indexes if tuple(x["path"]) == path]
             if not current:
                 return False
+            # An index shared by the table's indexes (PostgreSQL's GIN) stays while others remain.
+            shared = self._shared_index_names(info) if len(info.indexes) > 1 else set()
             for name in self._index_names(info, path, bool(current[0].get("unique"))):
-                self._execute(s, f"DROP INDEX IF EXISTS {name}")
+                if name not in shared:
+                    self._execute(s, f"DROP INDEX IF EXISTS {name}")
             info.indexes = [x for x in info.indexes if tuple(x["path"]) != path]
             self._save_indexes(s, info)
             return True
