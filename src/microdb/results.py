@@ -210,6 +210,8 @@ class Result:
 
     def all(self) -> list[Document]:
         """Every selected document, as a list of copies."""
+        if self._plan.fields is None:
+            return self._table._documents(self._run())
         return [self._doc(i, d) for i, d in self._run()]
 
     def __iter__(self) -> Iterator[Document]:

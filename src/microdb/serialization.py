@@ -217,7 +217,7 @@ def check_document(doc: Any) -> dict[str, Any]:
 
 
 #: Types whose values are immutable: a copy may share them.
-_SHARED: frozenset[type] = frozenset(_ATOMS | _RICH_IMMUTABLE | {float, frozenset})
+IMMUTABLE_TYPES: frozenset[type] = frozenset(_ATOMS | _RICH_IMMUTABLE | {float, frozenset})
 
 
 def copy_value(value: Any) -> Any:
@@ -228,13 +228,13 @@ def copy_value(value: Any) -> Any:
     if t is dict:
         out = value.copy()
         for key, item in out.items():
-            if type(item) not in _SHARED:
+            if type(item) not in IMMUTABLE_TYPES:
                 out[key] = copy_value(item)
         return out
     if t is list:
         items = value[:]
         for i, item in enumerate(items):
-            if type(item) not in _SHARED:
+            if type(item) not in IMMUTABLE_TYPES:
                 items[i] = copy_value(item)
         return items
     if t is tuple:
@@ -250,7 +250,7 @@ def copy_into(target: dict[str, Any], doc: dict[str, Any]) -> None:
     """Fill ``target`` (an empty dict, e.g. a new ``Document``) with a deep copy of ``doc``."""
     target.update(doc)
     for key, item in doc.items():
-        if type(item) not in _SHARED:
+        if type(item) not in IMMUTABLE_TYPES:
             target[key] = copy_value(item)
 
 

@@ -14,7 +14,7 @@ from microdb.paths import parse_field
 from microdb.query.ast import Node
 from microdb.query.builders import to_node
 from microdb.results import Result
-from microdb.serialization import check_document, copy_into, copy_value
+from microdb.serialization import IMMUTABLE_TYPES, check_document, copy_into, copy_value
 from microdb.updates import compile_update, is_operator_update
 
 __all__ = ["Table"]
@@ -82,6 +82,24 @@ class Table:
         if not copied and self._backend.shares_documents:
             doc = copy_value(doc)
         return cls(doc, doc_id=doc_id)
+
+    def _documents(self, rows: Iterable[tuple[int, dict[str, Any]]]) -> list[Document]:
+        """Documents for many ``(id, stored document)`` rows (the loop of every query)."""
+        if self.document_class is not Document or not self._backend.shares_documents:
+            return [self._document(doc, doc_id) for doc_id, doc in rows]
+        # _document and copy_into, inlined: a call less per document is 5% of a large read.
+        new, shared, copy = _new_document, IMMUTABLE_TYPES, copy_value
+        out: list[Document] = []
+        append = out.append
+        for doc_id, doc in rows:
+            item = new(Document)
+            item.update(doc)
+            for key, value in doc.items():
+                if type(value) not in shared:
+                    item[key] = copy(value)
+            item.doc_id = doc_id
+            append(item)
+        return out
 
     @staticmethod
     def _node(cond: Any) -> Node | None:
