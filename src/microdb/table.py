@@ -171,9 +171,11 @@ class Table:
         With ``doc_ids``, a list of the documents with those ids that exist.
         """
         if doc_id is not None:
-            _check_id(doc_id)
-            with self._read():
-                doc = self._backend.fetch(self._name, doc_id)
+            if type(doc_id) is not int:
+                _check_id(doc_id)
+            backend = self._backend
+            with backend.read():
+                doc = backend.fetch(self._name, doc_id)
                 return None if doc is None else self._document(doc, doc_id)
         if doc_ids is not None:
             ids = _check_ids(doc_ids)
