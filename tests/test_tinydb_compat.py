@@ -25,10 +25,9 @@ from tinydb_storages import KINDS, PERSISTENT
 Opener = Callable[..., TinyDB]
 
 
-@pytest.fixture(params=sorted(KINDS))
-def open_tdb(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens a TinyDB on one kind of storage (the same data each call); closes them after."""
-    made = KINDS[request.param](tmp_path)
+def _openers(kind: str, tmp_path: Path) -> Iterator[Opener]:
+    """An opener of TinyDBs on one kind of storage (the same data each call); closes them after."""
+    made = KINDS[kind](tmp_path)
     opened: list[TinyDB] = []
 
     def open_db(**kwargs: Any) -> TinyDB:
@@ -39,22 +38,18 @@ def open_tdb(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]
     yield open_db
     for db in opened:
         db.close()
+
+
+@pytest.fixture(params=sorted(KINDS))
+def open_tdb(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens a TinyDB on one kind of storage (the same data each call); closes them after."""
+    yield from _openers(request.param, tmp_path)
 
 
 @pytest.fixture(params=sorted(PERSISTENT))
 def open_kept(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Like ``open_tdb``, on the kinds of storage whose data outlives the database object."""
-    made = KINDS[request.param](tmp_path)
-    opened: list[TinyDB] = []
-
-    def open_db(**kwargs: Any) -> TinyDB:
-        db = made(**kwargs)
-        opened.append(db)
-        return db
-
-    yield open_db
-    for db in opened:
-        db.close()
+    yield from _openers(request.param, tmp_path)
 
 
 @pytest.fixture
