@@ -95,6 +95,17 @@ def make_docs(n: int, seed: int = 42) -> list[dict[str, Any]]:
 
 # -- timing -------------------------------------------------------------------------------
 
+def _calibrate(fn: Callable[[], Any], min_time: float, max_number: int) -> tuple[int, float]:
+    """How many calls make a group lasting ``min_time``, and how long that group took."""
+    number = 1
+    while True:
+        elapsed = _timed(fn, number)
+        if elapsed >= min_time or number >= max_number:
+            return number, elapsed
+        # Aim straight for min_time instead of doubling many times.
+        number = min(max_number, max(number * 2, int(number * min_time / max(elapsed, 1e-9) * 1.2)))
+
+
 def measure(
     fn: Callable[..., Any],
     *,
@@ -119,13 +130,7 @@ def measure(
         return _measure_with_setup(fn, setup, repeat=repeat, warmup=warmup)
     for _ in range(warmup):
         fn()
-    number = 1
-    while True:
-        elapsed = _timed(fn, number)
-        if elapsed >= min_time or number >= max_number:
-            break
-        # Aim straight for min_time instead of doubling many times.
-        number = min(max_number, max(number * 2, int(number * min_time / max(elapsed, 1e-9) * 1.2)))
+    number, elapsed = _calibrate(fn, min_time, max_number)
     best = elapsed / number
     for _ in range(repeat - 1):
         best = min(best, _timed(fn, number) / number)
@@ -151,12 +156,7 @@ def compare(
     for name, fn in calls.items():
         for _ in range(warmup):
             fn()
-        number = 1
-        while True:
-            elapsed = _timed(fn, number)
-            if elapsed >= min_time or number >= max_number:
-                break
-            number = min(max_number, max(number * 2, int(number * min_time / max(elapsed, 1e-9) * 1.2)))
+        number, elapsed = _calibrate(fn, min_time, max_number)
         numbers[name], best[name] = number, elapsed / number
     for _ in range(repeat - 1):
         for name, fn in calls.items():
