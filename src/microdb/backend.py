@@ -138,6 +138,13 @@ class Backend(ABC):
     def run(self, table: str, plan: Plan) -> Iterator[tuple[int, dict[str, Any]]]:
         """The ``(id, document)`` pairs a plan selects, sorted, skipped and limited."""
 
+    def ids(self, table: str, plan: Plan) -> list[int]:
+        """The ids of the documents a plan selects, in :meth:`run`'s order.
+
+        The default reads the documents; the memory engine answers from its indexes alone.
+        """
+        return [doc_id for doc_id, _ in self.run(table, plan)]
+
     @abstractmethod
     def count(self, table: str, plan: Plan) -> int:
         """How many documents a plan selects."""

@@ -457,6 +457,15 @@ class MemoryBackend(Backend):
             ids = _sorted_ids(ids, docs, plan)
         return iter([(i, docs[i]) for i in ids[plan.skip:stop]])
 
+    def ids(self, table: str, plan: Plan) -> list[int]:
+        t = self._tables.get(table)
+        if t is None or plan.limit == 0:
+            return []
+        if plan.sort or plan.skip or plan.limit is not None:
+            return [doc_id for doc_id, _ in self.run(table, plan)]
+        # No (id, document) pairs: an indexed query touches no document it does not check.
+        return self._select(t, plan)[0]
+
     def count(self, table: str, plan: Plan) -> int:
         t = self._tables.get(table)
         if t is None:

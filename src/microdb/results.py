@@ -233,8 +233,11 @@ class Result:
     last = final
 
     def ids(self) -> list[int]:
-        """The ids of the selected documents, in order."""
-        return [i for i, _ in self._run()]
+        """The ids of the selected documents, in order (without copying them)."""
+        if self._rows is not None:
+            return [i for i, _ in self._rows]
+        with self._table._read():
+            return self._table._backend.ids(self._table.name, self._plan)
 
     def count(self) -> int:
         """How many documents are selected (without copying them)."""

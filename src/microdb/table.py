@@ -116,7 +116,7 @@ class Table:
             return found
         if cond is None:
             raise QueryError("give a query or doc_ids (use truncate() to remove every document)")
-        return [i for i, _ in self._backend.run(self._name, Plan(node=to_node(cond)))]
+        return self._backend.ids(self._name, Plan(node=to_node(cond)))
 
     # -- inserting ---------------------------------------------------------------------
     def _prepare(self, document: Any) -> tuple[int | None, dict[str, Any]]:
@@ -235,7 +235,7 @@ class Table:
         compile_update(fields)  # reject a malformed update before taking any lock
         with self._write():
             if cond is None and doc_ids is None:
-                ids = [i for i, _ in self._backend.run(self._name, Plan())]
+                ids = self._backend.ids(self._name, Plan())
             else:
                 ids = self._target_ids(cond, doc_ids)
             changes = self._update_ids(fields, ids)
