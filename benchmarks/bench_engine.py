@@ -38,8 +38,8 @@ from typing import Any
 from common import compare, compare_with_setup, make_docs, peak_memory, print_rows, ratio_row
 
 from microdb import MicroDB, where
-from microdb.storage import InMemoryStorage
 from microdb.serialization import copy_value
+from microdb.storage import InMemoryStorage
 
 __all__ = [
     "EQ_CITY",

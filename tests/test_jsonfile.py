@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import microdb.serialization as serialization
 import microdb.storage.journal as journal
 from microdb import (
     AutoSavingDict,
@@ -575,8 +576,16 @@ def test_a_plain_tinydb_file_gets_a_journal_only_when_opened_for_writing(path: P
         (b'{"t": {"1": [1]}}', 7, "document 1 of table 't' is not a JSON object"),
     ],
 )
-def test_foreign_or_damaged_snapshot(path: Path, content: bytes, offset: int, message: str) -> None:
-    """A file that is not a database raises CorruptDatabaseError naming file and offset, untouched."""
+@pytest.mark.parametrize("large", [False, True], ids=["small", "large"])
+def test_foreign_or_damaged_snapshot(
+    path: Path, content: bytes, offset: int, message: str, large: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that is not a database raises CorruptDatabaseError naming file and offset, untouched.
+
+    "large": the file is parsed as a file over ``ORJSON_MAX_BYTES`` is, by the standard library.
+    """
+    if large:
+        monkeypatch.setattr(serialization, "ORJSON_MAX_BYTES", 0)
     path.write_bytes(content)
     for read_only in (False, True):
         with pytest.raises(CorruptDatabaseError, match=message) as info:
@@ -585,6 +594,25 @@ def test_foreign_or_damaged_snapshot(path: Path, content: bytes, offset: int, me
         assert info.value.offset == offset
         assert str(path) in str(info.value) and f"byte {offset}" in str(info.value)
     assert files(path.parent) == {"db.json": content}
+
+
+def test_a_file_over_the_orjson_limit_reads_back_the_same(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large snapshots are parsed by the standard library (a third of orjson's peak memory);
+    they must read back exactly what the other parser reads: tagged types, exact 64-bit ints."""
+    docs = [
+        {"n": i, "when": dt.datetime(2026, 1, 1, 12, i % 60), "id": uuid.UUID(int=i), "big": 2**62 + i,
+         "text": "é\u2028\n" * 3, "nested": {"tags": ["a", i], "f": i / 3}}
+        for i in range(300)
+    ]
+    with MicroDB(str(path)) as db:
+        db.insert_many(docs)
+        db.compact()  # everything in the snapshot, nothing in the journal
+    assert path.stat().st_size > 20_000
+    monkeypatch.setattr(serialization, "ORJSON_MAX_BYTES", 20_000)
+    assert not serialization._use_orjson(path.read_bytes())
+    with MicroDB(str(path)) as db:
+        assert db.all() == docs
+        assert type(db.get(doc_id=1)["when"]) is dt.datetime
 
 
 def test_empty_file_is_an_empty_database(path: Path) -> None:

@@ -282,3 +282,21 @@ def _MISSING() -> Any:
     from microdb.query.values import MISSING
 
     return MISSING
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_ids_read_the_table_until_a_full_read_fixes_the_documents(people: MicroDB, indexed: bool) -> None:
+    if indexed:
+        people.create_index("city")
+    result = people.query(where("city") == "Oslo")
+    assert result.ids() == [1, 4]
+    assert [d.doc_id for d in result.all()] == result.ids()
+    people.insert({"name": "fay", "city": "Oslo"})
+    # all() fixed the documents: ids() agrees with them, a new query sees the insert.
+    assert result.ids() == [1, 4]
+    assert people.query(where("city") == "Oslo").ids() == [1, 4, 6]
+    fresh = people.query(where("city") == "Oslo")
+    assert fresh.ids() == [1, 4, 6]
+    people.remove(doc_ids=[1])
+    assert fresh.ids() == [4, 6]
+    assert [d["name"] for d in fresh.all()] == ["dan", "fay"]

@@ -446,9 +446,21 @@ def _has_long_int(text: str | bytes) -> bool:
     return _LONG_INT.search(text) is not None
 
 
+#: Texts longer than this are parsed by the standard library even when orjson is present.
+#: orjson builds a whole intermediate tree before the Python objects, so parsing a large
+#: file with it needs about three times the memory the standard library needs (400 MiB
+#: instead of 140 MiB for a file of 100,000 documents), for a gain of 10 % in time at that
+#: size. Journal records and SQL rows, small and many, keep orjson's speed.
+ORJSON_MAX_BYTES = 1 << 20
+
+
+def _use_orjson(text: str | bytes) -> bool:
+    return _orjson is not None and len(text) <= ORJSON_MAX_BYTES and not _has_long_int(text)
+
+
 def loads(text: str | bytes) -> Any:
-    """Parse JSON text (orjson when present)."""
-    if _orjson is not None and not _has_long_int(text):
+    """Parse JSON text (orjson when present, for texts up to :data:`ORJSON_MAX_BYTES`)."""
+    if _use_orjson(text):
         # orjson reads integers beyond 64 bits as floats; such texts go to the standard
         # library, which keeps every integer exact.
         try:
@@ -479,7 +491,7 @@ def _reject_constant(name: str) -> Any:
 
 def loads_strict(text: str | bytes) -> Any:
     """Parse JSON text, rejecting NaN and Infinity; a syntax error is a ``json.JSONDecodeError``."""
-    if _orjson is not None and not _has_long_int(text):
+    if _use_orjson(text):
         # orjson reads integers beyond 64 bits as floats; such texts go to the standard
         # library, which keeps every integer exact.
         try:
