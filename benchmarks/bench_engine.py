@@ -38,7 +38,6 @@ from typing import Any
 from common import compare, compare_with_setup, make_docs, peak_memory, print_rows, ratio_row
 
 from microdb import MicroDB, where
-from microdb.serialization import copy_value
 from microdb.storage import InMemoryStorage
 
 __all__ = [
@@ -270,25 +269,25 @@ def bench_equality(env: Env) -> list[dict[str, Any]]:
             calls[name] = partial(table.search, cond)
     _same(case, {name: sorted(d["email"] for d in fn()) for name, fn in calls.items()})
     times = env.compare(calls)
-    # Where the time goes: the same queries returning ids only, without copying documents,
-    # and the private copies of the matching documents made alone, with no query at all.
-    matched = [d for d in docs if d.get("city") == v]
+    # Where the time goes: the same queries returning ids only, without copying documents.
     ids_times = env.compare({
         "microdb indexed": lambda: dbi.query(q).ids(),
         "microdb": lambda: db.query(q).ids(),
-        "copies alone": lambda: [copy_value(d) for d in matched],
     })
     rows = [_row(case, name, n, t) for name, t in times.items()]
-    rows += [_row("query city == v -> ids only", name, n, t) for name, t in ids_times.items() if name != "copies alone"]
-    rows.append(_row("copy the matching documents, no query", "microdb copy", n, ids_times["copies alone"]))
+    rows += [_row("query city == v -> ids only", name, n, t) for name, t in ids_times.items()]
     rows.append(ratio_row(SUITE, "equality: index vs no index (microdb)", n, times["microdb"] / times["microdb indexed"],
                           "times faster with the index", ">= 50", TARGET_N))
     rows.append(ratio_row(SUITE, "equality: index vs no index, ids only", n,
                           ids_times["microdb"] / ids_times["microdb indexed"], "times faster with the index"))
-    # Every query returning documents pays for their copies, so no index can make it faster
-    # than this: the query without an index divided by the copying alone.
+    # What the indexed query spends beyond finding its ids is building the documents'
+    # private copies. The query without an index builds the same copies, so no index can
+    # make it faster than (no-index query) / (those copies).
+    copies = max(times["microdb indexed"] - ids_times["microdb indexed"], 1e-12)
+    rows.append(ratio_row(SUITE, "equality, indexed: copying documents / whole query", n,
+                          copies / times["microdb indexed"], "of the indexed query is copying (the rest finds ids)"))
     rows.append(ratio_row(SUITE, "equality: the most an index can gain returning copies", n,
-                          times["microdb"] / ids_times["copies alone"], "times (no-index query / copies alone)"))
+                          times["microdb"] / copies, "times (no-index query / copying time)"))
     rows.append(ratio_row(SUITE, "equality, indexed: microdb vs sqlite3", n,
                           times["sqlite3 indexed"] / times["microdb indexed"], "times faster than sqlite3 indexed",
                           ">= 2", TARGET_N))
