@@ -470,3 +470,33 @@ def test_rolled_back_bulk_insert_leaves_no_trace(opener: Opener) -> None:
     db.close()
     db = opener()
     assert [d.doc_id for d in db.all()] == [1, 2]
+
+
+# -- the garbage collector is paused during bulk work, and given back as it was -----------
+@pytest.mark.parametrize("enabled", [True, False])
+def test_bulk_reads_and_writes_leave_the_collector_as_they_found_it(db: MicroDB, enabled: bool) -> None:
+    import gc
+
+    docs = [{"n": i, "tags": [i], "sub": {"i": i}} for i in range(2500)]
+    was = gc.isenabled()
+    try:
+        if not enabled:
+            gc.disable()
+        db.insert_many(docs)
+        assert gc.isenabled() is enabled
+        got = db.all()
+        assert gc.isenabled() is enabled
+        assert got == docs
+        # The copies are independent of the database even when built in bulk.
+        got[0]["tags"].append("x")
+        got[1]["sub"]["i"] = "changed"
+        assert db.get(doc_id=got[0].doc_id)["tags"] == [0]
+        assert db.get(doc_id=got[1].doc_id)["sub"] == {"i": 1}
+        with pytest.raises(DocumentError):
+            db.insert_many([*docs, {"bad": object()}])
+        assert gc.isenabled() is enabled
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
