@@ -78,6 +78,70 @@ class _ReadBlock:
         self._backend._lock.release()
 
 
+class _WriteBlock:
+    """The write block of a backend: its lock, the store's lock, and one commit at the end.
+
+    Blocks nest (a transaction holds several writes); only the outermost one takes the
+    store's lock, catches up with other processes, and commits what the block changed.
+    An exception rolls back what its own block changed. A plain class rather than a
+    generator-based context manager, like :class:`_ReadBlock`: every write passes here.
+    Only the thread holding the backend's lock enters or leaves, so one stack serves.
+    """
+
+    __slots__ = ("_backend", "_frames")
+
+    def __init__(self, backend: MemoryBackend):
+        self._backend = backend
+        #: per open block: the store lock it took (outermost only), undo and ops marks
+        self._frames: list[tuple[contextlib.AbstractContextManager[Any] | None, int, int]] = []
+
+    def __enter__(self) -> None:
+        backend = self._backend
+        backend._lock.acquire()
+        try:
+            backend._check_open()
+            if backend.store.read_only:
+                raise ReadOnlyError("the database is open read-only")
+            store_lock: contextlib.AbstractContextManager[Any] | None = None
+            if backend._depth == 0:
+                store_lock = backend.store.lock()
+                store_lock.__enter__()
+                try:
+                    backend._sync()
+                except BaseException:
+                    store_lock.__exit__(None, None, None)
+                    raise
+                backend._ops = []
+                backend._undo = []
+            self._frames.append((store_lock, len(backend._undo), len(backend._ops)))
+            backend._depth += 1
+        except BaseException:
+            backend._lock.release()
+            raise
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        backend = self._backend
+        store_lock, mark, ops_mark = self._frames.pop()
+        try:
+            if kind is not None:
+                backend._rollback_to(mark, ops_mark)
+            elif store_lock is not None and backend._ops:
+                try:
+                    backend.store.commit(backend._ops, backend.state())
+                except BaseException:
+                    backend._rollback_to(0, 0)
+                    raise
+        finally:
+            backend._depth -= 1
+            try:
+                if store_lock is not None:
+                    backend._ops = []
+                    backend._undo = []
+                    store_lock.__exit__(None, None, None)
+            finally:
+                backend._lock.release()
+
+
 class MemoryBackend(Backend):
     """A :class:`~microdb.backend.Backend` holding the data in memory over a ``Store``."""
 
@@ -93,6 +157,7 @@ class MemoryBackend(Backend):
         self._undo: list[tuple[Any, ...]] = []
         self._tables: dict[str, _Table] = {}
         self._reader = _ReadBlock(self)
+        self._writer = _WriteBlock(self)
         # Stores only this object writes (memory, a mapping) never have news: skip the call.
         self._shared_store = type(store).sync is not Store.sync
         self._install(store.load())
@@ -236,47 +301,7 @@ class MemoryBackend(Backend):
 
     # -- atomicity ----------------------------------------------------------------------
     def write(self) -> contextlib.AbstractContextManager[None]:
-        return self._write()
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[None]:
-        with self._lock:
-            self._check_open()
-            if self.store.read_only:
-                raise ReadOnlyError("the database is open read-only")
-            outer = self._depth == 0
-            store_lock: contextlib.AbstractContextManager[None] | None = None
-            if outer:
-                store_lock = self.store.lock()
-                store_lock.__enter__()
-                try:
-                    self._sync()
-                except BaseException:
-                    store_lock.__exit__(None, None, None)
-                    raise
-                self._ops = []
-                self._undo = []
-            mark, ops_mark = len(self._undo), len(self._ops)
-            self._depth += 1
-            try:
-                try:
-                    yield
-                except BaseException:
-                    self._rollback_to(mark, ops_mark)
-                    raise
-                if outer and self._ops:
-                    try:
-                        self.store.commit(self._ops, self.state())
-                    except BaseException:
-                        self._rollback_to(0, 0)
-                        raise
-            finally:
-                self._depth -= 1
-                if outer:
-                    self._ops = []
-                    self._undo = []
-                    assert store_lock is not None
-                    store_lock.__exit__(None, None, None)
+        return self._writer
 
     def read(self) -> contextlib.AbstractContextManager[None]:
         return self._reader
@@ -327,6 +352,13 @@ class MemoryBackend(Backend):
         t = self._table(table, create=True)
         assert t is not None
         last_id = next(reversed(t.docs), 0)
+        if len(docs) == 1 and docs[0][0] is None and t.meta["next_id"] > last_id:
+            # One document taking the next id (every single insert): nothing to assign,
+            # no duplicate id possible, and the dict stays in id order.
+            doc_id, doc = t.meta["next_id"], docs[0][1]
+            self._check_unique(t, [(doc_id, doc)])
+            self._apply(("put", table, doc_id, doc))
+            return [doc_id]
         assigned = assign_ids(table, docs, t.meta["next_id"])
         for doc_id, _ in docs:
             if doc_id is not None and doc_id in t.docs:
