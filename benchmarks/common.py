@@ -127,7 +127,7 @@ def measure(
     before each timed group, so garbage left by earlier work is not charged to it.
     """
     if setup is not None:
-        return _measure_with_setup(fn, setup, repeat=repeat, warmup=warmup)
+        return compare_with_setup({"": (fn, setup)}, repeat=repeat, warmup=warmup)[""]
     for _ in range(warmup):
         fn()
     number, elapsed = _calibrate(fn, min_time, max_number)
@@ -188,20 +188,6 @@ def _timed(fn: Callable[[], Any], number: int) -> float:
     for _ in range(number):
         fn()
     return time.perf_counter() - start
-
-
-def _measure_with_setup(fn: Callable[[Any], Any], setup: Callable[[], Any], *, repeat: int, warmup: int) -> float:
-    best = math.inf
-    for i in range(warmup + repeat):
-        arg = setup()
-        gc.collect()
-        start = time.perf_counter()
-        fn(arg)
-        elapsed = time.perf_counter() - start
-        del arg
-        if i >= warmup:
-            best = min(best, elapsed)
-    return best
 
 
 def peak_memory(fn: Callable[[], T]) -> tuple[T, int, int]:

@@ -8,6 +8,7 @@ file; and several processes may share the file, each seeing the others' changes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -144,6 +145,17 @@ class AutoSavingDict(MutableMapping[str, Any]):
         self._sync()
         return self._data
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold this object's lock and the file's write lock, caught up with other processes."""
+        with self._lock:
+            self._check_open()
+            if self._file.read_only:
+                raise ReadOnlyError(f"the AutoSavingDict {self._file.path!r} is open read-only")
+            with self._file.lock():
+                self._sync()
+                yield
+
     def _change(self, plan: Callable[[dict[str, Any]], list[tuple[Any, ...]]]) -> None:
         """Commit the changes ``plan`` chooses on the latest data, under the write lock.
 
@@ -151,43 +163,38 @@ class AutoSavingDict(MutableMapping[str, Any]):
         ``("d", key)``, ``("c",)``); they are applied with an undo log, so a failed commit
         leaves memory as it was, and a write costs the same however large the dict is.
         """
-        with self._lock:
-            self._check_open()
-            if self._file.read_only:
-                raise ReadOnlyError(f"the AutoSavingDict {self._file.path!r} is open read-only")
-            with self._file.lock():
-                self._sync()
-                changes = plan(self._data)
-                if not changes:
-                    return
-                record: list[list[Any]] = []
-                undo: list[tuple[str, Any]] = []
-                cleared: dict[str, Any] | None = None
-                data = self._data
-                try:
-                    for change in changes:
-                        if change[0] == "s":
-                            undo.append((change[1], data.get(change[1], _MISSING)))
-                            data[change[1]] = change[2]
-                            record.append(["s", change[1], encode_value(change[2])])
-                        elif change[0] == "d":
-                            undo.append((change[1], data.pop(change[1], _MISSING)))
-                            record.append(["d", change[1]])
-                        else:
-                            cleared, data = data, {}
-                            self._data = data
-                            undo.clear()
-                            record.append(["c"])
-                    self._file.append(record, data)
-                except BaseException:
-                    if cleared is not None:
-                        self._data = data = cleared
-                    for key, old in reversed(undo):
-                        if old is _MISSING:
-                            data.pop(key, None)
-                        else:
-                            data[key] = old
-                    raise
+        with self._writing():
+            changes = plan(self._data)
+            if not changes:
+                return
+            record: list[list[Any]] = []
+            undo: list[tuple[str, Any]] = []
+            cleared: dict[str, Any] | None = None
+            data = self._data
+            try:
+                for change in changes:
+                    if change[0] == "s":
+                        undo.append((change[1], data.get(change[1], _MISSING)))
+                        data[change[1]] = change[2]
+                        record.append(["s", change[1], encode_value(change[2])])
+                    elif change[0] == "d":
+                        undo.append((change[1], data.pop(change[1], _MISSING)))
+                        record.append(["d", change[1]])
+                    else:
+                        cleared, data = data, {}
+                        self._data = data
+                        undo.clear()
+                        record.append(["c"])
+                self._file.append(record, data)
+            except BaseException:
+                if cleared is not None:
+                    self._data = data = cleared
+                for key, old in reversed(undo):
+                    if old is _MISSING:
+                        data.pop(key, None)
+                    else:
+                        data[key] = old
+                raise
 
     # -- reading -----------------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -306,13 +313,8 @@ class AutoSavingDict(MutableMapping[str, Any]):
 
     def compact(self) -> None:
         """Fold the journal into the file now (a checkpoint)."""
-        with self._lock:
-            self._check_open()
-            if self._file.read_only:
-                raise ReadOnlyError(f"the AutoSavingDict {self._file.path!r} is open read-only")
-            with self._file.lock():
-                self._sync()
-                self._file.checkpoint(self._data)
+        with self._writing():
+            self._file.checkpoint(self._data)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:

@@ -7,10 +7,10 @@ hold no reference cycles, so nothing is lost by collecting once afterwards inste
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Any
 
 __all__ = ["paused_gc"]
 
@@ -22,22 +22,32 @@ _was_enabled = False
 THRESHOLD = 1000
 
 
-@contextmanager
-def paused_gc(size: int = THRESHOLD) -> Iterator[None]:
-    """Disable the cyclic collector inside the block when ``size`` reaches the threshold."""
-    global _depth, _was_enabled
-    if size < THRESHOLD:
-        yield
-        return
-    with _lock:
-        if _depth == 0:
-            _was_enabled = gc.isenabled()
-            gc.disable()
-        _depth += 1
-    try:
-        yield
-    finally:
+class _Pause:
+    """Disables the collector while any thread is inside; the last one out restores it."""
+
+    def __enter__(self) -> None:
+        global _depth, _was_enabled
+        with _lock:
+            if _depth == 0:
+                _was_enabled = gc.isenabled()
+                gc.disable()
+            _depth += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        global _depth
         with _lock:
             _depth -= 1
             if _depth == 0 and _was_enabled:
                 gc.enable()
+
+
+_PAUSE = _Pause()
+_LEAVE = contextlib.nullcontext()
+
+
+def paused_gc(size: int = THRESHOLD) -> contextlib.AbstractContextManager[None]:
+    """A block that disables the cyclic collector when ``size`` reaches the threshold.
+
+    Small sizes get a shared no-op block: every query's read passes here.
+    """
+    return _LEAVE if size < THRESHOLD else _PAUSE
