@@ -11,6 +11,7 @@ import pytest
 
 from microdb import MicroDB
 from microdb.storage import InMemoryStorage
+from sql_backends import SQL_STORAGES
 
 
 class KeyValueStore:
@@ -65,12 +66,9 @@ STORAGES: dict[str, Callable[[Path], Callable[[], MicroDB]]] = {
     "json": _json,
 }
 
-try:  # the SQL backends register themselves when present
-    from sql_backends import SQL_STORAGES  # type: ignore[import-not-found]
-
-    STORAGES.update(SQL_STORAGES)
-except ImportError:
-    pass
+# Every API test runs on SQLite and PostgreSQL too. No try/except around the import: a
+# broken import of the SQL backends must fail the run, not quietly drop them from it.
+STORAGES.update(SQL_STORAGES)
 
 
 @pytest.fixture(params=sorted(STORAGES))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from microdb import DuplicateKeyError, MicroDB, Query, where
 from microdb.engine import MemoryBackend
-from microdb.index import Index
+from microdb.engine.index import Index
 
 PEOPLE: list[dict[str, Any]] = [
     {"name": "Ann", "age": 30, "city": "Oslo", "tags": ["a"], "address": {"zip": "0150"}},

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from microdb import Query, QueryError, where
+from microdb.compile.python import compile_query
 from microdb.query.ast import And, Compare, Const, Exists, Node, Not, Or
-from microdb.query.compiler import compile_query
 
 DOC: dict[str, Any] = {
     "name": "John",
@@ -106,7 +106,7 @@ Q = Query()
         (Query.gte("age", 30), True),
         (Query.eq("name", "John"), True),
         (Query.ne("name", "John"), False),
-        (Query.neq("name", "Jane"), True),
+        (Query.ne("name", "Jane"), True),
     ],
 )
 def test_query_against_document(query: Node, expected: bool) -> None:

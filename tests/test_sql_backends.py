@@ -19,7 +19,7 @@ from microdb import (
     UnsupportedFeature,
     where,
 )
-from microdb.storage.sqlite import parse_sqlite_url
+from microdb.sql.sqlite import parse_sqlite_url
 from sql_backends import SQL_STORAGES, new_schema, require_postgres
 
 
@@ -125,7 +125,7 @@ def test_postgres_rejects_nul_in_text_as_document_error() -> None:
 
 def test_postgres_accepts_a_keyword_connection_string() -> None:
     """Any libpq connection string works, not only URLs."""
-    from microdb.storage.postgres import PostgresBackend
+    from microdb.sql.postgres import PostgresBackend
 
     url = require_postgres()
     port = url.rsplit(":", 1)[1].split("/")[0]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from microdb import MicroDB, Query, where
-from microdb.query.sql import POSTGRES, SQLITE, Dialect, compile_filter
+from microdb.compile.sql import POSTGRES, SQLITE, Dialect, compile_filter
 from sql_backends import SQL_STORAGES
 
 

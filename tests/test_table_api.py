@@ -90,7 +90,7 @@ def test_insert_returns_increasing_ids(db: MicroDB) -> None:
     assert t.insert({"a": 1}) == 1
     assert t.insert({"a": 2}) == 2
     assert t.insert_many([{"a": 3}, {"a": 4}]) == [3, 4]
-    assert t.insert_multiple([{"a": 5}]) == [5]
+    assert t.insert_many([{"a": 5}]) == [5]
 
 
 def test_ids_never_reused_after_reopen(opener: Opener) -> None:
@@ -220,12 +220,12 @@ def test_result_reading_methods(db: MicroDB) -> None:
     r = db.query(where("age") >= 30)
     assert [d["name"] for d in r.all()] == ["Alice", "Charlie"]
     assert r.first()["name"] == "Alice"
-    assert r.final()["name"] == "Charlie" and r.last()["name"] == "Charlie"
+    assert r.last()["name"] == "Charlie"
     assert r.count() == len(r) == 2
     assert r.ids() == [1, 3]
     assert bool(r) is True
     empty = db.query(where("age") > 100)
-    assert empty.first() is None and empty.final() is None
+    assert empty.first() is None and empty.last() is None
     assert not empty and empty.all() == [] and len(empty) == 0
 
 
@@ -371,7 +371,7 @@ def test_fluent_seed_queries(db: MicroDB) -> None:
     assert db.query(Query().value("ok", False)).ids() == [1]
     assert db.query(Query().value("s", "")).ids() == [1]
     assert db.query(Query().exists("n").value(Query.gte("n", 1))).ids() == [2]
-    assert db.query(Query.neq("n", 0)).ids() == [2]
+    assert db.query(Query.ne("n", 0)).ids() == [2]
     assert db.query(Query().noop()).count() == 3
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from microdb import DocumentError, MicroDB, UpdateError, where
+from microdb.compile.update_ops import compile_operators, upsert_seed
 from microdb.operations import add, decrement, delete, increment, set, subtract
-from microdb.update_ops import compile_operators, upsert_seed
 
 Case = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
 

@@ -1,7 +1,7 @@
 """The interface between :class:`~microdb.table.Table` and whatever executes its work.
 
 Two families implement it: the in-memory engine (:class:`microdb.engine.MemoryBackend`, for
-memory, mappings and the JSON file) and the SQL engines (:mod:`microdb.storage.sql`). The
+memory, mappings and the JSON file) and the SQL engines (:mod:`microdb.sql`). The
 table validates input, turns queries into AST nodes and shapes results; a backend stores,
 finds and counts documents, keeps indexes, and makes a block of writes atomic.
 """
@@ -14,7 +14,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from microdb.errors import DuplicateKeyError
 from microdb.query.ast import Node, Path
+from microdb.query.values import distinct_values
 
 __all__ = ["Backend", "Plan", "SortKey", "assign_ids"]
 
@@ -27,8 +29,6 @@ def assign_ids(
     Ids given explicitly are skipped (never handed out twice) and must be unique within
     the batch; whether they are free in the table is the caller's check.
     """
-    from microdb.errors import DuplicateKeyError
-
     explicit = {doc_id for doc_id, _ in docs if doc_id is not None}
     seen: set[int] = set()
     out: list[tuple[int, dict[str, Any]]] = []
@@ -154,13 +154,30 @@ class Backend(ABC):
 
         The default reads the selected documents; SQL backends push it down.
         """
-        from microdb.results import distinct_values
-
         return distinct_values((doc for _, doc in self.run(table, plan)), path)
 
     @abstractmethod
     def length(self, table: str) -> int:
         """How many documents the table holds."""
+
+    @abstractmethod
+    def next_id(self, table: str) -> int:
+        """The id the next insert into ``table`` gets (1 for a table that does not exist)."""
+
+    @abstractmethod
+    def reserve_ids(self, table: str, next_id: int) -> None:
+        """Never hand out an id below ``next_id`` in ``table`` (created if missing); used when copying."""
+
+    def iter_batches(self, table: str, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+        """Every document of ``table`` in id order, ``size`` at a time.
+
+        The default reads the table in one read block; SQL backends read each batch on its
+        own, so a copy never holds more than one batch in memory.
+        """
+        with self.read():
+            rows = list(self.run(table, Plan()))
+        for start in range(0, len(rows), size):
+            yield rows[start:start + size]
 
     @abstractmethod
     def explain(self, table: str, plan: Plan) -> dict[str, Any]:

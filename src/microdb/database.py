@@ -11,8 +11,9 @@ from typing import Any
 from microdb.backend import Backend
 from microdb.engine import MemoryBackend
 from microdb.errors import DatabaseClosedError, QueryError
-from microdb.storage.base import Store
+from microdb.storage.base import Storage
 from microdb.table import Table
+from microdb.transfer import copy_database
 
 __all__ = ["MicroDB", "open_backend"]
 
@@ -21,13 +22,13 @@ def open_backend(storage: Any, **options: Any) -> Backend:
     """The backend for what was passed to ``MicroDB(...)``.
 
     A ``str`` or path opens the JSON file storage, unless it is a URL (``sqlite:///x.db``,
-    ``postgresql://...``), which opens a SQL backend. A ``Store`` or ``Backend`` is used as
+    ``postgresql://...``), which opens a SQL backend. A ``Storage`` or ``Backend`` is used as
     it is; any other object with ``__getitem__``, ``__setitem__``, ``__delitem__`` and
     ``__iter__`` (a ``dict``, ``InMemoryStorage()``, your own class) is a mapping storage.
     """
     if isinstance(storage, Backend):
         return storage
-    if isinstance(storage, Store):
+    if isinstance(storage, Storage):
         return MemoryBackend(storage, name=type(storage).__name__)
     if isinstance(storage, (str, os.PathLike)):
         text = os.fspath(storage)
@@ -35,23 +36,23 @@ def open_backend(storage: Any, **options: Any) -> Backend:
             text = os.fsdecode(text)
         scheme = text.split("://", 1)[0].lower() if "://" in text else ""
         if scheme in ("sqlite",):
-            from microdb.storage.sqlite import SQLiteBackend
+            from microdb.sql.sqlite import SQLiteBackend
 
             return SQLiteBackend(text, **options)
         if scheme in ("postgresql", "postgres"):
-            from microdb.storage.postgres import PostgresBackend
+            from microdb.sql.postgres import PostgresBackend
 
             return PostgresBackend(text, **options)
         if scheme:
             raise QueryError(f"unknown database URL scheme {scheme!r} (use sqlite:// or postgresql://)")
-        from microdb.storage.jsonfile import JSONFileStore
+        from microdb.storage.jsonfile import JSONFileStorage
 
-        return MemoryBackend(JSONFileStore(text, **options), name="json")
+        return MemoryBackend(JSONFileStorage(text, **options), name="json")
     if options:
         raise TypeError(f"options {sorted(options)} apply to file and URL storages only")
-    from microdb.storage.mapping import MappingStore
+    from microdb.storage.mapping import MappingStorage
 
-    return MemoryBackend(MappingStore(storage), name=type(storage).__name__)
+    return MemoryBackend(MappingStorage(storage), name=type(storage).__name__)
 
 
 class MicroDB(Table):
@@ -139,9 +140,8 @@ class MicroDB(Table):
         documents copied per table.
         """
         self._check_open()
-        from microdb.transfer import copy_database
-
-        return copy_database(self, other, progress=progress, batch_size=batch_size)
+        other._check_open()
+        return copy_database(self._backend, other._backend, progress=progress, batch_size=batch_size)
 
     def compact(self) -> None:
         """Write a fresh checkpoint of the data (JSON file: new snapshot, empty journal)."""

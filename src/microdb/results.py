@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
-from microdb.backend import Plan, SortKey
+from microdb.backend import Backend, Plan, SortKey
 from microdb.document import Document
 from microdb.errors import QueryError
-from microdb.paths import parse_field
 from microdb.query.ast import Path
-from microdb.query.values import MISSING, sort_key, values_equal
+from microdb.query.fields import parse_field
+from microdb.query.values import MISSING, distinct_values
 from microdb.serialization import copy_value
 
-if TYPE_CHECKING:
-    from microdb.table import Table
+__all__ = ["Result", "ResultSource"]
 
-__all__ = ["Result"]
+
+class ResultSource(Protocol):
+    """What a result reads through: a :class:`~microdb.table.Table` (kept abstract so that
+    this module does not import the table module, which imports it)."""
+
+    _backend: Backend
+
+    @property
+    def name(self) -> str: ...
+
+    def _read(self) -> AbstractContextManager[None]: ...
+
+    def _document(self, doc: dict[str, Any], doc_id: int, copied: bool = False) -> Document: ...
+
+    def _documents(self, rows: Iterable[tuple[int, dict[str, Any]]]) -> list[Document]: ...
 
 
 _Tree = dict[str, Any]  # step -> True (the whole value) or a sub-tree
@@ -78,41 +92,6 @@ def _project(doc: dict[str, Any], fields: tuple[Path, ...], exclude: bool) -> di
     return _drop(doc, tree) if exclude else _keep(doc, tree)  # type: ignore[no-any-return]
 
 
-def _reach(value: Any, path: Path) -> Iterator[Any]:
-    """Every value a path reaches, MongoDB-style: through sub-documents and arrays of them."""
-    if not path:
-        yield value
-        return
-    step, rest = path[0], path[1:]
-    if isinstance(value, dict):
-        key = str(step)
-        if key in value:
-            yield from _reach(value[key], rest)
-    elif isinstance(value, (list, tuple)):
-        if isinstance(step, int) or (isinstance(step, str) and step.isdigit()):
-            position = int(step)
-            if position < len(value):
-                yield from _reach(value[position], rest)
-        for item in value:
-            if isinstance(item, dict):
-                yield from _reach(item, path)
-
-
-def distinct_values(docs: Iterable[dict[str, Any]], path: Path) -> list[Any]:
-    """The distinct values at ``path`` in ``docs`` (see :meth:`Result.distinct`), sorted."""
-    seen: list[Any] = []
-    keys: set[Any] = set()
-    for doc in docs:
-        for value in _reach(doc, path):
-            for item in (value if isinstance(value, (list, tuple)) else [value]):
-                key = sort_key(item)
-                if key in keys and any(values_equal(item, s) for s in seen):
-                    continue
-                keys.add(key)
-                seen.append(copy_value(item))
-    return sorted(seen, key=sort_key)
-
-
 class Result:
     """The documents a query selects, read lazily.
 
@@ -124,7 +103,7 @@ class Result:
 
     __slots__ = ("_table", "_plan", "_rows")
 
-    def __init__(self, table: Table, plan: Plan):
+    def __init__(self, table: ResultSource, plan: Plan):
         self._table = table
         self._plan = plan
         self._rows: list[tuple[int, dict[str, Any]]] | None = None
@@ -225,12 +204,10 @@ class Result:
             rows = self._rows[:1]
         return self._doc(*rows[0]) if rows else None
 
-    def final(self) -> Document | None:
+    def last(self) -> Document | None:
         """The last selected document, or ``None``."""
         rows = self._run()
         return self._doc(*rows[-1]) if rows else None
-
-    last = final
 
     def ids(self) -> list[int]:
         """The ids of the selected documents, in order (without copying them)."""

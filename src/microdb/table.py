@@ -7,15 +7,16 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from microdb.backend import Backend, Plan
+from microdb.compile.update_ops import upsert_seed
+from microdb.compile.updates import compile_update, is_operator_update
 from microdb.document import Document
 from microdb.errors import DatabaseClosedError, DocumentError, DocumentNotFound, QueryError, UpdateError
 from microdb.gcpause import THRESHOLD, paused_gc
-from microdb.paths import parse_field
 from microdb.query.ast import Node
 from microdb.query.builders import to_node
+from microdb.query.fields import parse_field
 from microdb.results import Result
 from microdb.serialization import IMMUTABLE_TYPES, check_document, copy_into, copy_value
-from microdb.updates import compile_update, is_operator_update
 
 __all__ = ["Table"]
 
@@ -149,16 +150,10 @@ class Table:
             with self._write():
                 return self._backend.insert(self._name, items)
 
-    insert_multiple = insert_many
-
     # -- reading ----------------------------------------------------------------------
     def query(self, cond: Any = None) -> Result:
         """A lazy :class:`~microdb.results.Result` of the documents matching ``cond`` (all if None)."""
         return Result(self, Plan(node=self._node(cond)))
-
-    def find(self, cond: Any = None) -> Result:
-        """Alias of :meth:`query`, in MongoDB's words."""
-        return self.query(cond)
 
     def all(self) -> list[Document]:
         """Every document, in id order."""
@@ -285,8 +280,6 @@ class Table:
                 self._backend.replace(self._name, changes)
                 return list(changes)
             if is_operator_update(document):
-                from microdb.update_ops import upsert_seed
-
                 base = upsert_seed(cond)
                 compile_update(document)(base)
                 new = check_document(base)

@@ -2,8 +2,8 @@
 
 ``where('age') < 30``, ``Query.lt('age', 30)`` and ``{'age': {'$lt': 30}}`` all end up as
 nodes defined here. Nodes are plain data: compilers elsewhere turn them into a Python
-predicate (:mod:`microdb.query.compiler`), an index plan (:mod:`microdb.planner`) or SQL
-(:mod:`microdb.query.sql`). Equality and hashing are structural, so a compiled predicate
+predicate (:mod:`microdb.compile.python`), an index plan (:mod:`microdb.engine.planner`) or SQL
+(:mod:`microdb.compile.sql`). Equality and hashing are structural, so a compiled predicate
 can be cached by its node.
 
 A *path* is a tuple of steps: a ``str`` (mapping key), an ``int`` (list position, or a
@@ -15,6 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
+
+from microdb.errors import QueryError
+from microdb.query.fields import MapStep, Path, Step, parse_field, path_repr
 
 __all__ = [
     "AllOf",
@@ -37,8 +40,12 @@ __all__ = [
     "Size",
     "Test",
     "TypeIs",
+    "Step",
+    "fluent_condition",
     "freeze",
     "path_repr",
+    "set_converter",
+    "set_evaluator",
 ]
 
 #: The comparison operators of :class:`Compare`, with the symbol used in reprs.
@@ -50,41 +57,6 @@ COMPARE_OPS: dict[str, str] = {
     "gt": ">",
     "ge": ">=",
 }
-
-
-class MapStep:
-    """A path step that transforms the value found so far (TinyDB's ``Query().f.map(fn)``)."""
-
-    __slots__ = ("func",)
-
-    def __init__(self, func: Callable[[Any], Any]):
-        self.func = func
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, MapStep) and other.func is self.func
-
-    def __hash__(self) -> int:
-        return hash(("map", id(self.func)))
-
-    def __repr__(self) -> str:
-        return f"map({getattr(self.func, '__name__', repr(self.func))})"
-
-
-Step = str | int | MapStep
-Path = tuple[Step, ...]
-
-
-def path_repr(path: Path) -> str:
-    """Render a path the way a user would write it with ``Query()``."""
-    out = "Query()"
-    for step in path:
-        if isinstance(step, MapStep):
-            out += f".{step!r}"
-        elif isinstance(step, str) and step.isidentifier():
-            out += f".{step}"
-        else:
-            out += f"[{step!r}]"
-    return out
 
 
 def freeze(value: Any) -> Any:
@@ -103,6 +75,30 @@ def freeze(value: Any) -> Any:
         return ("__id__", id(value))
     # 1, 1.0 and True are equal in Python but are different operands to MicroDB.
     return (type(value).__name__, value)
+
+
+_Evaluator = Callable[["Node"], Callable[[Any], bool]]
+_Converter = Callable[[Any], "Node"]
+
+
+class _Hooks:
+    """What the layers above register (see the module docstring)."""
+
+    evaluator: _Evaluator | None = None
+    converter: _Converter | None = None
+
+
+_hooks = _Hooks()
+
+
+def set_evaluator(evaluator: _Evaluator) -> None:
+    """Register the function that compiles a node to a predicate (``node(doc)`` calls it)."""
+    _hooks.evaluator = evaluator
+
+
+def set_converter(converter: _Converter) -> None:
+    """Register the function that turns anything accepted as a query into a node."""
+    _hooks.converter = converter
 
 
 class Node:
@@ -153,8 +149,6 @@ class Node:
 
     def __bool__(self) -> bool:
         # ``a < b < c`` and ``x == 1 and y == 2`` silently drop a condition; say so.
-        from microdb.errors import QueryError
-
         raise QueryError(
             f"a query cannot be used as a bool ({self!r}); combine conditions with & | ~"
         )
@@ -162,21 +156,18 @@ class Node:
     # -- the seed's fluent chain: Query().exists('age').value('name', 'Alice') -------
     def exists(self, field: Any) -> Node:
         """Also require that ``field`` exists (the seed's fluent chain)."""
-        from microdb.query.builders import field_path
-
-        return self & Exists(field_path(field))
+        return self & Exists(parse_field(field))
 
     def value(self, field_or_cond: Any, *value: Any) -> Node:
         """Also require a condition, or that ``field`` equals a value (the seed's fluent chain)."""
-        from microdb.query.builders import fluent_condition
-
         return self & fluent_condition(field_or_cond, *value)
 
     # -- evaluation ------------------------------------------------------------------
     def __call__(self, doc: Mapping[str, Any]) -> bool:
-        from microdb.query.compiler import predicate
-
-        return predicate(self)(doc)
+        evaluator = _hooks.evaluator
+        if evaluator is None:
+            raise QueryError("no query compiler is registered: import microdb first")
+        return evaluator(self)(doc)
 
     def children(self) -> Iterator[Node]:
         """The direct sub-queries of this node."""
@@ -190,9 +181,19 @@ class Node:
 def _as_node(value: Any) -> Node:
     if isinstance(value, Node):
         return value
-    from microdb.query.builders import to_node
+    converter = _hooks.converter
+    if converter is None:
+        raise QueryError("no query converter is registered: import microdb first")
+    return converter(value)
 
-    return to_node(value)
+
+def fluent_condition(field_or_cond: Any, *value: Any) -> Node:
+    """The seed's ``value(...)``: ``value(cond)`` is the condition, ``value(field, v)`` is equality."""
+    if not value:
+        return _as_node(field_or_cond)
+    if len(value) != 1:
+        raise QueryError("value() takes a condition, or a field and a value")
+    return Compare(parse_field(field_or_cond), "eq", value[0])
 
 
 class Const(Node):
@@ -226,8 +227,6 @@ class Compare(Node):
 
     def __init__(self, path: Path, op: str, operand: Any):
         if op not in COMPARE_OPS:
-            from microdb.errors import QueryError
-
             raise QueryError(f"unknown comparison operator {op!r} at {path_repr(path)}")
         self._set(path=tuple(path), op=op, operand=operand)
 
@@ -260,8 +259,6 @@ class Regex(Node):
     mode: str
 
     def __init__(self, path: Path, pattern: str, flags: int = 0, mode: str = "match"):
-        from microdb.errors import QueryError
-
         if isinstance(pattern, re.Pattern):
             flags |= pattern.flags & ~re.UNICODE
             pattern = pattern.pattern
@@ -292,8 +289,6 @@ class Test(Node):
 
     def __init__(self, path: Path, func: Callable[..., Any], args: tuple[Any, ...] = ()):
         if not callable(func):
-            from microdb.errors import QueryError
-
             raise QueryError(f"test() needs a callable, got {func!r}")
         self._set(path=tuple(path), func=func, args=tuple(args))
 
@@ -375,8 +370,6 @@ class Fragment(Node):
 
     def __init__(self, path: Path, fragment: Mapping[str, Any]):
         if not isinstance(fragment, Mapping):
-            from microdb.errors import QueryError
-
             raise QueryError(f"fragment() needs a mapping, got {fragment!r}")
         self._set(path=tuple(path), fragment=dict(fragment))
 

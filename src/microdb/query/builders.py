@@ -27,35 +27,14 @@ from microdb.query.ast import (
     Path,
     Regex,
     Test,
+    fluent_condition,
     path_repr,
+    set_converter,
 )
+from microdb.query.fields import FieldPath, parse_field
+from microdb.query.mongo import parse_filter
 
-__all__ = ["Query", "field_path", "fluent_condition", "to_node", "where"]
-
-
-def field_path(field: Any) -> Path:
-    """A path from a field name (one key), an int, a list/tuple of steps, or a ``Query`` path."""
-    if isinstance(field, Query):
-        if not field._path:
-            raise QueryError("an empty Query() is not a field")
-        return field._path
-    if isinstance(field, (str, int)) and not isinstance(field, bool):
-        return (field,)
-    if isinstance(field, (list, tuple)) and field:
-        for step in field:
-            if not isinstance(step, (str, int)) or isinstance(step, bool):
-                raise QueryError(f"a path step must be a str or int, got {step!r}")
-        return tuple(field)
-    raise QueryError(f"a field must be a name, a list of steps or a Query path, got {field!r}")
-
-
-def fluent_condition(field_or_cond: Any, *value: Any) -> Node:
-    """The seed's ``value(...)``: ``value(cond)`` is the condition, ``value(field, v)`` is equality."""
-    if not value:
-        return to_node(field_or_cond)
-    if len(value) != 1:
-        raise QueryError("value() takes a condition, or a field and a value")
-    return Compare(field_path(field_or_cond), "eq", value[0])
+__all__ = ["Query", "to_node", "where"]
 
 
 def to_node(query: Any) -> Node:
@@ -73,15 +52,13 @@ def to_node(query: Any) -> Node:
     if isinstance(query, Node):
         return query
     if isinstance(query, Mapping):
-        from microdb.query.mongo import parse_filter
-
         return parse_filter(query)
     if callable(query):
         return Call(query)
     raise QueryError(f"not a query: {query!r} (expected where(...), Query(), a dict or a callable)")
 
 
-class Query:
+class Query(FieldPath):
     """A path into documents, built by attribute or item access: ``Query().address.city``.
 
     Comparing a path (``==``, ``<``, ...) or calling one of its methods gives a query node.
@@ -89,10 +66,10 @@ class Query:
     chain: ``Query().exists('age').value('name', 'Alice')``.
     """
 
-    __slots__ = ("_path", "_node")
+    __slots__ = ("_node",)
 
     def __init__(self) -> None:
-        self._path: Path = ()
+        super().__init__()
         self._node: Node | None = None
 
     @classmethod
@@ -149,7 +126,7 @@ class Query:
     def exists(self, field: Any = None) -> Node:  # type: ignore[override]
         """The field exists; ``Query().exists('f')`` is the seed's form of ``Query().f.exists()``."""
         if field is not None:
-            base = Exists(self._path + field_path(field)) if self._path else Exists(field_path(field))
+            base = Exists(self._path + parse_field(field)) if self._path else Exists(parse_field(field))
             return base
         return Exists(self._need_path("exists()"))
 
@@ -201,34 +178,32 @@ class Query:
     @staticmethod
     def eq(field: Any, value: Any) -> Node:
         """``field == value``."""
-        return Compare(field_path(field), "eq", value)
+        return Compare(parse_field(field), "eq", value)
 
     @staticmethod
     def ne(field: Any, value: Any) -> Node:
         """``field != value``."""
-        return Compare(field_path(field), "ne", value)
-
-    neq = ne
+        return Compare(parse_field(field), "ne", value)
 
     @staticmethod
     def lt(field: Any, value: Any) -> Node:
         """``field < value``."""
-        return Compare(field_path(field), "lt", value)
+        return Compare(parse_field(field), "lt", value)
 
     @staticmethod
     def lte(field: Any, value: Any) -> Node:
         """``field <= value``."""
-        return Compare(field_path(field), "le", value)
+        return Compare(parse_field(field), "le", value)
 
     @staticmethod
     def gt(field: Any, value: Any) -> Node:
         """``field > value``."""
-        return Compare(field_path(field), "gt", value)
+        return Compare(parse_field(field), "gt", value)
 
     @staticmethod
     def gte(field: Any, value: Any) -> Node:
         """``field >= value``."""
-        return Compare(field_path(field), "ge", value)
+        return Compare(parse_field(field), "ge", value)
 
 
 def _list_cond(cond: Any) -> Node | tuple[Any, ...]:
@@ -244,3 +219,7 @@ def where(key: str) -> Query:
     if not isinstance(key, str):
         raise QueryError(f"where() needs a field name, got {key!r}")
     return Query()[key]
+
+
+# Lets the AST combine a node with a dict filter or a callable (``node & {'a': 1}``).
+set_converter(to_node)

@@ -4,10 +4,10 @@
 every engine (the compiled Python predicate, the index planner, the SQL compilers) runs a
 dict filter with no code of its own. MongoDB's semantics are spelled out with those nodes:
 
-- **Paths.** ``'address.city'`` walks into sub-documents; a numeric step (``'tags.0'``)
-  indexes an array. A path that meets an array of sub-documents *fans out*: the condition
-  holds if it holds for any element (``{'items.sku': 'x'}`` matches
-  ``{'items': [{'sku': 'x'}]}``). Fan-out is written as ``ElemMatch(prefix, rest)``
+- **Paths.** Dot paths (:mod:`microdb.query.fields`): ``'address.city'`` walks into
+  sub-documents; a numeric step (``'tags.0'``) indexes an array. A path that meets an
+  array of sub-documents *fans out*: the condition holds if it holds for any element
+  (``{'items.sku': 'x'}`` matches ``{'items': [{'sku': 'x'}]}``). Fan-out is written as ``ElemMatch(prefix, rest)``
   branches; one array level is expanded at each step, never arrays of arrays.
 - **Arrays at the end of a path.** Equality, ``$in``, ranges, ``$regex``, ``$type`` and
   ``$mod`` hold when they hold for the value itself *or* for one of its elements
@@ -55,8 +55,9 @@ from microdb.query.ast import (
     Size,
     TypeIs,
 )
+from microdb.query.fields import dot_path
 
-__all__ = ["TYPE_CODES", "TYPE_NAMES", "condition_on_values", "field_steps", "parse_filter"]
+__all__ = ["TYPE_CODES", "TYPE_NAMES", "condition_on_values", "parse_filter"]
 
 #: ``$type`` numbers (BSON type codes) MicroDB can hold, and the name each stands for.
 TYPE_CODES: dict[int, str] = {
@@ -107,20 +108,6 @@ class _Field:
 # ---------------------------------------------------------------------------------------
 # Helpers: paths, fan-out, literals
 # ---------------------------------------------------------------------------------------
-
-
-def field_steps(key: Any, context: str = "") -> Path:
-    """The path of a dotted field name (``'a.b.0'`` -> ``('a', 'b', '0')``)."""
-    where = f" in {context}" if context else ""
-    if not isinstance(key, str):
-        raise QueryError(f"a field name must be a string, got {key!r}{where}")
-    steps = tuple(key.split("."))
-    for step in steps:
-        if not step:
-            raise QueryError(f"field {key!r}{where} has an empty step")
-        if step.startswith("$"):
-            raise QueryError(f"field {key!r}{where}: {step!r} is an operator, not a field step")
-    return steps
 
 
 def _fan(steps: Path, leaf: Leaf) -> Node:
@@ -500,7 +487,7 @@ def _document(filter: Mapping[str, Any], context: str = "") -> Node:
                 raise QueryError(f"unknown operator {key!r}{where}")
             node = handler(value, context)
         else:
-            steps = field_steps(key, context)
+            steps = dot_path(key, context=context)
             name = f"{context}.{key}" if context else key
             node = _field_condition(_Field(steps, name), value)
         if not (isinstance(node, Const) and node.truth):

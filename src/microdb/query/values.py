@@ -12,10 +12,14 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["MISSING", "KIND_RANK", "kind", "sort_key", "values_equal", "index_key"]
+from microdb.query.fields import Path
+from microdb.serialization import copy_value
+
+__all__ = ["KIND_RANK", "MISSING", "distinct_values", "index_key", "kind", "reach", "sort_key", "values_equal"]
 
 
 class _Missing:
@@ -77,8 +81,6 @@ def kind(value: Any) -> str:
     for typ, name in _KIND_OF_TYPE.items():
         if isinstance(value, typ):
             return name
-    from collections.abc import Mapping
-
     return "object" if isinstance(value, Mapping) else "other"
 
 
@@ -215,3 +217,41 @@ def index_key(value: Any) -> Any:
     if k == "null":
         return ("\x00null",)
     return ("\x00" + (k or kind(value)), sort_key(value))
+
+
+def reach(value: Any, path: Path) -> Iterator[Any]:
+    """Every value a path reaches, MongoDB-style: through sub-documents and arrays of them.
+
+    Used by ``distinct`` and projections; queries compile their own walk.
+    """
+    if not path:
+        yield value
+        return
+    step, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        key = str(step)
+        if key in value:
+            yield from reach(value[key], rest)
+    elif isinstance(value, (list, tuple)):
+        if isinstance(step, int) or (isinstance(step, str) and step.isdigit()):
+            position = int(step)
+            if position < len(value):
+                yield from reach(value[position], rest)
+        for item in value:
+            if isinstance(item, dict):
+                yield from reach(item, path)
+
+
+def distinct_values(docs: Iterable[dict[str, Any]], path: Path) -> list[Any]:
+    """The distinct values at ``path`` in ``docs`` (see :meth:`microdb.results.Result.distinct`), sorted."""
+    seen: list[Any] = []
+    keys: set[Any] = set()
+    for doc in docs:
+        for value in reach(doc, path):
+            for item in (value if isinstance(value, (list, tuple)) else [value]):
+                key = sort_key(item)
+                if key in keys and any(values_equal(item, s) for s in seen):
+                    continue
+                keys.add(key)
+                seen.append(copy_value(item))
+    return sorted(seen, key=sort_key)

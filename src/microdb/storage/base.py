@@ -1,10 +1,10 @@
 """The persistence interface under the in-memory engine.
 
 The engine (:mod:`microdb.engine`) keeps every table in memory and hands each committed
-change to a :class:`Store` as a batch of *absolute* operations, one per document, never a
+change to a :class:`Storage` as a batch of *absolute* operations, one per document, never a
 whole table. A batch is one commit: the store makes it durable as a unit (all of it or none
 of it) before ``commit`` returns. Stores that other processes may change too (the JSON
-file) report those changes through :meth:`Store.sync`, which the engine calls before every
+file) report those changes through :meth:`Storage.sync`, which the engine calls before every
 operation.
 
 Operations (tuples, first item the kind):
@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Op", "State", "Store", "SyncResult", "TableState", "apply_ops", "new_meta"]
+__all__ = ["Op", "State", "Storage", "Store", "SyncResult", "TableState", "apply_ops", "new_meta"]
 
 Op = tuple[Any, ...]
 
@@ -51,7 +51,7 @@ class TableState:
 
 State = dict[str, TableState]
 
-#: What :meth:`Store.sync` returns: ``None`` (nothing changed), a list of batches that
+#: What :meth:`Storage.sync` returns: ``None`` (nothing changed), a list of batches that
 #: other processes committed, in order, or a whole new :data:`State` to replace memory with.
 SyncResult = list[list[Op]] | State | None
 
@@ -82,11 +82,11 @@ def apply_ops(state: State, ops: list[Op]) -> None:
             raise ValueError(f"unknown storage operation {kind!r}")
 
 
-class Store(ABC):
+class Storage(ABC):
     """Where the in-memory engine keeps its data between runs.
 
-    Implementations: :class:`~microdb.storage.mapping.MappingStore` (any mapping, one key
-    per document) and :class:`~microdb.storage.jsonfile.JSONFileStore` (the journaled file).
+    Implementations: :class:`~microdb.storage.mapping.MappingStorage` (any mapping, one key
+    per document) and :class:`~microdb.storage.jsonfile.JSONFileStorage` (the journaled file).
     """
 
     #: True when the store refuses writes; the engine raises ``ReadOnlyError`` up front.
@@ -118,3 +118,7 @@ class Store(ABC):
 
     def close(self, state: State) -> None:  # noqa: B027 - optional hook
         """Release files and locks; ``state`` is the final memory, for a last checkpoint."""
+
+
+#: The name of :class:`Storage` before the storage layer's classes all ended in ``Storage``.
+Store = Storage

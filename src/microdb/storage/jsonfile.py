@@ -20,7 +20,7 @@ from typing import Any
 
 from microdb.errors import CorruptDatabaseError, MicroDBError, StorageError
 from microdb.serialization import decode, encode
-from microdb.storage.base import Op, State, Store, SyncResult, TableState, apply_ops
+from microdb.storage.base import Op, State, Storage, SyncResult, TableState, apply_ops
 from microdb.storage.journal import (
     DEFAULT_CHECKPOINT_BYTES,
     FORMAT_VERSION,
@@ -35,6 +35,7 @@ __all__ = [
     "FORMAT_VERSION",
     "JOURNAL_SUFFIX",
     "LOCK_SUFFIX",
+    "JSONFileStorage",
     "JSONFileStore",
     "JournaledFile",
     "frame_record",
@@ -163,7 +164,7 @@ def ops_from_record(payload: Any, offset: int, path: str | None = None) -> list[
         ) from exc
 
 
-class JSONFileStore(Store):
+class JSONFileStorage(Storage):
     """A database in one JSON file, written through a journal: crash-safe and multi-process.
 
     Options: ``durable`` (fsync each commit; ``False`` hands commits to the OS, which
@@ -231,4 +232,8 @@ class JSONFileStore(Store):
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else ("durable" if self.file.durable else "fast")
-        return f"JSONFileStore({self.path!r}, {mode})"
+        return f"JSONFileStorage({self.path!r}, {mode})"
+
+
+#: The name of :class:`JSONFileStorage` before the storage layer's classes all ended in ``Storage``.
+JSONFileStore = JSONFileStorage

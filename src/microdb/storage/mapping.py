@@ -1,7 +1,7 @@
 """Storing a database in any mapping: one key per document, so one call per written document.
 
 The seed's promise: any object with ``__getitem__``, ``__setitem__``, ``__delitem__`` and
-``__iter__`` is a storage. :class:`MappingStore` uses exactly those four methods. Keys are
+``__iter__`` is a storage. :class:`MappingStorage` uses exactly those four methods. Keys are
 strings: ``"<table>/<id>"`` holds a document, ``"<table>/#"`` holds the table's metadata
 (next id and index definitions), which is written only when it changes in a way the
 documents cannot tell (a table created or emptied, an index declared, the highest id
@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from microdb.errors import CorruptDatabaseError, StorageError
 from microdb.serialization import decode, encode
-from microdb.storage.base import Op, State, Store, TableState
+from microdb.storage.base import Op, State, Storage, TableState
 
-__all__ = ["InMemoryStorage", "MappingStore", "SupportsStorage"]
+__all__ = ["InMemoryStorage", "MappingStorage", "MappingStore", "SupportsStorage"]
 
 _META = "#"
 
@@ -61,8 +61,8 @@ class InMemoryStorage(MutableMapping[str, Any]):
         return f"InMemoryStorage({len(self._data)} keys)"
 
 
-class MappingStore(Store):
-    """A :class:`~microdb.storage.base.Store` over a user's mapping."""
+class MappingStorage(Storage):
+    """A :class:`~microdb.storage.base.Storage` over a user's mapping."""
 
     def __init__(self, mapping: SupportsStorage):
         for method in ("__getitem__", "__setitem__", "__delitem__", "__iter__"):
@@ -148,3 +148,7 @@ class MappingStore(Store):
             yield f"{table}/{_META}"
             for doc_id in ts.docs:
                 yield f"{table}/{doc_id}"
+
+
+#: The name of :class:`MappingStorage` before the storage layer's classes all ended in ``Storage``.
+MappingStore = MappingStorage

@@ -2,7 +2,7 @@
 
 TinyDB hands its storage the *whole* database on every write (``write(data)``) and asks
 for the whole of it on every operation (``read()``). MicroDB's engine keeps the data in
-memory and hands a :class:`~microdb.storage.base.Store` one small batch of per-document
+memory and hands a :class:`~microdb.storage.base.Storage` one small batch of per-document
 changes per commit. Two kinds of storage objects meet here:
 
 * **native** storages (:class:`~microdb.tinydb.storages.JSONStorage`,
@@ -10,10 +10,10 @@ changes per commit. Two kinds of storage objects meet here:
   ``write`` alone) own an engine over a real MicroDB store: the journaled JSON file, or
   memory. Their ``read()``/``write(data)`` still work, as views of that engine.
 * any **other** object with ``read()`` and ``write(data)`` (a user's own storage, a
-  middleware that changes the data) is wrapped in :class:`ReadWriteStore`, which keeps
+  middleware that changes the data) is wrapped in :class:`ReadWriteStorage`, which keeps
   TinyDB's whole-database contract with it.
 
-Every engine also counts changes (:class:`TrackedStore`), which is what lets the query
+Every engine also counts changes (:class:`TrackedStorage`), which is what lets the query
 cache of :class:`~microdb.tinydb.table.Table` notice writes made by anyone, including
 other processes sharing a file.
 """
@@ -31,13 +31,13 @@ from microdb.backend import Plan
 from microdb.engine import MemoryBackend
 from microdb.errors import CorruptDatabaseError, DocumentError, MicroDBError, StorageError
 from microdb.serialization import check_document, decode, encode
-from microdb.storage.base import Op, State, Store, SyncResult, TableState
+from microdb.storage.base import Op, State, Storage, SyncResult, TableState
 
 __all__ = [
     "Engine",
-    "MemoryStore",
-    "ReadWriteStore",
-    "TrackedStore",
+    "StateStorage",
+    "ReadWriteStorage",
+    "TrackedStorage",
     "engine_for",
     "make_engine",
     "native_engine",
@@ -52,14 +52,14 @@ _HOOK = "_microdb_native_engine"
 _ATTR = "_microdb_engine"
 
 
-class TrackedStore(Store):
+class TrackedStorage(Storage):
     """A store that counts every change it commits or hears about from other processes.
 
     ``generation`` changes whenever the data may have changed; a cached query result
     taken at one generation is valid exactly as long as the generation stays the same.
     """
 
-    def __init__(self, inner: Store):
+    def __init__(self, inner: Storage):
         self.inner = inner
         self.generation = 0
 
@@ -108,21 +108,21 @@ class Engine:
     """A MicroDB engine serving one TinyDB storage object, and its change counter."""
 
     backend: MemoryBackend
-    store: TrackedStore
+    store: TrackedStorage
 
     @property
     def generation(self) -> int:
-        """Changes whenever the data may have changed (see :class:`TrackedStore`)."""
+        """Changes whenever the data may have changed (see :class:`TrackedStorage`)."""
         return self.store.generation
 
 
-def make_engine(store: Store, name: str) -> Engine:
+def make_engine(store: Storage, name: str) -> Engine:
     """An engine over ``store``, with its change counter."""
-    tracked = TrackedStore(store)
+    tracked = TrackedStorage(store)
     return Engine(MemoryBackend(tracked, name=name), tracked)
 
 
-class MemoryStore(Store):
+class StateStorage(Storage):
     """Keeps nothing anywhere: the engine's memory is the whole database."""
 
     def load(self) -> State:
@@ -132,7 +132,7 @@ class MemoryStore(Store):
         pass
 
     def __repr__(self) -> str:
-        return "MemoryStore()"
+        return "StateStorage()"
 
 
 # ---------------------------------------------------------------------------------------
@@ -224,8 +224,8 @@ def replace_all(engine: Engine, data: Any) -> None:
 # A user's storage: whole-database read() and write(data)
 # ---------------------------------------------------------------------------------------
 
-class ReadWriteStore(Store):
-    """A :class:`~microdb.storage.base.Store` over an object with TinyDB's ``read``/``write``.
+class ReadWriteStorage(Storage):
+    """A :class:`~microdb.storage.base.Storage` over an object with TinyDB's ``read``/``write``.
 
     The storage receives the whole database on each commit, as TinyDB gives it: a dict of
     tables, each a dict from document ids (strings) to JSON-safe documents (MicroDB's
@@ -314,7 +314,7 @@ class ReadWriteStore(Store):
             self._next[name] = max(self._next.get(name, 1), int(ts.meta["next_id"]))
 
     def __repr__(self) -> str:
-        return f"ReadWriteStore({self.storage!r})"
+        return f"ReadWriteStorage({self.storage!r})"
 
 
 # ---------------------------------------------------------------------------------------
@@ -355,7 +355,7 @@ def engine_for(storage: Any) -> Engine:
             return engine
         engine = native_engine(storage)
         if engine is None:
-            engine = make_engine(ReadWriteStore(storage), type(storage).__name__)
+            engine = make_engine(ReadWriteStorage(storage), type(storage).__name__)
         try:
             vars(storage)[_ATTR] = engine
         except TypeError:

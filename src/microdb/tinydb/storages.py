@@ -1,7 +1,7 @@
 """TinyDB's storages: the ``Storage`` base class, the JSON file and memory.
 
 ``JSONStorage`` keeps TinyDB's constructor and file format, but the file underneath is
-MicroDB's journaled one (:class:`microdb.storage.jsonfile.JSONFileStore`): a write appends
+MicroDB's journaled one (:class:`microdb.storage.jsonfile.JSONFileStorage`): a write appends
 one checked record instead of rewriting the file, a crash never leaves it half-written,
 and several processes may share it. ``MemoryStorage`` keeps the data in memory only.
 
@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from microdb.errors import UnsupportedFeature
-from microdb.tinydb._engine import Engine, MemoryStore, make_engine, replace_all, snapshot
+from microdb.tinydb._engine import Engine, StateStorage, make_engine, replace_all, snapshot
 from microdb.tinydb._errors import StorageFileNotFound
 
 __all__ = ["JSONStorage", "MemoryStorage", "Storage", "touch"]
@@ -142,9 +142,9 @@ class JSONStorage(_NativeStorage):
             raise StorageFileNotFound(
                 f"the folder of {self.path!r} does not exist (pass create_dirs=True to create it)"
             )
-        from microdb.storage.jsonfile import JSONFileStore
+        from microdb.storage.jsonfile import JSONFileStorage
 
-        store = JSONFileStore(
+        store = JSONFileStorage(
             self.path,
             durable=durable,
             read_only=read_only,
@@ -166,7 +166,7 @@ class MemoryStorage(_NativeStorage):
     """The database in memory only: gone when the program ends."""
 
     def __init__(self) -> None:
-        self._engine = make_engine(MemoryStore(), "memory")
+        self._engine = make_engine(StateStorage(), "memory")
 
     @property
     def memory(self) -> dict[str, dict[str, Any]] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from microdb.compile.update_ops import compile_operators
 from microdb.errors import UpdateError
 
 __all__ = ["Updater", "compile_update", "is_operator_update"]
@@ -33,8 +34,6 @@ def compile_update(spec: Any) -> Updater:
         if any(isinstance(k, str) and k.startswith("$") for k in keys):
             if not is_operator_update(spec):
                 raise UpdateError(f"an update mixes operators and plain fields: {sorted(map(str, keys))}")
-            from microdb.update_ops import compile_operators
-
             return compile_operators(spec)
         fields = dict(spec)
 

@@ -16,9 +16,9 @@ import heapq
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from microdb.compile.python import resolve
 from microdb.errors import DuplicateKeyError
 from microdb.query.ast import Path, path_repr
-from microdb.query.compiler import resolve
 from microdb.query.values import MISSING, sort_key
 
 __all__ = ["Index"]

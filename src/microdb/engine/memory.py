@@ -2,13 +2,13 @@
 
 It serves the memory, mapping and JSON-file storages. Writes are applied to memory at once
 (so reads inside a transaction see them), recorded in an undo log, and handed to the
-:class:`~microdb.storage.base.Store` as one batch when the outermost write block ends. If
+:class:`~microdb.storage.base.Storage` as one batch when the outermost write block ends. If
 the store fails, or the block raises, memory is rolled back from the undo log and nothing
 was stored.
 
 Concurrency: one re-entrant lock per database object serialises threads; the store's
 cross-process lock (the JSON file's OS lock) is held for the whole of a write block, and
-:meth:`Store.sync` is called first, so a write block always starts from the latest
+:meth:`Storage.sync` is called first, so a write block always starts from the latest
 committed state of every process. Reads call ``sync`` too (a single ``stat`` for the file).
 """
 
@@ -20,13 +20,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from microdb.backend import Backend, Plan, assign_ids
+from microdb.compile.python import compile_query, resolve
+from microdb.engine.index import Index
+from microdb.engine.planner import choose, residual
 from microdb.errors import DatabaseClosedError, DuplicateKeyError, ReadOnlyError, StorageError
-from microdb.index import Index
-from microdb.planner import choose
-from microdb.query.ast import And, Node, Path, path_repr
-from microdb.query.compiler import compile_query, resolve
+from microdb.query.ast import Node, Path
 from microdb.query.values import sort_key
-from microdb.storage.base import Op, State, Store, TableState, new_meta
+from microdb.storage.base import Op, State, Storage, TableState, new_meta
 
 __all__ = ["MemoryBackend"]
 
@@ -143,11 +143,11 @@ class _WriteBlock:
 
 
 class MemoryBackend(Backend):
-    """A :class:`~microdb.backend.Backend` holding the data in memory over a ``Store``."""
+    """A :class:`~microdb.backend.Backend` holding the data in memory over a ``Storage``."""
 
     shares_documents = True
 
-    def __init__(self, store: Store, *, name: str = "memory"):
+    def __init__(self, store: Storage, *, name: str = "memory"):
         self.name = name
         self.store = store
         self._lock = threading.RLock()
@@ -159,7 +159,7 @@ class MemoryBackend(Backend):
         self._reader = _ReadBlock(self)
         self._writer = _WriteBlock(self)
         # Stores only this object writes (memory, a mapping) never have news: skip the call.
-        self._shared_store = type(store).sync is not Store.sync
+        self._shared_store = type(store).sync is not Storage.sync
         self._install(store.load())
 
     # -- state --------------------------------------------------------------------------
@@ -422,9 +422,15 @@ class MemoryBackend(Backend):
         return 0 if t is None else len(t.docs)
 
     def next_id(self, table: str) -> int:
-        """The id the next insert into ``table`` gets."""
         t = self._tables.get(table)
         return 1 if t is None else int(t.meta["next_id"])
+
+    def reserve_ids(self, table: str, next_id: int) -> None:
+        with self.write():
+            t = self._table(table, create=True)
+            assert t is not None
+            if t.meta["next_id"] < next_id:
+                self._apply(("meta", table, {"next_id": next_id, "indexes": list(t.meta["indexes"])}))
 
     # -- queries ------------------------------------------------------------------------
     def _candidates(self, t: _Table, plan: Plan) -> tuple[list[int] | None, Node | None, str]:
@@ -437,7 +443,7 @@ class MemoryBackend(Backend):
         if access is None:
             return None, node, "full scan"
         ids = access.fetch()
-        return sorted(ids), _residual(node, access.exact), access.description
+        return sorted(ids), residual(node, access.exact), access.description
 
     def _select(self, t: _Table, plan: Plan) -> tuple[list[int], int, str]:
         """Matching ids in id order, how many documents were examined, and the access path."""
@@ -564,19 +570,6 @@ class MemoryBackend(Backend):
         return f"MemoryBackend({self.store!r})"
 
 
-def _residual(node: Node | None, exact: tuple[Node, ...]) -> Node | None:
-    """What is left of ``node`` to check once the candidates answer ``exact`` exactly."""
-    if node is None or not exact:
-        return node
-    if node in exact:
-        return None
-    if isinstance(node, And):
-        rest = [item for item in node.items if item not in exact]
-        if len(rest) < len(node.items):
-            return And.of(*rest) if rest else None
-    return node
-
-
 def _sorted_ids(ids: list[int], docs: dict[int, dict[str, Any]], plan: Plan) -> list[int]:
     # Python's sort is stable: sorting by the last key first gives a multi-key sort in
     # which each key keeps its own direction.
@@ -584,18 +577,9 @@ def _sorted_ids(ids: list[int], docs: dict[int, dict[str, Any]], plan: Plan) -> 
     for key in reversed(plan.sort):
         if key.func is not None:
             func = key.func
-            out.sort(key=lambda i: _safe_key(func(docs[i])), reverse=key.reverse)
+            out.sort(key=lambda i: sort_key(func(docs[i])), reverse=key.reverse)
         else:
             path = key.path
             assert path is not None
             out.sort(key=lambda i: sort_key(resolve(docs[i], path)), reverse=key.reverse)
     return out
-
-
-def _safe_key(value: Any) -> Any:
-    return sort_key(value)
-
-
-def describe_path(path: Path) -> str:
-    """A path as the user wrote it (for messages)."""
-    return path_repr(path)

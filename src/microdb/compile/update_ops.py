@@ -7,7 +7,7 @@ cannot apply to (``$inc`` on a string, ``$push`` onto a number) raises
 :class:`~microdb.errors.UpdateError`; ``Table.update`` changes documents all or nothing,
 so such an error leaves every document as it was.
 
-Fields are dot paths. A missing intermediate document is created (``$set`` of
+Fields are dot paths (:mod:`microdb.query.fields`). A missing intermediate document is created (``$set`` of
 ``'a.b.c'`` on ``{}`` gives ``{'a': {'b': {'c': ...}}}``); a numeric step indexes an array
 (``'items.0.qty'``), and setting past the end pads the array with ``None``, as MongoDB does.
 
@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from microdb.compile.python import predicate
 from microdb.errors import QueryError, UpdateError
+from microdb.query.fields import dot_path
+from microdb.query.mongo import condition_on_values
 from microdb.query.values import MISSING, sort_key, values_equal
 
 __all__ = ["compile_operators", "upsert_seed"]
@@ -40,17 +43,7 @@ Steps = tuple[str, ...]
 
 
 def _steps(field: Any, op: str) -> Steps:
-    if not isinstance(field, str) or not field:
-        raise UpdateError(f"{op}: a field must be a non-empty string, got {field!r:.60}")
-    steps = tuple(field.split("."))
-    for step in steps:
-        if not step:
-            raise UpdateError(f"{op}: field {field!r} has an empty step")
-        if step.startswith("$"):
-            raise UpdateError(
-                f"{op}: field {field!r}: positional and other $ steps ({step!r}) are not supported"
-            )
-    return steps
+    return dot_path(field, context=op, error=UpdateError)
 
 
 def _name(steps: Steps) -> str:
@@ -181,7 +174,7 @@ def _copy(value: Any) -> Any:
 def _sort_elements(items: list[Any], how: Any) -> None:
     if isinstance(how, Mapping):
         for field, direction in reversed(list(how.items())):
-            steps = tuple(field.split("."))
+            steps = _steps(field, "$push $sort")
             items.sort(key=lambda e: sort_key(_get(e, steps)), reverse=direction == -1)
     else:
         items.sort(key=sort_key, reverse=how == -1)
@@ -381,9 +374,6 @@ def _op_pull(cond: Any, op: str, field: str) -> Apply:
         isinstance(cond, Mapping) and bool(cond)
     )
     if is_condition:
-        from microdb.query.compiler import predicate
-        from microdb.query.mongo import condition_on_values
-
         try:
             node = condition_on_values(cond)
         except QueryError as exc:
@@ -506,7 +496,7 @@ def compile_operators(spec: Mapping[str, Any]) -> Updater:
 
 
 def _seed_put(seed: dict[str, Any], field: str, value: Any) -> None:
-    steps = tuple(field.split("."))
+    steps = _steps(field, "upsert")
     target = seed
     for step in steps[:-1]:
         nxt = target.setdefault(step, {})

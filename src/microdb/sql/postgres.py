@@ -28,10 +28,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from microdb.compile.sql import POSTGRES, PostgresDialect
 from microdb.errors import DocumentError, DuplicateKeyError, ReadOnlyError, StorageError, UnsupportedFeature
 from microdb.query import ast
-from microdb.query.sql import POSTGRES, PostgresDialect
-from microdb.storage.sqlbase import REGISTRY, Session, SQLBackend, TableInfo, index_name
+from microdb.sql.backend import SQLBackend
+from microdb.sql.schema import REGISTRY, TableInfo, index_name
+from microdb.sql.session import Session
 
 __all__ = ["PostgresBackend"]
 

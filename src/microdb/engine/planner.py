@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from microdb.index import Index
+from microdb.engine.index import Index
 from microdb.query import ast
 from microdb.query.values import sort_key
 
-__all__ = ["Access", "choose"]
+__all__ = ["Access", "choose", "residual"]
 
 
 @dataclass
@@ -193,3 +193,16 @@ def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
             sum(a.estimate for a in accesses), fetch, " | ".join(a.description for a in accesses)
         )
     return None
+
+
+def residual(node: ast.Node | None, exact: tuple[ast.Node, ...]) -> ast.Node | None:
+    """What is left of ``node`` to check once the candidates answer ``exact`` exactly."""
+    if node is None or not exact:
+        return node
+    if node in exact:
+        return None
+    if isinstance(node, ast.And):
+        rest = [item for item in node.items if item not in exact]
+        if len(rest) < len(node.items):
+            return ast.And.of(*rest) if rest else None
+    return node

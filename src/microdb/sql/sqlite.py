@@ -1,7 +1,7 @@
 """The SQLite backend: ``MicroDB('sqlite:///path/to/file.db')``.
 
 Documents are JSON text in one table per MicroDB table; queries run as SQL with SQLite's
-JSON functions and ``json_extract`` expression indexes (:mod:`microdb.query.sql`). The file
+JSON functions and ``json_extract`` expression indexes (:mod:`microdb.compile.sql`). The file
 uses write-ahead logging, so readers never block the writer; a write block is one
 ``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock at once, so several
 processes updating the same documents wait for each other and lose nothing.
@@ -20,10 +20,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from microdb.compile.sql import SQLITE, SQLiteDialect, regex_match
 from microdb.errors import DocumentError, DuplicateKeyError, QueryError, ReadOnlyError, StorageError
 from microdb.query import ast
-from microdb.query.sql import SQLITE, SQLiteDialect, regex_match
-from microdb.storage.sqlbase import REGISTRY, Session, SQLBackend, TableInfo
+from microdb.sql.backend import SQLBackend
+from microdb.sql.schema import REGISTRY, TableInfo, index_name
+from microdb.sql.session import Session
 
 __all__ = ["SQLiteBackend", "parse_sqlite_url"]
 
@@ -199,8 +201,6 @@ class SQLiteBackend(SQLBackend):
         return ddl
 
     def _index_names(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
-        from microdb.storage.sqlbase import index_name
-
         names = [index_name(info, path), index_name(info, path, "_d")]
         if unique:
             names.append(index_name(info, path, "_u"))

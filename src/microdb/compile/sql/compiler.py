@@ -1,0 +1,380 @@
+"""The per-node compiler from the query AST to a two-sided SQL condition (see :mod:`microdb.compile.sql`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from microdb.compile.sql.dialect import Dialect
+from microdb.compile.sql.fragments import ARRAY_TAGS, Cond, Frag, Term, join_frags
+from microdb.query import ast
+
+# ---------------------------------------------------------------------------------------
+# The compiler
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SQLFilter:
+    """A compiled query: ``where`` narrows rows, ``sure`` marks rows needing no Python check."""
+
+    where: Frag
+    sure: Frag
+    exact: bool
+    #: The node Python must check on rows where ``sure`` is false (``None`` when exact).
+    residual: ast.Node | None
+
+    @property
+    def pushed(self) -> bool:
+        """Whether SQL narrows the rows at all."""
+        return self.where.sql not in ("1", "TRUE")
+
+
+
+
+class SQLCompiler:
+    """Compiles nodes for one dialect; one handler per node type (unknown nodes go to Python)."""
+
+    handlers: ClassVar[dict[type, str]] = {
+        ast.Const: "_const",
+        ast.And: "_and",
+        ast.Or: "_or",
+        ast.Not: "_not",
+        ast.Compare: "_compare",
+        ast.Exists: "_exists",
+        ast.Regex: "_regex",
+        ast.OneOf: "_one_of",
+        ast.AnyOf: "_any_of",
+        ast.AllOf: "_all_of",
+        ast.ElemMatch: "_elem_match",
+        ast.Fragment: "_fragment",
+        ast.Size: "_size",
+        ast.TypeIs: "_guarded",
+        ast.Mod: "_mod",
+        ast.Test: "_guarded",
+    }
+
+    def __init__(self, dialect: Dialect, doc: str = "doc", indexed: frozenset[ast.Path] = frozenset()):
+        self.d = dialect
+        self.doc = doc
+        self.indexed = indexed
+        self._alias = 0
+        self.TRUE = Frag(dialect.true)
+        self.FALSE = Frag(dialect.false)
+
+    # -- helpers ------------------------------------------------------------------------
+    def exact(self, frag: Frag) -> Cond:
+        return Cond(frag, frag, True)
+
+    def unknown(self, maybe: Frag | None = None) -> Cond:
+        """Python decides; SQL only narrows to ``maybe``."""
+        return Cond(self.FALSE, maybe if maybe is not None else self.TRUE, False)
+
+    def and_(self, frags: Sequence[Frag]) -> Frag:
+        items = [f for f in frags if f.sql != self.TRUE.sql]
+        if any(f.sql == self.FALSE.sql for f in items):
+            return self.FALSE
+        if not items:
+            return self.TRUE
+        return items[0] if len(items) == 1 else join_frags("AND", items)
+
+    def or_(self, frags: Sequence[Frag]) -> Frag:
+        items = [f for f in frags if f.sql != self.FALSE.sql]
+        if any(f.sql == self.TRUE.sql for f in items):
+            return self.TRUE
+        if not items:
+            return self.FALSE
+        return items[0] if len(items) == 1 else join_frags("OR", items)
+
+    def not_(self, frag: Frag) -> Frag:
+        if frag.sql == self.TRUE.sql:
+            return self.FALSE
+        if frag.sql == self.FALSE.sql:
+            return self.TRUE
+        c = self.d.coalesce(frag)
+        return Frag(f"(NOT {c.sql})", c.params)
+
+    def term(self, path: ast.Path, base: str, root: bool) -> Term | None:
+        if root:
+            t = self.d.term(base, path, True)
+            if t is not None and path in self.indexed:
+                t = replace(t, indexed=True)
+            return t
+        return self.d.element_term(self.doc, base, path)  # type: ignore[attr-defined,no-any-return]
+
+    def with_doubt(self, t: Term, cond: Cond) -> Cond:
+        """Widen ``cond`` where a tuple step makes the JSON layout differ from Python's."""
+        if t.doubt is None:
+            return cond
+        return Cond(self.and_([cond.sure, self.not_(t.doubt)]), self.or_([cond.maybe, t.doubt]), False)
+
+    # -- entry point ----------------------------------------------------------------------
+    def cond(self, node: ast.Node, base: str | None = None, root: bool = True) -> Cond:
+        """Compile ``node`` against the document (or an element, when ``root`` is false)."""
+        name = self.handlers.get(type(node))
+        if name is None:
+            return self.unknown()
+        handler = getattr(self, name)
+        return handler(node, self.doc if base is None else base, root)  # type: ignore[no-any-return]
+
+    # -- combinators ----------------------------------------------------------------------
+    def _const(self, node: ast.Const, base: str, root: bool) -> Cond:
+        return self.exact(self.TRUE if node.truth else self.FALSE)
+
+    def _and(self, node: ast.And, base: str, root: bool) -> Cond:
+        parts = [self.cond(n, base, root) for n in node.items]
+        return Cond(self.and_([p.sure for p in parts]), self.and_([p.maybe for p in parts]),
+                    all(p.exact for p in parts))
+
+    def _or(self, node: ast.Or, base: str, root: bool) -> Cond:
+        parts = [self.cond(n, base, root) for n in node.items]
+        return Cond(self.or_([p.sure for p in parts]), self.or_([p.maybe for p in parts]),
+                    all(p.exact for p in parts))
+
+    def _not(self, node: ast.Not, base: str, root: bool) -> Cond:
+        inner = self.cond(node.item, base, root)
+        if inner.exact:
+            return self.exact(self.not_(inner.sure))
+        return Cond(self.not_(inner.maybe), self.not_(inner.sure), False)
+
+    # -- leaves ---------------------------------------------------------------------------
+    def _exists(self, node: ast.Exists, base: str, root: bool) -> Cond:
+        t = self.term(node.path, base, root)
+        if t is None:
+            return self.unknown()
+        return self.with_doubt(t, self.exact(self.d.exists(t)))
+
+    def _compare(self, node: ast.Compare, base: str, root: bool) -> Cond:
+        t = self.term(node.path, base, root)
+        if t is None:
+            return self.unknown()
+        if node.op == "ne":
+            eq = self.compare(t, "eq", node.operand)
+            present = self.d.exists(t)
+            cond = Cond(
+                self.and_([present, self.not_(eq.maybe)]),
+                self.and_([present, self.not_(eq.sure)]),
+                eq.exact,
+            )
+        else:
+            cond = self.compare(t, node.op, node.operand)
+        return self.with_doubt(t, cond)
+
+    def compare(self, t: Term, op: str, operand: Any) -> Cond:
+        """``value OP operand`` under the rules of :mod:`microdb.query.values` (op is not ``ne``)."""
+        d = self.d
+        typ = type(operand)
+        if operand is None:
+            return self.exact(d.kind_is(t, "null") if op == "eq" else self.FALSE)
+        if typ is bool:
+            if op == "eq" and d.containment:
+                found = d.contains(t, operand)
+                if found is not None:
+                    return self.exact(found)
+            return self.exact(d.bool_cmp(t, op, operand))
+        if typ is str:
+            if op == "eq" and d.containment:
+                found = d.contains(t, operand)
+                if found is not None:
+                    return self.exact(found)
+            return self.exact(d.string_cmp(t, op, operand))
+        if typ in (int, float):
+            if typ is float and not math.isfinite(operand):
+                if operand != operand:
+                    return self.exact(self.FALSE)
+                return self.unknown(self.or_([d.kind_is(t, "number"), d.tagged(t, "$decimal")]))
+            sure: Frag | None = None
+            if op == "eq" and d.containment:
+                sure = d.contains(t, operand)
+            if sure is None:
+                sure = d.number_cmp(t, op, operand)
+            if sure is None:
+                return self.unknown(self.or_([d.kind_is(t, "number"), d.tagged(t, "$decimal")]))
+            # A Decimal is stored as a tagged string: SQL finds it, Python compares it.
+            return Cond(sure, self.or_([sure, d.tagged(t, "$decimal")]), False)
+        if typ is Decimal:
+            return self.unknown(self.or_([d.kind_is(t, "number"), d.tagged(t, "$decimal")]))
+        return self.unknown(self.kind_guard(t, operand))
+
+    def kind_guard(self, t: Term, operand: Any) -> Frag:
+        """Rows whose value may be of the same kind as ``operand``."""
+        d = self.d
+        if isinstance(operand, (list, tuple, set, frozenset)):
+            return self.or_([d.kind_is(t, "array")] + [d.tagged(t, tag) for tag in ARRAY_TAGS])
+        if isinstance(operand, dict):
+            return d.kind_is(t, "object")
+        for tag, cls_name in (("$datetime", "datetime"), ("$date", "date"), ("$time", "time"),
+                              ("$timedelta", "timedelta"), ("$uuid", "UUID"), ("$bytes", "bytes")):
+            if type(operand).__name__ == cls_name:
+                return d.tagged(t, tag)
+        return d.kind_is(t, "object")
+
+    def _regex(self, node: ast.Regex, base: str, root: bool) -> Cond:
+        t = self.term(node.path, base, root)
+        if t is None:
+            return self.unknown()
+        found = self.d.regex(t, node)
+        if found is None:
+            return self.with_doubt(t, self.unknown(self.d.kind_is(t, "string")))
+        return self.with_doubt(t, self.exact(found))
+
+    def _one_of(self, node: ast.OneOf, base: str, root: bool) -> Cond:
+        t = self.term(node.path, base, root)
+        if t is None:
+            return self.unknown()
+        values = node.values
+        if values and all(type(v) is str for v in values):
+            return self.with_doubt(t, self.exact(self.d.in_strings(t, values)))
+        parts = [self.compare(t, "eq", v) for v in values]
+        cond = Cond(self.or_([p.sure for p in parts]), self.or_([p.maybe for p in parts]), all(p.exact for p in parts))
+        return self.with_doubt(t, cond)
+
+    def _array(self, t: Term) -> tuple[Frag, Frag]:
+        """(is a JSON array, may be a tagged tuple or set)."""
+        return self.d.kind_is(t, "array"), self.or_([self.d.tagged(t, tag) for tag in ARRAY_TAGS])
+
+    def _elements(self, t: Term, elem_cond: Callable[[str], Cond], every: bool = False) -> Cond:
+        """Some (or, with ``every``, each) element of the array at ``t`` satisfies ``elem_cond``."""
+        self._alias += 1
+        alias = f"e{self._alias}"
+        from_, elem = self.d.elements(t, alias)
+        inner = elem_cond(elem)
+        is_array, tagged = self._array(t)
+
+        def over(frag: Frag) -> Frag:
+            if every:
+                bad = self.not_(frag)
+                test = f"NOT EXISTS (SELECT 1 FROM {from_} WHERE {bad.sql})"
+                params = bad.params
+            else:
+                if frag.sql == self.FALSE.sql:
+                    return self.FALSE
+                test, params = f"EXISTS (SELECT 1 FROM {from_} WHERE {frag.sql})", frag.params
+            # Only arrays are iterated: json_each/jsonb_array_elements of a scalar misbehave.
+            return self.and_([is_array, Frag(f"(CASE WHEN {is_array.sql} THEN {test} END)", is_array.params + params)])
+
+        sure, maybe = over(inner.sure), over(inner.maybe)
+        # A tuple or set is a tagged object in JSON: found by SQL, decided by Python.
+        return Cond(sure, self.or_([maybe, tagged]), False)
+
+    def _any_of(self, node: ast.AnyOf, base: str, root: bool) -> Cond:
+        t = self.term(node.path, base, root)
+        if t is None:
+            return self.unknown()
+        if isinstance(node.cond, ast.Node):
+            sub = node.cond
+            return self.with_doubt(t, self._elements(t, lambda e: self.cond(sub, e, False)))
+        values = node.cond
+
+        def elem(e: str) -> Cond:
+            et = self.term((), e, False)
+            if et is None:
+                return self.unknown()
+            parts = [self.compare(et, "eq", v) for v in values]
+            return Cond(self.or_([p.sure for p in parts]), self.or_([p.maybe for p in parts]), all(p.exact for p in parts))
+
+        generic = self._elements(t, elem)
+        if self.d.containment and t.keys and t.literal and t.indexed and values and all(
+            v is None or type(v) in (str, bool) or (type(v) in (int, float) and math.isfinite(v)) for v in values
+        ):
+            # ``doc @> {"tags": [v]}``: answered by the GIN index.
+            found = [self.d.contains(t, [v]) for v in values]
+            sure = self.or_([f for f in found if f is not None])
+            if not any(type(v) in (int, float) for v in values):
+                _, tagged = self._array(t)
+                return Cond(sure, self.or_([sure, tagged]), False)
+            return Cond(sure, self.or_([sure, generic.maybe]), False)
+        return self.with_doubt(t, generic)
+
+    def _all_of(self, node: ast.AllOf, base: str, root: bool) -> Cond:
+        t = self.term(node.path, base, root)
+        if t is None:
+            return self.unknown()
+        if isinstance(node.cond, ast.Node):
+            sub = node.cond
+            return self.with_doubt(t, self._elements(t, lambda e: self.cond(sub, e, False), every=True))
+        values = node.cond
+        if not values:
+            is_array, tagged = self._array(t)
+            return self.with_doubt(t, Cond(is_array, self.or_([is_array, tagged]), False))
+        parts = [self._any_of(ast.AnyOf(node.path, (v,)), base, root) for v in values]
+        return Cond(self.and_([p.sure for p in parts]), self.and_([p.maybe for p in parts]), False)
+
+    def _elem_match(self, node: ast.ElemMatch, base: str, root: bool) -> Cond:
+        t = self.term(node.path, base, root)
+        if t is None:
+            return self.unknown()
+        sub = node.cond
+        return self.with_doubt(t, self._elements(t, lambda e: self.cond(sub, e, False)))
+
+    def _fragment(self, node: ast.Fragment, base: str, root: bool) -> Cond:
+        if any(not isinstance(k, str) or k.startswith("$") for k in node.fragment):
+            return self.unknown()
+        t = self.term(node.path, base, root)
+        if t is None:
+            return self.unknown()
+        parts = [self.cond(ast.Compare(node.path + (k,), "eq", v), base, root) for k, v in node.fragment.items()]
+        is_object = self.d.kind_is(t, "object")
+        if not parts:
+            return self.with_doubt(t, Cond(self.FALSE, is_object, False))
+        return self.with_doubt(t, Cond(
+            self.and_([is_object] + [p.sure for p in parts]),
+            self.and_([is_object] + [p.maybe for p in parts]),
+            all(p.exact for p in parts),
+        ))
+
+    def _size(self, node: ast.Size, base: str, root: bool) -> Cond:
+        t = self.term(node.path, base, root)
+        if t is None or type(node.size) is not int:
+            return self.unknown()
+        is_array = self.d.kind_is(t, "array")
+        sure = self.and_([is_array, Frag(
+            f"(CASE WHEN {is_array.sql} THEN {self.d.array_length(t)} END) = {self.d.param}", (node.size,)
+        )])
+        return self.with_doubt(t, Cond(sure, self.or_([sure, self.d.tagged(t, "$tuple")]), False))
+
+    def _mod(self, node: ast.Mod, base: str, root: bool) -> Cond:
+        t = self.term(node.path, base, root)
+        if t is None:
+            return self.unknown()
+        return self.unknown(self.or_([self.d.kind_is(t, "number"), self.d.tagged(t, "$decimal")]))
+
+    def _guarded(self, node: Any, base: str, root: bool) -> Cond:
+        t = self.term(node.path, base, root)
+        if t is None or t.doubt is not None:
+            return self.unknown()
+        return self.unknown(self.d.exists(t))
+
+
+def node_paths(node: ast.Node | None) -> set[ast.Path]:
+    """Every path a query tests, at any depth (used to tell whether an index may help)."""
+    out: set[ast.Path] = set()
+    if node is None:
+        return out
+    path = getattr(node, "path", None)
+    if isinstance(path, tuple):
+        out.add(path)
+    if isinstance(node, ast.Fragment):
+        out.update(path + (k,) for k in node.fragment if isinstance(path, tuple))
+    for child in node.children():
+        out.update(node_paths(child))
+    return out
+
+
+def compile_filter(
+    node: ast.Node | None, dialect: Dialect, doc: str = "doc", indexed: frozenset[ast.Path] = frozenset()
+) -> SQLFilter:
+    """Compile a query (``None``: every document) to SQL plus the part Python must check.
+
+    ``indexed`` names the paths that have an index, where the dialect picks its SQL form
+    by that (PostgreSQL answers equality on them with GIN containment).
+    """
+    compiler = SQLCompiler(dialect, doc, indexed)
+    if node is None:
+        return SQLFilter(compiler.TRUE, compiler.TRUE, True, None)
+    cond = compiler.cond(node)
+    if cond.exact:
+        return SQLFilter(cond.maybe, cond.maybe, True, None)
+    return SQLFilter(cond.maybe, cond.sure, False, node)

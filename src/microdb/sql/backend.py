@@ -1,0 +1,129 @@
+"""What the SQLite and PostgreSQL backends share: schema, documents, queries and transactions.
+
+Layout in the database (both engines)::
+
+    microdb_tables(tid, name, next_id, indexes)   one row per MicroDB table
+    mdb_<tid>(id, doc ...)                        the documents of one table
+
+``tid`` is never reused, so a process holding a stale ``tid`` for a dropped table cannot
+write into a new table of the same name. ``next_id`` lives in the registry: ids increase
+and are never reused, even after the highest is removed. ``indexes`` is the JSON list of
+index definitions (``{"path": [...], "unique": bool}``); each maps to SQL indexes that the
+dialect builds (:meth:`SQLBackend._index_ddl`).
+
+Queries compile with :mod:`microdb.compile.sql`: SQL narrows the rows, Python checks only
+the rows SQL could not decide. Sorting is pushed down as ``ORDER BY`` kind rank, then
+value; rows tied in SQL that hold objects, arrays or rich values are re-sorted in Python.
+An include-projection reads only the top-level fields it (and the sort) needs, as exact
+JSON text; ``distinct`` groups values in SQL and finishes in Python only where MongoDB's
+rules reach through arrays of sub-documents (:meth:`SQLBackend.distinct`).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from microdb.backend import Plan
+from microdb.compile.sql import compile_filter, node_paths
+from microdb.query import ast
+from microdb.sql.distinct import SQLDistinct
+from microdb.sql.schema import TableInfo, indexed_paths
+from microdb.sql.session import Session
+from microdb.sql.writes import SQLWrites
+
+__all__ = ["SQLBackend"]
+
+
+class SQLBackend(SQLDistinct, SQLWrites):
+    """A :class:`~microdb.backend.Backend` on a SQL engine (see the module docstring).
+
+    Its parts: sessions and transactions (:mod:`microdb.sql.session`), the table registry
+    (:mod:`microdb.sql.registry`), writes (:mod:`microdb.sql.writes`), reads
+    (:mod:`microdb.sql.reads`, :mod:`microdb.sql.distinct`) and ``explain`` (here).
+    """
+
+    @abstractmethod
+    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> list[str]:
+        """The engine's own plan for a query, as lines of text."""
+
+    def explain(self, table: str, plan: Plan) -> dict[str, Any]:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return {"backend": self.name, "table": table, "access": "empty table", "index": None,
+                        "examined": 0, "matched": 0, "ordered_by_index": False, "plan": [], "sql": None}
+            rows, how = self._rows(s, info, plan)
+            sql = how.get("sql")
+            params = how.get("params", [])
+            lines = self._explain(s, sql, params) if sql else []
+            used = self._indexes_used(info, lines, plan.node)
+            total = int(self._execute(s, f"SELECT count(*) FROM {info.sql}")[0][0])
+            examined = total if not used else self._examined(s, info, plan, used, total)
+            f = compile_filter(plan.node, self.dialect, "doc", indexed_paths(info))
+            return {
+                "backend": self.name,
+                "table": table,
+                "access": ("index " + ", ".join(used)) if used else ("by id" if plan.doc_ids is not None else "full scan"),
+                "index": ", ".join(f"index {p}" for p in used) if used else None,
+                "examined": examined,
+                "matched": len(rows) if plan.skip == 0 and plan.limit is None else self.count(table, Plan(node=plan.node)),
+                "ordered_by_index": False,
+                "query": repr(plan.node) if plan.node is not None else None,
+                "sql": sql,
+                "params": list(params),
+                "plan": lines,
+                "residual": repr(f.residual) if f.residual is not None else None,
+                "pushed": {"filter": how.get("filter", False), "sort": how.get("sort"), "limit": how.get("limit")},
+                # The top-level fields read instead of whole documents (None: whole documents).
+                "projection": how.get("projection"),
+            }
+
+    def _indexes_used(self, info: TableInfo, lines: list[str], node: ast.Node | None) -> list[str]:
+        used: list[str] = []
+        text = "\n".join(lines)
+        tested = node_paths(node)
+        for spec in info.indexes:
+            path = tuple(spec["path"])
+            names = self._index_names(info, path, bool(spec.get("unique")))
+            for name in names:
+                if re.search(rf"\b{re.escape(name)}\b", text) is None:
+                    continue
+                # A table-wide index (PostgreSQL's GIN) serves the indexed paths the query tests.
+                if name in self._shared_index_names(info) and path not in tested:
+                    continue
+                used.append(ast.path_repr(path))
+                break
+        return used
+
+    def _examined(self, s: Session, info: TableInfo, plan: Plan, used: list[str], total: int) -> int:
+        """Rows the index part of the query selects (what the engine reads through the index)."""
+        node = plan.node
+        if node is None:
+            return total
+        parts = node.items if isinstance(node, ast.And) else (node,)
+        indexed = [p for p in parts if _paths_of(p) and all(ast.path_repr(q) in used for q in _paths_of(p))]
+        if not indexed:
+            return total
+        sub = indexed[0] if len(indexed) == 1 else ast.And(tuple(indexed))
+        f = compile_filter(sub, self.dialect, "doc", indexed_paths(info))
+        sql = f"SELECT count(*) FROM {info.sql}" + (f" WHERE {f.where.sql}" if f.pushed else "")
+        return int(self._execute(s, sql, f.where.params)[0][0])
+
+
+def _paths_of(node: ast.Node) -> list[ast.Path]:
+    """The paths a leaf (or an Or of leaves) tests; empty for anything else."""
+    if isinstance(node, ast.Or):
+        out: list[ast.Path] = []
+        for item in node.items:
+            sub = _paths_of(item)
+            if not sub:
+                return []
+            out.extend(sub)
+        return out
+    path = getattr(node, "path", None)
+    if isinstance(node, (ast.Compare, ast.OneOf, ast.AnyOf, ast.ElemMatch)) and path is not None:
+        return [path]
+    return []

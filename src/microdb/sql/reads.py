@@ -1,0 +1,312 @@
+"""Reads of the SQL engine: the SELECT a plan compiles to, residual checks, pages and counts.
+
+Queries compile with :mod:`microdb.compile.sql`: SQL narrows the rows, Python checks only
+the rows SQL could not decide. Sorting is pushed down as ``ORDER BY`` kind rank, then
+value; rows tied in SQL that hold objects, arrays or rich values are re-sorted in Python.
+An include-projection reads only the top-level fields it (and the sort) needs, as exact
+JSON text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from microdb.backend import Plan
+from microdb.compile.python import predicate
+from microdb.compile.sql import Frag, SQLFilter, SQLSort, compile_filter, compile_sort, node_paths
+from microdb.compile.sql.fragments import COMPLEX_RANKS
+from microdb.query import ast
+from microdb.sql.registry import SQLRegistry
+from microdb.sql.rows import CHUNK, boundary_tied, decode_doc, decode_part, python_sort, sort_group, tie_sort
+from microdb.sql.schema import TableInfo, indexed_paths
+from microdb.sql.session import Session
+
+
+class SQLReads(SQLRegistry):
+    """The part of :class:`~microdb.sql.backend.SQLBackend` that reads documents."""
+
+    def fetch(self, table: str, doc_id: int) -> dict[str, Any] | None:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return None
+            lock = self._lock_clause(s)
+            rows = self._execute(
+                s, f"SELECT {self.body_column} FROM {info.sql} WHERE id = {self.dialect.param}{lock}", (doc_id,)
+            )
+            return decode_doc(rows[0][0]) if rows else None
+
+    def fetch_many(self, table: str, doc_ids: Sequence[int]) -> list[tuple[int, dict[str, Any]]]:
+        if not doc_ids:
+            return []
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return []
+            found = self._fetch_ids(s, info, list(dict.fromkeys(doc_ids)), Frag(self.dialect.true))
+            return [(i, decode_doc(found[i])) for i in doc_ids if i in found]
+
+    def _fetch_ids(self, s: Session, info: TableInfo, ids: list[int], where: Frag) -> dict[int, Any]:
+        found: dict[int, Any] = {}
+        lock = self._lock_clause(s)
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
+            marks = ", ".join(self.dialect.param for _ in chunk)
+            sql = f"SELECT id, {self.body_column} FROM {info.sql} WHERE id IN ({marks}) AND {where.sql}{lock}"
+            for doc_id, text in self._execute(s, sql, list(chunk) + list(where.params)):
+                found[int(doc_id)] = text
+        return found
+
+    def iter_batches(self, table: str, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+        """Every document in id order, ``size`` at a time, each batch read on its own."""
+        last = None
+        while True:
+            with self._op() as s:
+                info = self._info(s, table)
+                if info is None:
+                    return
+                p = self.dialect.param
+                where = "" if last is None else f" WHERE id > {p}"
+                params = ([] if last is None else [last]) + [size]
+                rows = self._execute(s, f"SELECT id, {self.body_column} FROM {info.sql}{where} ORDER BY id LIMIT {p}", params)
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            yield [(int(i), decode_doc(text)) for i, text in rows]
+            if len(rows) < size:
+                return
+
+    def length(self, table: str) -> int:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return 0
+            return int(self._execute(s, f"SELECT count(*) FROM {info.sql}")[0][0])
+
+    # -- queries ------------------------------------------------------------------------
+    def _select_sql(
+        self, s: Session, info: TableInfo, f: SQLFilter, order: SQLSort | None,
+        limit: int | None = None, offset: int = 0, node: ast.Node | None = None,
+        narrow: tuple[str, ...] | None = None,
+    ) -> tuple[str, list[Any]]:
+        """``SELECT id, body, [sure], [sort columns...], [narrow fields...]`` for a filter.
+
+        With ``narrow``, ``body`` is NULL except on rows Python must still check (which
+        need the whole document), and the named top-level fields follow as JSON text.
+        """
+        d = self.dialect
+        body = self.body_column
+        params: list[Any] = []
+        if narrow is None:
+            cols = ["id", body]
+        elif f.exact:
+            cols = ["id", "NULL"]
+        else:
+            cols = ["id", f"CASE WHEN {f.sure.sql} THEN NULL ELSE {body} END"]
+            params.extend(f.sure.params)
+        if not f.exact:
+            cols.append(f"CASE WHEN {f.sure.sql} THEN 1 ELSE 0 END")
+            params.extend(f.sure.params)
+        if order is not None:
+            cols.extend(c for key in order.columns for c in key)
+        if narrow is not None:
+            cols.extend(d.json_text(body, (key,)) for key in narrow)
+        sql = f"SELECT {', '.join(cols)} FROM {info.sql}"
+        if f.pushed:
+            sql += f" WHERE {f.where.sql}"
+            params.extend(f.where.params)
+        if order is not None:
+            sql += f" ORDER BY {order.order_by}"
+        elif f.pushed and node_paths(node) & {tuple(x["path"]) for x in info.indexes}:
+            sql += f" ORDER BY {d.id_order_indexed}"
+        else:
+            sql += " ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {d.param}"
+            params.append(limit)
+            if offset:
+                sql += f" OFFSET {d.param}"
+                params.append(offset)
+        sql += self._lock_clause(s)
+        return sql, params
+
+    def _rows(self, s: Session, info: TableInfo, plan: Plan) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
+        """The plan's rows, and how they were found (for ``explain``)."""
+        d = self.dialect
+        f = compile_filter(plan.node, d, "doc", indexed_paths(info))
+        check = predicate(plan.node) if f.residual is not None and plan.node is not None else None
+        stop = None if plan.limit is None else plan.skip + plan.limit
+        how: dict[str, Any] = {"filter": f.pushed, "exact": f.exact}
+        if plan.doc_ids is not None:
+            ids = list(dict.fromkeys(plan.doc_ids))
+            found = self._fetch_ids(s, info, ids, f.where)
+            out = [(i, decode_doc(found[i])) for i in plan.doc_ids if i in found]
+            if check is not None:
+                out = [(i, doc) for i, doc in out if check(doc)]
+            if plan.sort:
+                out = python_sort(out, plan)
+            how.update(sort="python" if plan.sort else None, limit="python")
+            return out[plan.skip:stop], how
+        order = compile_sort(plan.sort, d) if plan.sort else None
+        if plan.sort and order is None:
+            # A key function: SQL filters, Python sorts.
+            sql, params = self._select_sql(s, info, f, None, node=plan.node)
+            out = self._collect(s, sql, params, f, check, None, None)
+            how.update(sort="python", limit="python", sql=sql, params=params)
+            return python_sort(out, plan)[plan.skip:stop], how
+        how["sort"] = "sql" if order is not None else None
+        narrow = self._narrow(plan)
+        how["projection"] = list(narrow) if narrow is not None else None
+        if f.exact and stop is not None:
+            sql, params = self._select_sql(s, info, f, order, plan.limit, plan.skip, plan.node, narrow)
+            rows = self._execute(s, sql, params)
+            full = plan.limit is not None and len(rows) == plan.limit
+            if order is None or not boundary_tied(rows, order, 2, plan.skip > 0, full):
+                how.update(limit="sql", sql=sql, params=params)
+                return self._finish(rows, f, None, order, narrow), how
+            # Rows tied in SQL at the edge of the page may be reordered by Python: read on.
+        elif stop is not None:
+            # Usually every row of the page is sure (Python would reject none of them):
+            # then LIMIT in SQL gives the exact page. Otherwise read on without it.
+            sql, params = self._select_sql(s, info, f, order, stop, 0, plan.node, narrow)
+            rows = self._execute(s, sql, params)
+            if all(r[2] for r in rows) and (
+                order is None or not boundary_tied(rows, order, 3, False, len(rows) == stop)
+            ):
+                how.update(limit="sql", sql=sql, params=params)
+                return self._finish(rows, f, None, order, narrow)[plan.skip:], how
+        sql, params = self._select_sql(s, info, f, order, node=plan.node, narrow=narrow)
+        how.update(limit="python" if stop is not None else None, sql=sql, params=params)
+        out = self._collect(s, sql, params, f, check, order, stop, narrow)
+        return out[plan.skip:stop], how
+
+    def _narrow(self, plan: Plan) -> tuple[str, ...] | None:
+        """The top-level fields a plan's rows need, or ``None`` when they need whole documents.
+
+        An include-projection needs the fields its paths start with, plus those its sort
+        keys start with (Python re-sorts rows SQL leaves tied, reading the sort values).
+        A key function may read anything, and an exclude-projection keeps all but a few
+        fields: both read whole documents. So do the rows Python must check against the
+        query: :meth:`_select_sql` still reads the document for those.
+        """
+        d = self.dialect
+        if plan.fields is None or plan.exclude or not d.reads_text:
+            return None
+        heads: list[Any] = [p[0] if p else None for p in plan.fields]
+        for key in plan.sort:
+            if key.func is not None or not key.path:
+                return None
+            heads.append(key.path[0])
+        keys: dict[str, None] = {}
+        for head in heads:
+            if isinstance(head, bool) or not isinstance(head, (str, int)):
+                return None  # an empty path or a map() step reads the whole document
+            # The projection keeps str(step), so an int step names the same member.
+            if not d.addressable(str(head)):
+                return None
+            keys[str(head)] = None
+        return tuple(keys)
+
+    def _collect(
+        self, s: Session, sql: str, params: list[Any], f: SQLFilter, check: Any,
+        order: SQLSort | None, stop: int | None, narrow: tuple[str, ...] | None = None,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Rows of ``sql`` that pass the residual check, sorted, stopping once ``stop`` are sure."""
+        out: list[tuple[int, dict[str, Any]]] = []
+        extra = 0 if f.exact else 1
+        group: list[tuple[Any, ...]] = []
+        group_key: tuple[Any, ...] | None = None
+        finished = False
+
+        def flush() -> None:
+            if group:
+                out.extend(self._finish(group, f, check, order, narrow))
+                group.clear()
+
+        for row in (self._stream(s, sql, params) if stop is not None else self._execute(s, sql, params)):
+            key = sort_group(row, 2 + extra, order) if order is not None else None
+            if key != group_key or key is None:
+                flush()
+                group_key = key
+                if stop is not None and len(out) >= stop:
+                    finished = True
+                    break
+            group.append(row)
+        if not finished:
+            flush()
+        return out
+
+    def _finish(
+        self, rows: Sequence[tuple[Any, ...]], f: SQLFilter, check: Any, order: SQLSort | None,
+        narrow: tuple[str, ...] | None = None,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Decode rows, run the residual check, and re-sort SQL ties that Python orders.
+
+        A row read narrowly is the part of its document :meth:`_narrow` named, unless it
+        came with the whole document (a row Python must check).
+        """
+        out: list[tuple[int, dict[str, Any]]] = []
+        complex_rows = False
+        for row in rows:
+            if row[1] is not None or narrow is None:
+                doc = decode_doc(row[1])
+            else:
+                doc = decode_part(row, narrow)
+            if not f.exact and not row[2] and check is not None and not check(doc):
+                continue
+            out.append((int(row[0]), doc))
+            if order is not None and not complex_rows:
+                base = 2 + (0 if f.exact else 1)
+                ranks = [row[base + sum(len(k) for k in order.columns[:i])] for i in range(len(order.columns))]
+                complex_rows = any(int(r) in COMPLEX_RANKS for r in ranks)
+        if order is not None and complex_rows:
+            out = tie_sort(out, rows, order, 2 + (0 if f.exact else 1))
+        return out
+
+    def run(self, table: str, plan: Plan) -> Iterator[tuple[int, dict[str, Any]]]:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return iter(())
+            rows, _ = self._rows(s, info, plan)
+            return iter(rows)
+
+    def ids(self, table: str, plan: Plan) -> list[int]:
+        # Read no field: rows SQL decides alone come back without their document, so an
+        # update or a remove finds its targets without parsing every one of them.
+        if plan.fields is None and all(k.func is None for k in plan.sort):
+            plan = dataclasses.replace(plan, fields=(), exclude=False)
+        return [doc_id for doc_id, _ in self.run(table, plan)]
+
+    def count(self, table: str, plan: Plan) -> int:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return 0
+            f = compile_filter(plan.node, self.dialect, "doc", indexed_paths(info))
+            if plan.skip or plan.limit is not None or plan.doc_ids is not None or not f.exact:
+                if plan.doc_ids is None and not plan.skip and plan.limit is None:
+                    return self._count_residual(s, info, f, plan)
+                rows, _ = self._rows(s, info, Plan(node=plan.node, skip=plan.skip, limit=plan.limit,
+                                                     doc_ids=plan.doc_ids))
+                return len(rows)
+            sql = f"SELECT count(*) FROM {info.sql}"
+            if f.pushed:
+                sql += f" WHERE {f.where.sql}"
+            return int(self._execute(s, sql, f.where.params)[0][0])
+
+    def _count_residual(self, s: Session, info: TableInfo, f: SQLFilter, plan: Plan) -> int:
+        # Sure rows are counted without decoding them; only the rest go to Python.
+        assert plan.node is not None
+        check = predicate(plan.node)
+        sql = (
+            f"SELECT CASE WHEN {f.sure.sql} THEN NULL ELSE {self.body_column} END FROM {info.sql}"
+            + (f" WHERE {f.where.sql}" if f.pushed else "")
+        )
+        n = 0
+        for (text,) in self._stream(s, sql, list(f.sure.params) + list(f.where.params)):
+            if text is None or check(decode_doc(text)):
+                n += 1
+        return n

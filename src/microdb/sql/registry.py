@@ -1,0 +1,147 @@
+"""The SQL engine's table registry: which tables exist, their SQL names and their indexes.
+
+Layout in the database (both engines)::
+
+    microdb_tables(tid, name, next_id, indexes)   one row per MicroDB table
+    mdb_<tid>(id, doc ...)                        the documents of one table
+
+``tid`` is never reused, so a process holding a stale ``tid`` for a dropped table cannot
+write into a new table of the same name. ``next_id`` lives in the registry: ids increase
+and are never reused, even after the highest is removed. ``indexes`` is the JSON list of
+index definitions (``{"path": [...], "unique": bool}``); each maps to SQL indexes that the
+dialect builds (:meth:`SQLRegistry._index_ddl`).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from typing import Any
+
+from microdb.errors import UnsupportedFeature
+from microdb.query import ast
+from microdb.sql.schema import REGISTRY, TableInfo
+from microdb.sql.session import Session, SQLSessions
+
+
+class SQLRegistry(SQLSessions):
+    """The part of :class:`~microdb.sql.backend.SQLBackend` that knows the tables and their indexes."""
+
+
+    @abstractmethod
+    def _create_schema(self, s: Session) -> None:
+        """Create the registry table if it is missing."""
+
+    @abstractmethod
+    def _create_table_sql(self, info: TableInfo) -> list[str]:
+        """DDL creating the documents table."""
+
+    @abstractmethod
+    def _insert_registry(self, s: Session, name: str) -> int:
+        """Add a table to the registry (or find it, if another process just did); its tid."""
+
+    @abstractmethod
+    def _index_ddl(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
+        """DDL creating the SQL indexes of one MicroDB index."""
+
+    @abstractmethod
+    def _index_names(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
+        """Names of the SQL indexes :meth:`_index_ddl` creates."""
+
+
+    def _unique_path(self, info: TableInfo, message: str) -> str:
+        """A readable name for the unique index a driver message mentions."""
+        for spec in info.indexes:
+            path = tuple(spec["path"])
+            if spec.get("unique") and any(n in message for n in self._index_names(info, path, True)):
+                return ast.path_repr(path)
+        return "a unique index"
+
+    # -- registry -----------------------------------------------------------------------------
+    def _info(self, s: Session, name: str, create: bool = False) -> TableInfo | None:
+        if name in s.tables:
+            info = s.tables[name]
+            if info is not None or not create:
+                return info
+        rows = self._execute(s, f"SELECT tid, indexes FROM {REGISTRY} WHERE name = {self.dialect.param}", (name,))
+        if rows:
+            info = TableInfo(int(rows[0][0]), name, json.loads(rows[0][1]))
+        elif create:
+            tid = self._insert_registry(s, name)
+            info = TableInfo(tid, name, [])
+            for ddl in self._create_table_sql(info):
+                self._execute(s, ddl)
+        else:
+            info = None
+        s.tables[name] = info
+        return info
+
+    def _save_indexes(self, s: Session, info: TableInfo) -> None:
+        p = self.dialect.param
+        self._execute(s, f"UPDATE {REGISTRY} SET indexes = {p} WHERE tid = {p}", (json.dumps(info.indexes), info.tid))
+
+    def tables(self) -> list[str]:
+        with self._op() as s:
+            return [r[0] for r in self._execute(s, f"SELECT name FROM {REGISTRY} ORDER BY tid")]
+
+    def drop_table(self, table: str) -> bool:
+        with self._op(write=True) as s:
+            info = self._info(s, table)
+            if info is None:
+                return False
+            self._execute(s, f"DROP TABLE IF EXISTS {info.sql}")
+            self._execute(s, f"DELETE FROM {REGISTRY} WHERE tid = {self.dialect.param}", (info.tid,))
+            s.tables[table] = None
+            return True
+
+    # -- indexes --------------------------------------------------------------------------
+    def create_index(self, table: str, path: ast.Path, unique: bool) -> None:
+        with self._op(write=True) as s:
+            info = self._info(s, table, create=True)
+            assert info is not None
+            current = [x for x in info.indexes if tuple(x["path"]) == path]
+            if current and bool(current[0].get("unique")) == unique:
+                return
+            ddl = self._index_ddl(info, path, unique)
+            if unique and not ddl:
+                raise UnsupportedFeature(
+                    f"a unique index on {ast.path_repr(path)} ({self.name} cannot index that path)"
+                )
+            with self._savepoint(s):
+                if current:
+                    for name in self._index_names(info, path, bool(current[0].get("unique"))):
+                        self._execute(s, f"DROP INDEX IF EXISTS {name}")
+                for statement in ddl:
+                    self._execute(s, statement)
+                info.indexes = [x for x in info.indexes if tuple(x["path"]) != path]
+                info.indexes.append({"path": list(path), "unique": unique})
+                self._save_indexes(s, info)
+
+    def drop_index(self, table: str, path: ast.Path) -> bool:
+        with self._op(write=True) as s:
+            info = self._info(s, table)
+            if info is None:
+                return False
+            current = [x for x in info.indexes if tuple(x["path"]) == path]
+            if not current:
+                return False
+            # An index shared by the table's indexes (PostgreSQL's GIN) stays while others remain.
+            shared = self._shared_index_names(info) if len(info.indexes) > 1 else set()
+            for name in self._index_names(info, path, bool(current[0].get("unique"))):
+                if name not in shared:
+                    self._execute(s, f"DROP INDEX IF EXISTS {name}")
+            info.indexes = [x for x in info.indexes if tuple(x["path"]) != path]
+            self._save_indexes(s, info)
+            return True
+
+    def indexes(self, table: str) -> list[dict[str, Any]]:
+        with self._op() as s:
+            info = self._info(s, table)
+            if info is None:
+                return []
+            return [{"path": list(x["path"]), "unique": bool(x.get("unique"))} for x in info.indexes]
+
+
+    def _shared_index_names(self, info: TableInfo) -> set[str]:
+        """Indexes one table's MicroDB indexes share (none, unless the engine has one)."""
+        return set()

@@ -1,0 +1,178 @@
+"""Sessions and transactions of the SQL engine: nested blocks, savepoints, the driver hooks."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from microdb.backend import Backend
+from microdb.compile.sql import Dialect
+from microdb.errors import DatabaseClosedError, MicroDBError
+from microdb.sql.schema import TableInfo
+
+
+@dataclass
+class Session:
+    """The state of one connection in use: nesting depth and what this block has cached."""
+
+    conn: Any = None
+    depth: int = 0
+    writing: bool = False
+    savepoints: int = 0
+    #: True while sending the first statement of a block (safe to retry on a new link).
+    fresh: bool = False
+    tables: dict[str, TableInfo | None] = field(default_factory=dict)
+
+
+
+class SQLSessions(Backend):
+    """The part of :class:`~microdb.sql.backend.SQLBackend` that holds connections and transactions."""
+
+    shares_documents = False
+    dialect: Dialect
+    #: The column read to get the document text back.
+    body_column = "doc"
+    #: Whether a read block is a transaction of its own (else a write nested in a read
+    #: block starts one).
+    reads_in_transaction = True
+
+    def __init__(self) -> None:
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+
+    # -- what each engine provides ----------------------------------------------------------
+    @abstractmethod
+    def _session(self) -> contextlib.AbstractContextManager[Session]:
+        """The session of the calling thread, held for the block (locks as the engine needs)."""
+
+    @abstractmethod
+    def _execute(self, s: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; the rows it returns (wrapping driver errors)."""
+
+    @abstractmethod
+    def _execute_many(self, s: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows."""
+
+    @abstractmethod
+    def _stream(self, s: Session, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of a query, fetched lazily (so a caller that stops early reads little)."""
+
+    @abstractmethod
+    def _begin(self, s: Session, write: bool) -> None:
+        """Start the outermost transaction of a block."""
+
+    @abstractmethod
+    def _end(self, s: Session, commit: bool) -> None:
+        """Commit or roll back the outermost transaction."""
+
+
+    # -- lifecycle --------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseClosedError("the database is closed")
+
+    # -- blocks -------------------------------------------------------------------------
+    def write(self) -> contextlib.AbstractContextManager[None]:
+        return self._block(write=True)
+
+    def read(self) -> contextlib.AbstractContextManager[None]:
+        return self._block(write=False)
+
+    @contextlib.contextmanager
+    def _block(self, write: bool) -> Iterator[None]:
+        self._check_open()
+        with self._session() as s:
+            if s.depth == 0:
+                s.tables = {}
+                s.writing = write
+                try:
+                    self._begin(s, write)
+                except BaseException:
+                    s.writing = False
+                    raise
+                s.depth = 1
+                try:
+                    yield
+                except BaseException:
+                    s.depth = 0
+                    try:
+                        self._end(s, commit=False)
+                    finally:
+                        s.writing = False
+                    raise
+                s.depth = 0
+                try:
+                    self._end(s, commit=True)
+                finally:
+                    s.writing = False
+                return
+            if not write:
+                s.depth += 1
+                try:
+                    yield
+                finally:
+                    s.depth -= 1
+                return
+            if not s.writing and not self.reads_in_transaction:
+                # A write inside a read block: the write is a transaction of its own.
+                self._begin(s, True)
+                s.writing = True
+                s.depth += 1
+                try:
+                    yield
+                except BaseException:
+                    self._end(s, commit=False)
+                    raise
+                else:
+                    self._end(s, commit=True)
+                finally:
+                    s.depth -= 1
+                    s.writing = False
+                return
+            with self._savepoint(s):
+                s.depth += 1
+                try:
+                    yield
+                finally:
+                    s.depth -= 1
+
+    @contextlib.contextmanager
+    def _savepoint(self, s: Session) -> Iterator[None]:
+        """A nested atomic step: on an exception only its own changes are undone."""
+        s.savepoints += 1
+        name = f"microdb_sp{s.savepoints}"
+        self._execute(s, f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            cached = dict(s.tables)
+            with contextlib.suppress(MicroDBError):
+                self._execute(s, f"ROLLBACK TO SAVEPOINT {name}")
+                self._execute(s, f"RELEASE SAVEPOINT {name}")
+            # The registry may have changed inside: forget what was cached.
+            s.tables = {} if cached else s.tables
+            raise
+        else:
+            self._execute(s, f"RELEASE SAVEPOINT {name}")
+        finally:
+            s.savepoints -= 1
+
+    @contextlib.contextmanager
+    def _op(self, write: bool = False) -> Iterator[Session]:
+        """A session for one backend call (inside the table's block, or a block of its own)."""
+        with self._block(write), self._session() as s:
+            yield s
+
+    def _lock_clause(self, s: Session) -> str:
+        # Rows read inside a write block are locked until it ends, so a read-modify-write
+        # from another connection waits instead of overwriting (a lost update).
+        return " FOR UPDATE" if self.dialect.row_locks and s.writing else ""
