@@ -209,3 +209,18 @@ def test_limit_is_pushed_down_when_python_has_nothing_to_reject(people: Any) -> 
     plan = people.query(where("age") > 80).sort("name").limit(4).explain()
     assert plan["pushed"]["limit"] == "python"
     assert people.query(where("age") > 80).sort("name").limit(4).ids()[0] == expected[1].doc_id
+
+
+def test_a_dialect_must_build_every_engine_specific_piece() -> None:
+    """Dialect is an ABC: a dialect that leaves out a builder cannot be created at all."""
+
+    class Partial(Dialect):
+        name = "partial"
+
+        def type_of(self, t: Any) -> str:
+            return f"json_type({t.base})"
+
+    with pytest.raises(TypeError, match="abstract"):
+        Partial()
+    assert {"term", "type_of", "rank", "json_text"} <= Dialect.__abstractmethods__
+    assert not type(SQLITE).__abstractmethods__ and not type(POSTGRES).__abstractmethods__
