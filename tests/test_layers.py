@@ -1,4 +1,4 @@
-"""The package's layers: every import in ``src/microdb`` points down, and no import cycle exists.
+"""The package's shape: every import in ``src/microdb`` points down, no cycle, no module over 600 lines.
 
 Every ``import`` statement of every module counts: at the top, inside functions, and under
 ``if TYPE_CHECKING:``, since each of them is a dependency a reader has to follow. The table
@@ -73,6 +73,14 @@ PUBLIC = frozenset({"microdb"})
 #: Known exceptions, each with the reason it is still there (empty when the code is clean).
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("microdb.cli", "microdb.serialization"): "until the CLI uses the public encode/decode pair (issue 14)",
+}
+
+#: The longest a module of the package may be: one concept in a few hundred lines.
+MAX_LINES = 600
+
+#: Modules still over MAX_LINES, each with the reason (empty when the code is clean).
+OVERSIZED: dict[str, str] = {
+    "microdb.storage.journal": "record framing and the journaled file in one module, to be split (issue 11)",
 }
 
 #: Packages outside the standard library, and the modules allowed to import them (the
@@ -204,7 +212,15 @@ def cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
     return found
 
 
+def module_lines(src: Path = SRC) -> dict[str, int]:
+    """Module -> its number of lines, for every module of the package."""
+    return {
+        module_name(p): len(p.read_text(encoding="utf-8").splitlines()) for p in (src / PACKAGE).rglob("*.py")
+    }
+
+
 GRAPH = import_graph()
+LINES = module_lines()
 
 
 def test_every_module_is_in_a_layer() -> None:
@@ -226,6 +242,17 @@ def test_exceptions_are_still_needed() -> None:
     """Each listed exception is an import the code really has (so the list cannot rot)."""
     for module, target in EXCEPTIONS:
         assert target in GRAPH.get(module, set()), (module, target)
+
+
+def test_no_module_is_over_the_limit() -> None:
+    """Every module holds one concept in at most MAX_LINES lines (see OVERSIZED)."""
+    assert {m: n for m, n in LINES.items() if n > MAX_LINES and m not in OVERSIZED} == {}
+
+
+def test_oversized_modules_are_still_oversized() -> None:
+    """Each module listed in OVERSIZED is still too long (remove it from the list once split)."""
+    for module in OVERSIZED:
+        assert LINES.get(module, 0) > MAX_LINES, f"{module} is within {MAX_LINES} lines now: remove it from OVERSIZED"
 
 
 @pytest.mark.parametrize(
