@@ -9,14 +9,17 @@ prefix that names it.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
 PACKAGE = "microdb"
+DESIGN = ROOT / "docs" / "design.md"
 
 #: layer -> the module prefixes it holds (the longest matching prefix wins).
 LAYERS: dict[str, tuple[str, ...]] = {
@@ -253,6 +256,31 @@ def test_oversized_modules_are_still_oversized() -> None:
     """Each module listed in OVERSIZED is still too long (remove it from the list once split)."""
     for module in OVERSIZED:
         assert LINES.get(module, 0) > MAX_LINES, f"{module} is within {MAX_LINES} lines now: remove it from OVERSIZED"
+
+
+def test_design_names_only_real_modules() -> None:
+    """Every ``.py`` file docs/design.md names exists (so the drawing follows moves and renames)."""
+    package = SRC / PACKAGE
+    basenames = {p.name for p in package.rglob("*.py")}
+    named = set(re.findall(r"[\w/]+\.py\b", DESIGN.read_text(encoding="utf-8")))
+    missing = [
+        name for name in sorted(named)
+        if not ((package / name).exists() or (ROOT / name).exists() if "/" in name else name in basenames)
+    ]
+    assert missing == []
+
+
+def test_design_draws_every_top_level_module() -> None:
+    """docs/design.md's layers drawing shows each top-level module and sub-package of the package."""
+    package = SRC / PACKAGE
+    top = sorted(
+        p.name + ("/" if p.is_dir() else "")
+        for p in package.iterdir()
+        if (p.is_dir() and (p / "__init__.py").exists()) or p.suffix == ".py"
+    )
+    text = DESIGN.read_text(encoding="utf-8")
+    drawing = text[text.index("## The layers"):text.index("## The data path")]
+    assert [name for name in top if name not in drawing] == []
 
 
 @pytest.mark.parametrize(
