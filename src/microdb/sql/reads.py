@@ -18,7 +18,7 @@ from microdb.compile.python import predicate
 from microdb.compile.sql import Frag, SQLFilter, SQLSort, compile_filter, compile_sort, node_paths
 from microdb.query import ast
 from microdb.sql.registry import SQLRegistry
-from microdb.sql.rows import CHUNK, RowLayout, boundary_tied, decode_doc, python_sort, tie_sort
+from microdb.sql.rows import RowLayout, boundary_tied, decode_doc, python_sort, tie_sort
 from microdb.sql.schema import TableInfo, indexed_paths
 from microdb.sql.session import Session
 
@@ -50,9 +50,7 @@ class SQLReads(SQLRegistry):
     def _fetch_ids(self, s: Session, info: TableInfo, ids: list[int], where: Frag) -> dict[int, Any]:
         found: dict[int, Any] = {}
         lock = self._lock_clause(s)
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start:start + CHUNK]
-            marks = ", ".join(self.dialect.param for _ in chunk)
+        for chunk, marks in self._id_lists(ids):
             sql = f"SELECT id, {self.body_column} FROM {info.sql} WHERE id IN ({marks}) AND {where.sql}{lock}"
             for doc_id, text in self._execute(s, sql, list(chunk) + list(where.params)):
                 found[int(doc_id)] = text

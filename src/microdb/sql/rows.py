@@ -12,9 +12,6 @@ from microdb.compile.sql.fragments import COMPLEX_RANKS
 from microdb.query.values import sort_key
 from microdb.serialization import decode, dumps, encode, loads
 
-#: How many ids go into one ``IN (...)`` list.
-CHUNK = 500
-
 
 def encode_doc(doc: dict[str, Any]) -> str:
     """The stored JSON text of a checked document."""
