@@ -21,10 +21,12 @@ from microdb.errors import (
     MicroDBError,
     QueryError,
     ReadOnlyError,
+    SchemaError,
     StorageError,
     TransactionError,
     UnsupportedFeature,
     UpdateError,
+    ValidationError,
 )
 from microdb.query.builders import Query, where
 from microdb.results import Result
@@ -49,11 +51,13 @@ __all__ = [
     "QueryError",
     "ReadOnlyError",
     "Result",
+    "SchemaError",
     "StorageError",
     "Table",
     "TransactionError",
     "UnsupportedFeature",
     "UpdateError",
+    "ValidationError",
     "__version__",
     "register_type",
     "where",
