@@ -32,7 +32,6 @@ class SQLRegistry(SQLSessions):
     #: False for a database opened read-only that predates the ``options`` column.
     _options_column = True
 
-
     @abstractmethod
     def _create_schema(self, s: Session) -> None:
         """Create the registry table if it is missing."""
@@ -52,15 +51,6 @@ class SQLRegistry(SQLSessions):
     @abstractmethod
     def _index_names(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
         """Names of the SQL indexes :meth:`_index_ddl` creates."""
-
-
-    def _unique_path(self, info: TableInfo, message: str) -> str:
-        """A readable name for the unique index a driver message mentions."""
-        for spec in info.indexes:
-            path = tuple(spec["path"])
-            if spec.get("unique") and any(n in message for n in self._index_names(info, path, True)):
-                return ast.path_repr(path)
-        return "a unique index"
 
     # -- registry -----------------------------------------------------------------------------
     def _info(self, s: Session, name: str, create: bool = False) -> TableInfo | None:
