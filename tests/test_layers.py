@@ -32,6 +32,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.transfer",
         "microdb.autosave",
         "microdb.aio",
+        "microdb.changes",
     ),
     "backend": ("microdb.backend",),
     "engine": ("microdb.engine",),
@@ -45,6 +46,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.durability",
         "microdb.locking",
         "microdb.gcpause",
+        "microdb.feed",
     ),
 }
 

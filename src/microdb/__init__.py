@@ -11,6 +11,7 @@ from microdb.autosave import AutoSavingDict
 from microdb.database import MicroDB
 from microdb.document import Document
 from microdb.errors import (
+    ChangesExpiredError,
     CorruptDatabaseError,
     DatabaseClosedError,
     DocumentError,
@@ -26,6 +27,7 @@ from microdb.errors import (
     UnsupportedFeature,
     UpdateError,
 )
+from microdb.feed import Change
 from microdb.query.builders import Query, where
 from microdb.results import Result
 from microdb.serialization import register_type
@@ -35,6 +37,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AutoSavingDict",
+    "Change",
+    "ChangesExpiredError",
     "CorruptDatabaseError",
     "DatabaseClosedError",
     "Document",

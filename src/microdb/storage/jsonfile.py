@@ -21,6 +21,7 @@ from typing import Any
 from microdb.errors import CorruptDatabaseError, MicroDBError, StorageError
 from microdb.serialization import decode, encode
 from microdb.storage.base import Op, State, Storage, SyncResult, TableState, apply_ops
+from microdb.storage.feed import DEFAULT_KEEP_BYTES, FeedReader, FeedWriter, feed_path
 from microdb.storage.journal import (
     DEFAULT_CHECKPOINT_BYTES,
     FORMAT_VERSION,
@@ -173,6 +174,10 @@ class JSONFileStorage(Storage):
     ``encoding`` (how the snapshot is written, as TinyDB's options), ``create_dirs``, and
     ``checkpoint_ratio``/``checkpoint_bytes`` (the journal is folded into the snapshot once
     it is larger than both ``checkpoint_bytes`` and ``checkpoint_ratio`` times the snapshot).
+    The change feed (:mod:`microdb.storage.feed`): ``changes`` (``None``: recorded while
+    ``mydb.json.changes`` exists, which the first reader creates; ``True``: from now on)
+    and its retention, ``changes_keep_bytes``/``changes_keep_count``/
+    ``changes_keep_seconds``.
     """
 
     def __init__(
@@ -189,6 +194,10 @@ class JSONFileStorage(Storage):
         create_dirs: bool = True,
         checkpoint_ratio: float = 1.0,
         checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES,
+        changes: bool | None = None,
+        changes_keep_bytes: int | None = DEFAULT_KEEP_BYTES,
+        changes_keep_count: int | None = None,
+        changes_keep_seconds: float | None = None,
     ):
         self.file: JournaledFile[State] = JournaledFile(
             path, _TablesCodec(), durable=durable, read_only=read_only, lock_timeout=lock_timeout,
@@ -197,18 +206,40 @@ class JSONFileStorage(Storage):
         )
         self.path = self.file.path
         self.read_only = self.file.read_only
+        self.feed: FeedWriter | None = FeedWriter(
+            feed_path(self.path), enabled=changes, keep_bytes=changes_keep_bytes,
+            keep_count=changes_keep_count, keep_seconds=changes_keep_seconds,
+        )
 
     def load(self) -> State:
         """Read the snapshot and replay the journal."""
         state = self.file.open()
         self.read_only = self.file.read_only
+        if self.read_only:
+            self.feed = None
+        elif self.feed is not None and self.feed.enabled:
+            with self.lock():
+                self.feed.create()
         return state
 
     def commit(self, ops: list[Op], state: State) -> None:
-        """Append one journal record holding ``ops`` (fsynced when durable)."""
+        """Append one journal record holding ``ops`` (fsynced when durable), then its feed line."""
         if not ops:
             return
+        feed = self.feed
+        if feed is None:
+            self.file.append(record_of(ops), state)
+            return
+        before = [self.file.generation, self.file.pending_bytes]
         self.file.append(record_of(ops), state)
+        feed.record(ops, before, [self.file.generation, self.file.pending_bytes])
+
+    def change_log(self) -> FeedReader:
+        """A reader of this file's change feed, creating the feed when it is missing."""
+        if self.feed is not None:
+            with self.lock():
+                self.feed.create()
+        return FeedReader(feed_path(self.path))
 
     def sync(self) -> SyncResult:
         """Other processes' commits since our last look (one ``stat`` when there are none)."""
@@ -228,7 +259,11 @@ class JSONFileStorage(Storage):
 
     def close(self, state: State) -> None:
         """Checkpoint, then release the files and the lock."""
-        self.file.close(state)
+        try:
+            self.file.close(state)
+        finally:
+            if self.feed is not None:
+                self.feed.close()
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else ("durable" if self.file.durable else "fast")
