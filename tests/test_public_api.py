@@ -10,7 +10,7 @@ import microdb
 from microdb import errors
 
 EXPECTED = {
-    "AutoSavingDict", "CorruptDatabaseError", "DatabaseClosedError", "Document", "DocumentError",
+    "AutoSavingDict", "Change", "ChangesExpiredError", "CorruptDatabaseError", "DatabaseClosedError", "Document", "DocumentError",
     "DocumentNotFound", "DuplicateKeyError", "FormatVersionError", "LockTimeout", "MicroDB",
     "MicroDBError", "Query", "QueryError", "ReadOnlyError", "Result", "StorageError", "Table",
     "TransactionError", "UnsupportedFeature", "UpdateError", "__version__", "register_type", "where",
@@ -26,7 +26,7 @@ def test_all_is_sorted_and_complete() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["microdb.storage", "microdb.errors", "microdb.query", "microdb.operations", "microdb.serialization"]
+    "module", ["microdb.storage", "microdb.errors", "microdb.aio", "microdb.changes", "microdb.feed", "microdb.query", "microdb.operations", "microdb.serialization"]
 )
 def test_submodule_all_is_sorted_and_importable(module: str) -> None:
     """Each public module's ``__all__`` is sorted and every name in it exists."""
@@ -47,6 +47,7 @@ def test_error_tree() -> None:
         "QueryError": ValueError,
         "UpdateError": ValueError,
         "UnsupportedFeature": NotImplementedError,
+        "ChangesExpiredError": LookupError,
         "StorageError": OSError,
         "CorruptDatabaseError": OSError,
         "FormatVersionError": OSError,

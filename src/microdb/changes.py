@@ -162,6 +162,11 @@ class Watch:
         """The last commit delivered: resume from here with ``watch(since=...)``."""
         return self._stream.seq
 
+    @property
+    def stream(self) -> ChangeStream:
+        """The stream this watch reads."""
+        return self._stream
+
     def __iter__(self) -> Iterator[Change]:
         return self._stream
 

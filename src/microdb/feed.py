@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OPS", "Change", "ChangeLog"]
+__all__ = ["Change", "ChangeLog", "OPS"]
 
 #: The operations a change can report.
 OPS = ("insert", "update", "remove", "drop")
