@@ -2,7 +2,7 @@
 
 Each scenario is written once, as a coroutine over a *driver*: ``AsyncMicroDB`` itself,
 or a thin adapter whose coroutines call the synchronous ``MicroDB`` directly. Both run on
-the JSON file, SQLite and memory backends.
+the JSON file, SQLite, PostgreSQL and memory backends.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from microdb.changes import ChangeStream
 from microdb.feed import Change
 from microdb.results import Result
 from microdb.table import Table
+from sql_backends import new_schema, require_postgres
 
 
 class SyncResult:
@@ -148,10 +149,15 @@ class SyncDB(SyncTable):
         self.sync.close()
 
 
-BACKENDS = {
-    "json": lambda tmp: str(tmp / "db.json"),
-    "sqlite": lambda tmp: f"sqlite:///{tmp / 'db.sqlite'}",
-    "memory": lambda tmp: None,
+def _postgres(tmp: Path) -> tuple[Any, dict[str, Any]]:
+    return require_postgres(), {"schema": new_schema(), "pool_size": 2}
+
+
+BACKENDS: dict[str, Callable[[Path], tuple[Any, dict[str, Any]]]] = {
+    "json": lambda tmp: (str(tmp / "db.json"), {}),
+    "sqlite": lambda tmp: (f"sqlite:///{tmp / 'db.sqlite'}", {}),
+    "postgres": _postgres,
+    "memory": lambda tmp: (None, {}),
 }
 
 
@@ -176,8 +182,8 @@ def run(api: str, backend: str, tmp_path: Path) -> Iterator[Callable[[Scenario],
 
     def go(scenario: Scenario) -> None:
         async def main() -> None:
-            target = BACKENDS[backend](tmp_path)
-            driver: Any = AsyncMicroDB(target) if api == "async" else SyncDB(MicroDB(target))
+            target, options = BACKENDS[backend](tmp_path)
+            driver: Any = AsyncMicroDB(target, **options) if api == "async" else SyncDB(MicroDB(target, **options))
             try:
                 await scenario(driver)
             finally:
@@ -256,7 +262,7 @@ def test_unique_index_errors_are_the_same(run: Callable[[Scenario], None]) -> No
 
 
 #: The backends with a change feed (memory databases have none: see test_changes.py).
-FEED_BACKENDS = {"json"}
+FEED_BACKENDS = {"json", "sqlite", "postgres"}
 
 
 def test_changes_through_both_apis(run: Callable[[Scenario], None], backend: str) -> None:

@@ -7,6 +7,7 @@ SQL change table), so they see every process's commits, in commit order. See
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -134,6 +135,10 @@ class ChangeStream(Iterator[Change]):
         """Stop and release the reader."""
         self._stopped.set()
         self._log.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._log.close()
 
     def __enter__(self) -> ChangeStream:
         return self
