@@ -53,13 +53,13 @@ _OPS = {"i": "insert", "u": "update", "r": "remove", "x": "drop"}
 _SLACK = 1.25  # trim once a limit is exceeded by a quarter: a rewrite per many commits
 
 
-def _scan(data: bytes, base: int) -> tuple[list[tuple[int, int, dict[str, Any]]], int]:
-    """The complete, good records (start, end, value) in ``data`` read at ``base``, and their end.
+def _frames(data: bytes, base: int) -> tuple[list[tuple[int, int, bytes]], int]:
+    """The complete, good records (start, end, payload) in ``data`` read at ``base``, and their end.
 
     Scanning stops at the first line that is unfinished or fails its checksum: a record
     still being written, or the torn tail of a writer that died (the next writer removes it).
     """
-    out: list[tuple[int, int, dict[str, Any]]] = []
+    out: list[tuple[int, int, bytes]] = []
     pos, size = 0, len(data)
     while pos + 18 <= size:
         if _HEAD.match(data, pos) is None:
@@ -71,15 +71,23 @@ def _scan(data: bytes, base: int) -> tuple[list[tuple[int, int, dict[str, Any]]]
         payload = data[pos + 18:end]
         if zlib.crc32(payload, zlib.crc32(data[pos:pos + 8])) != int(data[pos + 9:pos + 17], 16):
             break
-        try:
-            value = loads_strict(payload)
-        except ValueError:
-            break
-        if not isinstance(value, dict):
-            break
-        out.append((base + pos, base + end + 1, value))
+        out.append((base + pos, base + end + 1, payload))
         pos = end + 1
     return out, base + pos
+
+
+def _parse(payload: bytes) -> dict[str, Any]:
+    try:
+        value = loads_strict(payload)
+    except ValueError:
+        value = None
+    return value if isinstance(value, dict) else {}
+
+
+def _scan(data: bytes, base: int) -> tuple[list[tuple[int, int, dict[str, Any]]], int]:
+    """:func:`_frames`, each payload parsed (a record that is not a JSON object parses as ``{}``)."""
+    frames, end = _frames(data, base)
+    return [(start, stop, _parse(payload)) for start, stop, payload in frames], end
 
 
 def _header(first: int) -> bytes:
@@ -170,29 +178,31 @@ class FeedWriter:
             return False
         st = os.fstat(fd)
         data = pread_all(fd, st.st_size, 0)
-        records, end = _scan(data, 0)
-        if not records:
+        frames, end = _frames(data, 0)
+        if not frames:
             os.close(fd)
             return False  # an unfinished header: a file being created by hand; wait
         self._fd, self._identity = fd, (st.st_dev, st.st_ino)
-        self._first = _check_header(records[0][2], self.path)
+        self._first = _check_header(_parse(frames[0][2]), self.path)
         self._last = self._first - 1
         self._first_time = None
         self._last_position = None
-        self._take(records[1:])
+        self._take(frames[1:])
         self._end = end
         if end < st.st_size:
             self._truncate()
         return True
 
-    def _take(self, records: list[tuple[int, int, dict[str, Any]]]) -> None:
-        for _, _, value in records:
-            seq = value.get("s")
-            if isinstance(seq, int):
-                self._last = seq
-                if self._first_time is None:
-                    self._first_time = float(value.get("t", 0.0))
-                self._last_position = value.get("j")
+    def _take(self, frames: list[tuple[int, int, bytes]]) -> None:
+        """Note the newest record of ``frames`` (only it and, once, the oldest are parsed)."""
+        if not frames:
+            return
+        if self._first_time is None:
+            self._first_time = float(_parse(frames[0][2]).get("t", 0.0))
+        last = _parse(frames[-1][2])
+        if isinstance(last.get("s"), int):
+            self._last = last["s"]
+            self._last_position = last.get("j")
 
     def _truncate(self) -> None:
         """Remove a torn tail left by a writer that died mid-record (we hold the lock)."""
@@ -207,6 +217,12 @@ class FeedWriter:
 
     def _catch_up(self) -> bool:
         """Read what other processes appended (under the lock); false when there is no feed."""
+        if self._fd is not None:
+            # One fstat: a trim by another writer ends our file with a marker (read below)
+            # and a removed file has no link left.
+            st = os.fstat(self._fd)
+            if st.st_nlink and st.st_size == self._end:
+                return True
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -219,8 +235,8 @@ class FeedWriter:
             return self._open()
         if st.st_size > self._end:
             data = pread_all(self._fd, st.st_size - self._end, self._end)
-            records, end = _scan(data, self._end)
-            self._take(records)
+            frames, end = _frames(data, self._end)
+            self._take(frames)
             self._end = end
             if end < st.st_size:
                 self._truncate()
