@@ -29,9 +29,11 @@ from microdb.errors import (
 )
 from microdb.feed import Change
 from microdb.query.builders import Query, where
+from microdb.query.untrusted import FilterLimits, untrusted_filter
 from microdb.results import Result
 from microdb.serialization import register_type
 from microdb.table import Table
+from microdb.tagged import decode, dumps, encode, loads
 
 __version__ = "0.1.0"
 
@@ -45,6 +47,7 @@ __all__ = [
     "DocumentError",
     "DocumentNotFound",
     "DuplicateKeyError",
+    "FilterLimits",
     "FormatVersionError",
     "LockTimeout",
     "MicroDB",
@@ -59,6 +62,11 @@ __all__ = [
     "UnsupportedFeature",
     "UpdateError",
     "__version__",
+    "decode",
+    "dumps",
+    "encode",
+    "loads",
     "register_type",
+    "untrusted_filter",
     "where",
 ]

@@ -38,7 +38,7 @@ from microdb.errors import ChangesExpiredError, CorruptDatabaseError
 from microdb.feed import Change, ChangeLog
 from microdb.serialization import decode, dumpb, loads_strict
 from microdb.storage.base import Op
-from microdb.storage.journal import encode_value, frame_record
+from microdb.storage.records import encode_value, frame_record
 
 __all__ = ["CHANGES_SUFFIX", "DEFAULT_KEEP_BYTES", "FeedReader", "FeedWriter", "events_of", "feed_path"]
 
