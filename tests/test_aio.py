@@ -367,3 +367,34 @@ def test_open_in_a_thread_and_async_with(tmp_path: Path) -> None:
         await again.close()
 
     asyncio.run(main())
+
+
+def test_result_batches_copy_a_fixed_selection() -> None:
+    """``Result.batches`` fixes the selection first and hands out copies list by list."""
+    from microdb import QueryError
+
+    db = MicroDB()
+    db.insert_many([{"i": i} for i in range(1200)])
+    batches = db.query(where("i") >= 0).batches(500)
+    first = next(batches)
+    db.remove(doc_ids=[1100])
+    rest = list(batches)
+    assert [len(b) for b in [first, *rest]] == [500, 500, 200]
+    assert rest[-1][99]["i"] == 1099 and rest[-1][99].doc_id == 1100  # selected before the removal
+    first[0]["i"] = -1
+    assert db.get(doc_id=1)["i"] == 0  # copies, never the stored document
+    with pytest.raises(QueryError):
+        next(db.query().batches(0))
+
+
+def test_async_for_reads_large_results_in_batches(tmp_path: Path) -> None:
+    """``async for`` over more documents than one batch yields each once, in order."""
+
+    async def main() -> None:
+        db = AsyncMicroDB(str(tmp_path / "db.json"))
+        await db.insert_many([{"i": i} for i in range(1234)])
+        assert [d["i"] async for d in db.query().sort("i")] == list(range(1234))
+        assert [d["i"] async for d in db.query(where("i") < 3).project(["i"])] == [0, 1, 2]
+        await db.close()
+
+    asyncio.run(main())

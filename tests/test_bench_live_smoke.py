@@ -28,14 +28,14 @@ def bench() -> Iterator[Any]:
 
 def test_latency_is_measured_across_processes(bench: Any, tmp_path: Path) -> None:
     """A watcher process reports one delay per commit."""
-    p50, p99 = bench.latency("json file", str(tmp_path / "db.json"), {}, 5)
-    assert 0 < p50 <= p99
+    p50, p99, c50, c99 = bench.latency("json file", str(tmp_path / "db.json"), {}, 5)
+    assert 0 < p50 <= p99 and 0 < c50 <= c99
 
 
 def test_loop_lag_and_watcher_cost(bench: Any, tmp_path: Path) -> None:
     """The loop-lag and writer-cost measures return sane numbers."""
-    p99, worst, queries = bench.loop_lag(200, 0.2)
-    assert 0 <= p99 <= worst and queries > 0
+    p99, worst, queries, idle = bench.loop_lag(200, 0.2, freeze=True)
+    assert 0 <= p99 <= worst and queries > 0 and idle >= 0
     watched, feed = bench.watcher_cost(str(tmp_path), 50, 1)
     assert watched > 0 and feed > 0
 

@@ -34,7 +34,7 @@ T = TypeVar("T")
 _current: contextvars.ContextVar[tuple[int, Executor, object] | None] = contextvars.ContextVar(
     "microdb_transaction", default=None
 )
-_BATCH = 1000  # documents handed to the loop per step of ``async for``
+_BATCH = 500  # documents copied per step of ``async for`` (below the collector's pause size)
 
 
 class _Runner:
@@ -114,11 +114,16 @@ class AsyncResult:
         return await self._run(self._result.explain)
 
     async def __aiter__(self) -> AsyncIterator[Document]:
-        docs = await self.all()
-        for start in range(0, len(docs), _BATCH):
-            for doc in docs[start:start + _BATCH]:
+        # The selection is made once; the copies are made a batch at a time, each in its
+        # own short call: a large result never builds a million fresh objects at once,
+        # which would hold the interpreter lock through long garbage collections.
+        batches = self._result.batches(_BATCH)
+        while True:
+            batch = await self._run(next, batches, None)
+            if batch is None:
+                return
+            for doc in batch:
                 yield doc
-            await asyncio.sleep(0)  # let other tasks run between batches
 
 
 class AsyncTable:
