@@ -22,10 +22,12 @@ from microdb.errors import (
     MicroDBError,
     QueryError,
     ReadOnlyError,
+    SchemaError,
     StorageError,
     TransactionError,
     UnsupportedFeature,
     UpdateError,
+    ValidationError,
 )
 from microdb.feed import Change
 from microdb.query.builders import Query, where
@@ -56,11 +58,13 @@ __all__ = [
     "QueryError",
     "ReadOnlyError",
     "Result",
+    "SchemaError",
     "StorageError",
     "Table",
     "TransactionError",
     "UnsupportedFeature",
     "UpdateError",
+    "ValidationError",
     "__version__",
     "decode",
     "dumps",
