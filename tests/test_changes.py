@@ -229,6 +229,22 @@ def test_a_commit_missing_from_the_feed_is_reported_not_skipped(tmp_path: Path) 
     db.close()
 
 
+def test_a_missing_commit_is_reported_even_when_a_compaction_follows(tmp_path: Path) -> None:
+    """A compaction right after the lost commit still records the gap before folding the journal."""
+    path = tmp_path / "db.json"
+    db = MicroDB(path, changes=True)
+    stream = db.changes(timeout=0)
+    db.insert({"n": 1})
+    proc = subprocess.run([sys.executable, "-c", CRASH_BETWEEN, str(path)], capture_output=True, timeout=60)
+    assert proc.returncode == 9, proc.stderr.decode()
+    db.compact()
+    db.insert({"n": 3})
+    assert [c.doc for c in stream.poll()] == [{"n": 1}]
+    with pytest.raises(ChangesExpiredError, match="missing"):
+        stream.poll()
+    db.close()
+
+
 def test_watch_iterates_one_table(db: MicroDB) -> None:
     """``watch()`` is the table's own stream, ending after its timeout."""
     users = db.table("users")
