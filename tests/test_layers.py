@@ -33,7 +33,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.autosave",
         "microdb.aio",
     ),
-    "backend": ("microdb.backend",),
+    "backend": ("microdb.backend", "microdb.expiry"),
     "engine": ("microdb.engine",),
     "sql": ("microdb.sql",),
     "schema": ("microdb.schema",),

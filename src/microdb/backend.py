@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from microdb.errors import DuplicateKeyError, UnsupportedFeature
+from microdb.expiry import Rule, expired_node, utc_now
 from microdb.query.ast import Node, Path
 from microdb.query.values import distinct_values
 
@@ -77,6 +78,10 @@ class Backend(ABC):
     shares_documents: bool = True
     #: A short name for ``explain()`` and error messages.
     name: str = "backend"
+    #: True when the backend itself hides expired documents (from its table options) in
+    #: :meth:`run`, :meth:`count`, :meth:`ids` and :meth:`distinct`; else the table adds
+    #: :func:`microdb.expiry.live_node` to each plan.
+    hides_expired: bool = False
 
     # -- lifecycle ---------------------------------------------------------------------
     @abstractmethod
@@ -203,6 +208,12 @@ class Backend(ABC):
         Called inside a read or write block; the caller must not change the dict.
         """
         return {}
+
+    def remove_expired(self, table: str, rules: tuple[Rule, ...], limit: int) -> list[int]:
+        """Delete up to ``limit`` expired documents (in a write block); their ids."""
+        ids = self.ids(table, Plan(node=expired_node(rules, utc_now()), limit=limit))
+        self.delete(table, ids)
+        return ids
 
     def set_table_options(self, table: str, options: dict[str, Any]) -> None:
         """Store a table's options (a JSON-encodable dict), creating the table; called in a write block."""
