@@ -97,6 +97,10 @@ class Table:
     def _sweep(self) -> None:
         """Remove a batch of expired documents: writers do it, at most once a second."""
         self._sweep_at = time.monotonic() + SWEEP_INTERVAL
+        # A look without a block first (the engine's memory may be a moment behind other
+        # processes; SQL reads its registry): a table without TTL costs no extra commit.
+        if not rules_of(self._backend.table_options(self._name)):
+            return
         with self._backend.write():
             rules = rules_of(self._backend.table_options(self._name))
             if rules:
