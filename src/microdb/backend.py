@@ -9,7 +9,7 @@ finds and counts documents, keeps indexes, and makes a block of writes atomic.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +149,15 @@ class Backend(ABC):
         The default reads the documents; the memory engine answers from its indexes alone.
         """
         return [doc_id for doc_id, _ in self.run(table, plan)]
+
+    def aggregate(self, table: str, plan: Plan, stages: Sequence[Any]) -> tuple[Iterable[dict[str, Any]], int]:
+        """The documents ``plan`` selects, with as many of the pipeline ``stages`` that follow
+        run as this backend can run itself; and how many it ran (the table runs the rest).
+
+        The documents may be the backend's own objects: the caller must not change them.
+        The default runs none of the stages; SQL backends run a ``$group`` in SQL.
+        """
+        return (doc for _, doc in self.run(table, plan)), 0
 
     @abstractmethod
     def count(self, table: str, plan: Plan) -> int:

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sized
 from contextlib import AbstractContextManager
 from typing import Any
 
-from microdb.backend import Backend, Plan
+from microdb.aggregate import parse_pipeline, run_stages
+from microdb.backend import Backend, Plan, SortKey
 from microdb.compile.update_ops import upsert_seed
 from microdb.compile.updates import compile_update, is_operator_update
 from microdb.document import Document
@@ -397,6 +398,41 @@ class Table:
         """Delete every document (ids are still never reused)."""
         with self._write():
             self._backend.truncate(self._name)
+
+    # -- aggregation (see microdb.aggregate and docs/aggregation.md) -------------------------
+    def aggregate(self, pipeline: Any) -> list[dict[str, Any]]:
+        """Run a MongoDB-style aggregation pipeline over the table; the output documents.
+
+        Stages: ``$match``, ``$sort``, ``$project``, ``$limit``, ``$skip``, ``$unwind``,
+        ``$count``, ``$group`` and ``$lookup`` (from another table of this database). The
+        leading ``$match``/``$sort``/``$skip``/``$limit`` use indexes; on SQL a ``$group``
+        right after them runs as ``GROUP BY``.
+        """
+        stages = parse_pipeline(pipeline)
+        plan, head = Plan(), 0
+        for stage in stages:
+            op, arg = stage.op, stage.arg
+            if op == "$match" and not plan.sort and not plan.skip and plan.limit is None:
+                plan = dataclasses.replace(plan, node=arg if plan.node is None else And.of(plan.node, arg))
+            elif op == "$sort" and not plan.sort and not plan.skip and plan.limit is None:
+                plan = dataclasses.replace(plan, sort=tuple(SortKey(path=p, reverse=r) for p, r in arg))
+            elif op == "$skip":
+                limit = None if plan.limit is None else max(0, plan.limit - arg)
+                plan = dataclasses.replace(plan, skip=plan.skip + arg, limit=limit)
+            elif op == "$limit":
+                plan = dataclasses.replace(plan, limit=arg if plan.limit is None else min(plan.limit, arg))
+            else:
+                break
+            head += 1
+        rest = stages[head:]
+
+        def lookup(name: str) -> list[dict[str, Any]]:
+            other = Table(self._backend, name)
+            return [doc for _, doc in self._backend.run(name, other._live(Plan()))]
+
+        with self._read():
+            docs, done = self._backend.aggregate(self._name, self._live(plan), rest)
+            return run_stages(docs, rest[done:], lookup)
 
     # -- indexes ----------------------------------------------------------------------
     def create_index(self, field: Any, *, unique: bool = False, expire_after: Any = None) -> None:
