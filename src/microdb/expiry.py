@@ -64,7 +64,7 @@ def _value(doc: Mapping[str, Any], path: ast.Path) -> Any:
     for step in path:
         if not isinstance(value, Mapping):
             return None
-        value = value.get(step)  # type: ignore[call-overload]
+        value = value.get(step)
     return value
 
 
