@@ -44,6 +44,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.serialization",
         "microdb.durability",
         "microdb.locking",
+        "microdb.process",
         "microdb.gcpause",
     ),
 }

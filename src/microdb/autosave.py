@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+from microdb import process
 from microdb.errors import CorruptDatabaseError, DatabaseClosedError, DocumentError, ReadOnlyError
 from microdb.serialization import check_document, copy_value, decode
 from microdb.storage.journal import JournaledFile
@@ -109,6 +110,7 @@ class AutoSavingDict(MutableMapping[str, Any]):
         self._file: JournaledFile[dict[str, Any]] = JournaledFile(path, _DictCodec(), FileOptions.of(options, keywords))
         self._lock = threading.RLock()
         self._data: dict[str, Any] = self._file.open()
+        process.at_exit(self)
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -322,6 +324,18 @@ class AutoSavingDict(MutableMapping[str, Any]):
         """Write a last checkpoint and release the file; later use raises ``DatabaseClosedError``."""
         with self._lock:
             self._file.close(self._data)
+
+    def at_exit(self) -> None:
+        """At interpreter exit: fold the journal into the file, so the file alone holds everything."""
+        if not self._lock.acquire(timeout=1.0):
+            return  # another thread is stuck mid-change: the journal stays the truth
+        try:
+            if not self._file.closed and not self._file.read_only:
+                with self._file.lock():
+                    self._sync()
+                    self._file.fold(self._data)
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> AutoSavingDict:
         self._check_open()

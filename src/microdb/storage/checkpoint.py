@@ -91,6 +91,7 @@ class CheckpointedFile(Generic[S]):
         self._seen_size = 0  # the journal's size (allocated space included) at our last look
         self._tail_end = 0  # the end of a torn record after _offset (== _offset when none)
         self._next_checkpoint = 0
+        self._checkpoint_due = float("inf")  # monotonic time from which a commit checkpoints
         self._marker_pending = False  # the journal ends with another process's checkpoint marker
         self._checked_at = 0.0  # when we last stat-ed the journal's path
         self._closed = False
@@ -139,6 +140,12 @@ class CheckpointedFile(Generic[S]):
         generation = header.get("generation", 0) if header is not None else 0
         self.generation = generation if isinstance(generation, int) else 0
         self._next_checkpoint = header_end + self._threshold()
+        self._postpone()
+
+    def _postpone(self) -> None:
+        """Start the time after which the next commit checkpoints (``checkpoint_interval``)."""
+        interval = self.options.checkpoint_interval
+        self._checkpoint_due = float("inf") if interval is None else time.monotonic() + interval
 
     def _close_journal(self) -> None:
         if self._fd is not None:

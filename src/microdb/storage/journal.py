@@ -340,13 +340,14 @@ class JournaledFile(CheckpointedFile[S]):
         self._offset = self._tail_end = end
         self._seen_size = max(self._seen_size, end + pad)
         self._marker_pending = False
-        if self._offset >= self._next_checkpoint:
+        if self._offset >= self._next_checkpoint or time.monotonic() >= self._checkpoint_due:
             try:
                 self._checkpoint(state)
             except (OSError, MicroDBError):
                 # The commit itself is durable; a failed checkpoint only means a longer
-                # journal. Try again once it has grown by another threshold.
+                # journal. Try again once it has grown by another threshold, or later.
                 self._next_checkpoint = self._offset + self._threshold()
+                self._postpone()
 
     @property
     def closed(self) -> bool:
@@ -357,6 +358,11 @@ class JournaledFile(CheckpointedFile[S]):
     def pending_bytes(self) -> int:
         """How many bytes of commits the journal holds beyond the snapshot."""
         return max(self._offset - self._header_end, 0)
+
+    def fold(self, state: S) -> None:
+        """Checkpoint if the journal holds any commit (under the lock, caught up: ``state`` is current)."""
+        if not self.read_only and not self._closed and self._fd is not None and self.pending_bytes:
+            self.checkpoint(state)
 
     def close(self, state: S | None) -> None:
         """Checkpoint (when this process is up to date and there is anything to fold in) and release."""

@@ -200,6 +200,12 @@ class JSONFileStorage(Storage):
         """Fold the journal into a new snapshot now."""
         self.file.checkpoint(state)
 
+    flushes_at_exit = True
+
+    def flush(self, state: State) -> None:
+        """Fold the journal into the snapshot if it holds anything (at interpreter exit)."""
+        self.file.fold(state)
+
     def close(self, state: State) -> None:
         """Checkpoint, then release the files and the lock."""
         self.file.close(state)
