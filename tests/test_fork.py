@@ -44,7 +44,7 @@ def test_forked_children_writing_through_an_inherited_handle(tmp_path: Path, dur
         db = MicroDB(path, durable=durable, checkpoint_bytes=2000, checkpoint_ratio=0.3)
         db.insert({"who": "parent", "i": -1})
 
-        def work(child: int) -> None:
+        def work(child: int, db: MicroDB = db) -> None:
             for i in range(PER_CHILD):
                 db.insert({"who": child, "i": i})
 
@@ -64,7 +64,7 @@ def test_an_autosaving_dict_used_in_forked_children(tmp_path: Path) -> None:
     for round_ in range(ROUNDS // 2):
         d = AutoSavingDict(tmp_path / f"d{round_}.json", durable=round_ % 2 == 0)
 
-        def work(child: int) -> None:
+        def work(child: int, d: AutoSavingDict = d) -> None:
             for i in range(PER_CHILD):
                 d[f"{child}-{i}"] = i
 
@@ -146,7 +146,7 @@ def test_sql_engines_give_a_forked_child_its_own_connection(tmp_path: Path, engi
         db.drop_tables()
         db.insert({"who": "parent"})
 
-        def work(child: int) -> None:
+        def work(child: int, db: MicroDB = db) -> None:
             for i in range(PER_CHILD):
                 db.insert({"who": child, "i": i})
 
