@@ -120,7 +120,7 @@ class JournaledFile(CheckpointedFile[S]):
                     for offset, payload in records:
                         try:
                             value = loads_strict(payload)
-                        except ValueError as exc:
+                        except (ValueError, RecursionError) as exc:
                             raise self._corrupt("a journal record is not JSON", offset, self.journal_path) from exc
                         marker_last = is_marker(value)
                         if not marker_last:
@@ -278,7 +278,7 @@ class JournaledFile(CheckpointedFile[S]):
         for offset, payload in records:
             try:
                 value = loads_strict(payload)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise self._corrupt("a journal record is not JSON", offset, self.journal_path) from exc
             if is_marker(value):
                 return self._load()  # another process checkpointed: read its snapshot

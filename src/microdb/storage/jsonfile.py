@@ -18,8 +18,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from microdb.errors import CorruptDatabaseError, MicroDBError, StorageError
-from microdb.serialization import decode, encode
+from microdb.errors import CorruptDatabaseError, DocumentError, MicroDBError, StorageError
+from microdb.serialization import MAX_DEPTH, check_depth, decode, encode
 from microdb.storage.base import Op, State, Storage, SyncResult, TableState, apply_ops
 from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX
 from microdb.storage.journal import JournaledFile
@@ -68,7 +68,14 @@ class _TablesCodec:
                     raise where(f"table {name!r} has a document key {key!r} that is not an integer id", f'"{key}"') from None
                 if type(doc) is not dict:
                     raise where(f"document {key} of table {name!r} is not a JSON object", f'"{key}"')
-                docs[doc_id] = decode(doc) if tagged else doc
+                if check_depth(doc) is not None:
+                    raise where(f"document {key} of table {name!r} nests deeper than {MAX_DEPTH} levels", f'"{key}"')
+                if tagged:
+                    try:
+                        doc = decode(doc)
+                    except DocumentError as exc:
+                        raise where(f"document {key} of table {name!r} holds a bad tagged value ({exc})", f'"{key}"') from exc
+                docs[doc_id] = doc
             if len(docs) != len(table):
                 raise where(f"table {name!r} repeats a document id", f'"{name}"')
             ts = TableState(docs)
@@ -141,6 +148,8 @@ def ops_from_record(payload: Any, offset: int, path: str | None = None) -> list[
                 doc = item[3]
                 if type(doc) is not dict or type(item[2]) is not int:
                     raise TypeError("a put needs an integer id and an object")
+                if check_depth(doc) is not None:
+                    raise ValueError(f"the document nests deeper than {MAX_DEPTH} levels")
                 ops.append(("put", table, item[2], decode(doc)))
             elif kind == "d":
                 if type(item[2]) is not int:

@@ -13,7 +13,7 @@ from typing import Any
 
 from microdb.durability import WINDOWS, pread_all
 from microdb.errors import CorruptDatabaseError, StorageError
-from microdb.serialization import dumpb, dumps, loads_strict
+from microdb.serialization import MAX_DEPTH, dumpb, dumps, loads_strict
 from microdb.storage.options import FileOptions
 
 __all__ = ["BINARY", "SnapshotFile"]
@@ -31,6 +31,28 @@ def _byte_offset(data: bytes, exc: ValueError, encoding: str) -> int | None:
         return match.start() if match else None
     text = data.decode(encoding, errors="replace")
     return len(text[:pos].encode(encoding, errors="replace"))
+
+
+def deep_offset(data: bytes, limit: int) -> int | None:
+    """The byte offset where JSON ``data`` first nests deeper than ``limit``, if it does."""
+    depth, in_string, escaped = 0, False, False
+    for pos, byte in enumerate(data):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return pos
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return None
 
 
 class SnapshotFile:
@@ -86,6 +108,9 @@ class SnapshotFile:
             return None, False  # an empty file, as TinyDB's touch() leaves it: an empty database
         try:
             value = loads_strict(data if self.utf8 else data.decode(self.encoding))
+        except RecursionError:
+            offset = deep_offset(data, MAX_DEPTH + 1)
+            raise self.corrupt(f"the file nests JSON values deeper than documents may be ({MAX_DEPTH} levels)", offset) from None
         except ValueError as exc:
             offset = _byte_offset(data, exc, self.encoding)
             raise self.corrupt(f"the file is not valid JSON ({exc})", offset) from exc
