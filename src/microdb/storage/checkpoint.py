@@ -23,6 +23,7 @@ from microdb.durability import (
     WINDOWS,
     create_temp,
     fsync_dir,
+    fsync_fd,
     pwrite_all,
     remove_quietly,
     replace,
@@ -231,6 +232,10 @@ class CheckpointedFile(Generic[S]):
                 temps.remove(snapshot_temp)
                 self.snapshot.adopt(snapshot_fd if snapshot_fd is not None else os.open(self.path, os.O_RDONLY | BINARY))
                 snapshot_fd = None
+                # The snapshot's new name must be durable before the journal's: a power cut
+                # that kept only the journal's rename would pair the old snapshot with a
+                # journal that no longer holds the commits since it.
+                fsync_dir(self.folder)
                 self._step("snapshot-replaced")
             if WINDOWS:
                 os.close(journal_fd)
@@ -261,6 +266,9 @@ class CheckpointedFile(Generic[S]):
         marker = frame_record(dumpb({"checkpoint": generation}))
         end = self._offset + len(marker)
         pwrite_all(self._fd, marker + bytes(max(self._tail_end - end, 0)), self._offset)
+        # Synced, with every commit before it: the new snapshot holds those commits, and
+        # after a power cut the old journal must not lack what the new snapshot has.
+        fsync_fd(self._fd)
         self._offset = self._tail_end = end
         self._seen_size = max(self._seen_size, end)
 

@@ -310,7 +310,7 @@ class JournaledFile(CheckpointedFile[S]):
             raise ReadOnlyError(f"{self.path!r} is open read-only")
         if self._fd is None or self._closed:
             raise StorageError(f"{self.path!r} is not open for writing")
-        record = frame_record(dumpb(payload))
+        record = frame_record(dumpb(payload), synced=self.durable)
         fd, offset = self._fd, self._offset
         end = offset + len(record)
         # Zero what is left of a torn record after ours, and allocate space ahead when
