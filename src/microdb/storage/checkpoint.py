@@ -263,7 +263,8 @@ class CheckpointedFile(Generic[S]):
         """Append the marker telling other processes that this journal is being replaced."""
         if self._fd is None or not self._header_end:
             return
-        marker = frame_record(dumpb({"checkpoint": generation}))
+        # Flagged as the commits are: until the sync below it may be lost with them.
+        marker = frame_record(dumpb({"checkpoint": generation}), synced=self.durable)
         end = self._offset + len(marker)
         pwrite_all(self._fd, marker + bytes(max(self._tail_end - end, 0)), self._offset)
         # Synced, with every commit before it: the new snapshot holds those commits, and

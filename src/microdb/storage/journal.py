@@ -25,7 +25,15 @@ from microdb.locking import FileLock
 from microdb.serialization import dumpb, loads_strict
 from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX, CheckpointedFile, Codec, identity
 from microdb.storage.options import DEFAULT_CHECKPOINT_BYTES, FileOptions
-from microdb.storage.records import FORMAT_VERSION, encode_value, frame_record, is_marker, read_header, scan
+from microdb.storage.records import (
+    FORMAT_VERSION,
+    any_unsynced,
+    encode_value,
+    frame_record,
+    is_marker,
+    read_header,
+    scan,
+)
 from microdb.storage.snapshot import BINARY
 
 __all__ = [
@@ -59,6 +67,7 @@ class JournaledFile(CheckpointedFile[S]):
     def __init__(self, path: str | os.PathLike[str], codec: Codec[S], options: FileOptions | None = None):
         super().__init__(path, codec, options if options is not None else FileOptions())
         self._stale = False  # the journal on disk belongs to no snapshot (the snapshot was removed)
+        self._unsynced = False  # the journal holds records not yet synced
 
     # -- reading ------------------------------------------------------------------------------
     def _open_journal(self) -> int | None:
@@ -97,10 +106,12 @@ class JournaledFile(CheckpointedFile[S]):
                 size = 0
                 records: list[tuple[int, bytes]] = []
                 end = tail_end = header_end
+                unsynced = False
                 if fd is not None and header is not None:
                     size = os.fstat(fd).st_size
                     data = pread_all(fd, size - header_end, header_end)
                     records, end = scan(data, header_end, self.journal_path)
+                    unsynced = any_unsynced(data, header_end, records)
                     size = header_end + len(data)
                     tail_end = header_end + len(data.rstrip(b"\0"))
                 try:
@@ -130,6 +141,7 @@ class JournaledFile(CheckpointedFile[S]):
                     os.close(fd)
                 raise
             self._adopt(fd, header, header_end, end, size, tail_end)
+            self._unsynced = unsynced
             self._stale = stale
             # A checkpoint that has announced itself but not yet replaced this journal (or
             # died before it could): watch the path until it does, or a commit follows.
@@ -301,6 +313,8 @@ class JournaledFile(CheckpointedFile[S]):
             self._seen_size = max(self._seen_size, start + len(data))
         body = data if zero < 0 else data[:zero]
         records, end = scan(body, start, self.journal_path)
+        if not self._unsynced and records:
+            self._unsynced = any_unsynced(body, start, records)
         return records, end, start + len(body)
 
     # -- writing --------------------------------------------------------------------------------
@@ -312,6 +326,15 @@ class JournaledFile(CheckpointedFile[S]):
             raise StorageError(f"{self.path!r} is not open for writing")
         record = frame_record(dumpb(payload), synced=self.durable)
         fd, offset = self._fd, self._offset
+        if self.durable and self._unsynced:
+            # Records before ours were not synced (a process with durable=False wrote
+            # them): sync them first, or a power cut could keep our synced record while
+            # losing them, which would read as damage rather than as a lost tail.
+            try:
+                fsync_fd(fd)
+            except OSError as exc:
+                raise storage_error(exc, "write to", self.journal_path) from exc
+            self._unsynced = False
         end = offset + len(record)
         # Zero what is left of a torn record after ours, and allocate space ahead when
         # the file is full: a durable commit then overwrites blocks the file already has,
@@ -339,6 +362,8 @@ class JournaledFile(CheckpointedFile[S]):
             raise storage_error(exc, "write to", self.journal_path) from exc
         self._offset = self._tail_end = end
         self._seen_size = max(self._seen_size, end + pad)
+        if not self.durable:
+            self._unsynced = True
         self._marker_pending = False
         if self._offset >= self._next_checkpoint or time.monotonic() >= self._checkpoint_due:
             try:

@@ -30,6 +30,7 @@ from microdb.serialization import encode, loads_strict
 
 __all__ = [
     "FORMAT_VERSION",
+    "any_unsynced",
     "encode_value",
     "frame_record",
     "is_marker",
@@ -118,6 +119,11 @@ def scan(data: bytes, base: int, path: str) -> tuple[list[tuple[int, bytes]], in
         records.append((base + pos, payload))
         pos = end + 1
     return records, base + pos
+
+
+def any_unsynced(data: bytes, base: int, records: list[tuple[int, bytes]]) -> bool:
+    """Whether one of ``records`` (scanned from ``data``, read at offset ``base``) is flagged not synced."""
+    return any(data[offset - base + 17] == _UNSYNCED for offset, _ in records)
 
 
 def _corrupt(path: str, what: str) -> CorruptDatabaseError:
