@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -199,19 +200,12 @@ class CheckpointedFile(Generic[S]):
         snapshot with the old journal, whose records the new snapshot already holds:
         replaying them again changes nothing.
         """
-        header = {
-            "microdb": "journal",
-            "format": FORMAT_VERSION,
-            "kind": self.codec.kind,
-            "generation": self.generation + 1,
-            "meta": self.codec.meta(state),
-        }
-        head = frame_record(dumpb(header))
         temps: list[str] = []
         snapshot_fd: int | None = None
         journal_fd: int | None = None
         try:
             self._step("begin")
+            described = self.snapshot.describe()
             if not keep_snapshot:
                 data = self.snapshot.to_bytes(self.codec.snapshot(state))
                 snapshot_temp, snapshot_fd = create_temp(self.path, data, full=True)
@@ -219,18 +213,34 @@ class CheckpointedFile(Generic[S]):
                 with contextlib.suppress(OSError):
                     if self.snapshot.id is not None:
                         os.chmod(snapshot_temp, os.stat(self.path).st_mode & 0o7777)
+                # What the new journal's header (and the old journal's marker) records of
+                # the snapshot, so that an open can tell it from a damaged or edited one.
+                crc = zlib.crc32(data)
+                described = {"size": len(data), "crc": crc, "mtime_ns": os.fstat(snapshot_fd).st_mtime_ns}
                 self._step("snapshot-written")
+            header = {
+                "microdb": "journal",
+                "format": FORMAT_VERSION,
+                "kind": self.codec.kind,
+                "generation": self.generation + 1,
+                "meta": self.codec.meta(state),
+            }
+            if described is not None:
+                header["snapshot"] = described
+            head = frame_record(dumpb(header))
             journal_temp, journal_fd = create_temp(self.journal_path, head, full=True)
             temps.append(journal_temp)
             self._step("journal-written")
-            self._announce(header["generation"])
+            self._announce(self.generation + 1, None if keep_snapshot else described)
             if not keep_snapshot:
                 if WINDOWS and snapshot_fd is not None:
                     os.close(snapshot_fd)
                     snapshot_fd = None
                 replace(snapshot_temp, self.path)
                 temps.remove(snapshot_temp)
-                self.snapshot.adopt(snapshot_fd if snapshot_fd is not None else os.open(self.path, os.O_RDONLY | BINARY))
+                self.snapshot.adopt(
+                    snapshot_fd if snapshot_fd is not None else os.open(self.path, os.O_RDONLY | BINARY), crc
+                )
                 snapshot_fd = None
                 # The snapshot's new name must be durable before the journal's: a power cut
                 # that kept only the journal's rename would pair the old snapshot with a
@@ -259,12 +269,19 @@ class CheckpointedFile(Generic[S]):
             for temp in temps:
                 remove_quietly(temp)
 
-    def _announce(self, generation: int) -> None:
-        """Append the marker telling other processes that this journal is being replaced."""
+    def _announce(self, generation: int, described: dict[str, int] | None) -> None:
+        """Append the marker telling other processes that this journal is being replaced.
+
+        It also records the new snapshot: a crash between the two renames leaves the new
+        snapshot with this journal, and an open recognises that snapshot from the marker.
+        """
         if self._fd is None or not self._header_end:
             return
+        value: dict[str, Any] = {"checkpoint": generation}
+        if described is not None:
+            value["snapshot"] = described
         # Flagged as the commits are: until the sync below it may be lost with them.
-        marker = frame_record(dumpb({"checkpoint": generation}), synced=self.durable)
+        marker = frame_record(dumpb(value), synced=self.durable)
         end = self._offset + len(marker)
         pwrite_all(self._fd, marker + bytes(max(self._tail_end - end, 0)), self._offset)
         # Synced, with every commit before it: the new snapshot holds those commits, and

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from typing import Any
 
 from microdb.durability import WINDOWS, pread_all
@@ -72,6 +73,8 @@ class SnapshotFile:
         #: (device, inode, size, mtime) of that file; ``None`` when there is none.
         self.id: tuple[int, int, int, int] | None = None
         self.size = 0
+        #: The CRC-32 of the snapshot's bytes, when we read or wrote them.
+        self.crc: int | None = None
 
     def corrupt(self, what: str, offset: int | None = None, path: str | None = None) -> CorruptDatabaseError:
         """The error for damage in ``path`` (default: the snapshot) at byte ``offset``."""
@@ -104,6 +107,7 @@ class SnapshotFile:
             os.close(fd)
             raise
         self.adopt(fd)
+        self.crc = zlib.crc32(data)
         if not data.strip():
             return None, False  # an empty file, as TinyDB's touch() leaves it: an empty database
         try:
@@ -116,11 +120,12 @@ class SnapshotFile:
             raise self.corrupt(f"the file is not valid JSON ({exc})", offset) from exc
         return value, b'"$' in data
 
-    def adopt(self, fd: int | None) -> None:
-        """Remember the snapshot open on ``fd`` (``None``: there is none), closing the last one."""
+    def adopt(self, fd: int | None, crc: int | None = None) -> None:
+        """Remember the snapshot open on ``fd`` (``None``: there is none; ``crc``: of its bytes)."""
         if self.fd is not None and self.fd != fd:
             os.close(self.fd)
         self.fd = None
+        self.crc = crc
         if fd is None:
             self.id = None
             self.size = 0
@@ -132,6 +137,20 @@ class SnapshotFile:
             os.close(fd)
         else:
             self.fd = fd
+
+    def describe(self) -> dict[str, int] | None:
+        """What a journal header records of this snapshot: size, CRC-32 and modification time."""
+        if self.id is None or self.crc is None:
+            return None
+        return {"size": self.size, "crc": self.crc, "mtime_ns": self.id[3]}
+
+    def matches(self, described: Any) -> bool:
+        """Whether the snapshot we read is the one ``described`` (size and CRC-32)."""
+        return (
+            isinstance(described, dict)
+            and described.get("size") == self.size
+            and described.get("crc") == self.crc
+        )
 
     def changed(self) -> bool:
         """Whether the file at the path is no longer the snapshot we read or wrote."""
