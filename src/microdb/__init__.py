@@ -11,6 +11,7 @@ from microdb.autosave import AutoSavingDict
 from microdb.database import MicroDB
 from microdb.document import Document
 from microdb.errors import (
+    ChangesExpiredError,
     CorruptDatabaseError,
     DatabaseClosedError,
     DocumentError,
@@ -21,26 +22,34 @@ from microdb.errors import (
     MicroDBError,
     QueryError,
     ReadOnlyError,
+    SchemaError,
     StorageError,
     TransactionError,
     UnsupportedFeature,
     UpdateError,
+    ValidationError,
 )
+from microdb.feed import Change
 from microdb.query.builders import Query, where
+from microdb.query.untrusted import FilterLimits, untrusted_filter
 from microdb.results import Result
 from microdb.serialization import register_type
 from microdb.table import Table
+from microdb.tagged import decode, dumps, encode, loads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AutoSavingDict",
+    "Change",
+    "ChangesExpiredError",
     "CorruptDatabaseError",
     "DatabaseClosedError",
     "Document",
     "DocumentError",
     "DocumentNotFound",
     "DuplicateKeyError",
+    "FilterLimits",
     "FormatVersionError",
     "LockTimeout",
     "MicroDB",
@@ -49,12 +58,19 @@ __all__ = [
     "QueryError",
     "ReadOnlyError",
     "Result",
+    "SchemaError",
     "StorageError",
     "Table",
     "TransactionError",
     "UnsupportedFeature",
     "UpdateError",
+    "ValidationError",
     "__version__",
+    "decode",
+    "dumps",
+    "encode",
+    "loads",
     "register_type",
+    "untrusted_filter",
     "where",
 ]
