@@ -123,7 +123,7 @@ class AutoSavingDict(MutableMapping[str, Any]):
         self._file: JournaledFile[dict[str, Any]] = JournaledFile(path, _DictCodec(), FileOptions.of(options, keywords))
         self._lock = threading.RLock()
         self._data: dict[str, Any] = self._file.open()
-        process.at_exit(self)
+        process.at_exit(self.at_exit)
 
     # -- plumbing ---------------------------------------------------------------------------
     @property

@@ -6,9 +6,9 @@
   and an inherited database connection would be one session used by two processes. Each
   registered object's ``after_fork()`` runs in the child, before any other code there, and
   gives the child its own lock file descriptor or connection.
-- **exit.** At a normal interpreter exit, each registered object's ``at_exit()`` runs, so
-  that a JSON file is left complete (a checkpoint) even when the program never called
-  ``close()``.
+- **exit.** At a normal interpreter exit, each registered method runs (a database's
+  ``compact``, which then folds the journal only if it holds anything), so that a JSON
+  file is left complete even when the program never called ``close()``.
 
 Objects are held weakly: registering one never keeps it alive.
 """
@@ -18,19 +18,15 @@ from __future__ import annotations
 import atexit
 import os
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["after_fork", "at_exit"]
+__all__ = ["after_fork", "at_exit", "exiting"]
 
 
 class _ForkAware(Protocol):
     def after_fork(self) -> None:
         """Make the object usable in a forked child (called in the child only)."""
-
-
-class _ExitAware(Protocol):
-    def at_exit(self) -> None:
-        """Leave the object's files complete at a normal exit."""
 
 
 class _Registry:
@@ -53,7 +49,8 @@ class _Registry:
 
 
 _forked = _Registry()
-_exiting = _Registry()
+_exit_methods: dict[int, weakref.WeakMethod[Callable[[], Any]]] = {}
+_exiting = False
 
 
 def after_fork(obj: _ForkAware) -> None:
@@ -61,9 +58,19 @@ def after_fork(obj: _ForkAware) -> None:
     _forked.add(obj)
 
 
-def at_exit(obj: _ExitAware) -> None:
-    """Call ``obj.at_exit()`` at a normal interpreter exit if ``obj`` is still alive."""
-    _exiting.add(obj)
+def at_exit(method: Callable[[], Any]) -> None:
+    """Call the bound ``method`` at a normal interpreter exit if its object is still alive."""
+    key = id(method.__self__)  # type: ignore[attr-defined]
+
+    def forget(_: Any) -> None:
+        _exit_methods.pop(key, None)
+
+    _exit_methods[key] = weakref.WeakMethod(method, forget)
+
+
+def exiting() -> bool:
+    """Whether the interpreter is running the exit hooks of :func:`at_exit`."""
+    return _exiting
 
 
 def _in_child() -> None:
@@ -75,9 +82,14 @@ def _in_child() -> None:
 
 
 def _at_exit() -> None:
-    for obj in _exiting.alive():
+    global _exiting
+    _exiting = True
+    for ref in list(_exit_methods.values()):
+        method = ref()
+        if method is None:
+            continue
         try:
-            obj.at_exit()
+            method()
         except Exception:  # noqa: BLE001 - exiting anyway: the journal still holds every commit
             pass
 

@@ -162,8 +162,7 @@ class MemoryBackend(Backend):
         # Stores only this object writes (memory, a mapping) never have news: skip the call.
         self._shared_store = type(store).sync is not Storage.sync
         self._install(store.load())
-        if store.flushes_at_exit:
-            process.at_exit(self)
+        process.at_exit(self.compact)  # the JSON file then folds its journal in (nothing else does)
 
     # -- state --------------------------------------------------------------------------
     def _install(self, state: State) -> None:
@@ -325,21 +324,6 @@ class MemoryBackend(Backend):
                 return
             self._closed = True
             self.store.close(self.state())
-
-    def at_exit(self) -> None:
-        """At interpreter exit: leave the store complete by itself (the JSON file: a checkpoint)."""
-        # Another thread may be stuck inside a write block while the interpreter exits:
-        # then its memory may be half-changed, and the journal alone stays the truth.
-        if not self._lock.acquire(timeout=1.0):
-            return
-        try:
-            if self._closed or self._depth:
-                return
-            with self.store.lock():
-                self._sync()
-                self.store.flush(self.state())
-        finally:
-            self._lock.release()
 
     def compact(self) -> None:
         with self._lock:

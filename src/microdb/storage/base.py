@@ -122,12 +122,6 @@ class Storage(ABC):
     def close(self, state: State) -> None:  # noqa: B027 - optional hook
         """Release files and locks; ``state`` is the final memory, for a last checkpoint."""
 
-    #: Whether :meth:`flush` means anything (the engine then flushes at interpreter exit).
-    flushes_at_exit: bool = False
-
-    def flush(self, state: State) -> None:  # noqa: B027 - optional hook
-        """Leave the stored form complete by itself (a checkpoint), under the lock, caught up."""
-
 
 #: The name of :class:`Storage` before the storage layer's classes all ended in ``Storage``.
 Store = Storage

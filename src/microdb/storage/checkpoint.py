@@ -44,6 +44,9 @@ LOCK_SUFFIX = ".lock"
 
 S = TypeVar("S")
 
+#: The time rule waits at least this many times as long as the last checkpoint took.
+_COST_FACTOR = 10
+
 
 def identity(st: os.stat_result) -> tuple[int, int]:
     """A file's (device, inode): which file a path or descriptor is."""
@@ -94,6 +97,7 @@ class CheckpointedFile(Generic[S]):
         self._tail_end = 0  # the end of a torn record after _offset (== _offset when none)
         self._next_checkpoint = 0
         self._checkpoint_due = float("inf")  # monotonic time from which a commit checkpoints
+        self._checkpoint_seconds = 0.0  # how long the last checkpoint of this process took
         self._marker_pending = False  # the journal ends with another process's checkpoint marker
         self._checked_at = 0.0  # when we last stat-ed the journal's path
         self._closed = False
@@ -145,9 +149,18 @@ class CheckpointedFile(Generic[S]):
         self._postpone()
 
     def _postpone(self) -> None:
-        """Start the time after which the next commit checkpoints (``checkpoint_interval``)."""
+        """Start the time after which the next commit checkpoints (``checkpoint_interval``).
+
+        Never sooner than ten times the last checkpoint's duration: on a large file (or a
+        slow disk) the time rule then costs writers at most about a tenth of their time.
+        """
         interval = self.options.checkpoint_interval
-        self._checkpoint_due = float("inf") if interval is None else time.monotonic() + interval
+        if interval is None:
+            self._checkpoint_due = float("inf")
+        else:
+            # 0 asks for a checkpoint at every commit, whatever it costs.
+            wait = max(interval, _COST_FACTOR * self._checkpoint_seconds) if interval else 0.0
+            self._checkpoint_due = time.monotonic() + wait
 
     def _close_journal(self) -> None:
         if self._fd is not None:
@@ -203,6 +216,7 @@ class CheckpointedFile(Generic[S]):
         temps: list[str] = []
         snapshot_fd: int | None = None
         journal_fd: int | None = None
+        started = time.monotonic()
         try:
             self._step("begin")
             described = self.snapshot.describe()
@@ -262,6 +276,8 @@ class CheckpointedFile(Generic[S]):
             self._step("journal-replaced")
             fsync_dir(self.folder)
             self._step("done")
+            self._checkpoint_seconds = time.monotonic() - started
+            self._postpone()
         finally:
             for leftover in (snapshot_fd, journal_fd):
                 if leftover is not None:
