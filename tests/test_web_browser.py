@@ -114,7 +114,7 @@ def test_query_box_plan_time_and_inline_errors(page: Any, serve: Any) -> None:
         assert '"access"' in page.inner_text("#plan")
         page.fill("textarea[name=filter]", '{"age": {"$gte": 70}')
         page.click("#query button[type=submit]")
-        assert page.inner_text("#error").startswith("the filter is not JSON: Expecting ',' delimiter")
+        assert page.inner_text("#error").startswith("the filter is not valid JSON: Expecting ',' delimiter")
         assert "Traceback" not in page.content()
         page.fill("textarea[name=filter]", '{"age": {"$bogus": 1}}')
         page.click("#query button[type=submit]")

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from microdb import DocumentError, MicroDBError
-from microdb.serialization import decode, encode
+from microdb import DocumentError, MicroDBError, decode, encode
 
 __all__ = ["cell", "from_json", "to_json", "to_text", "tree"]
 
