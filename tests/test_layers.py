@@ -86,6 +86,7 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
     "starlette": ("microdb.web",),
     "uvicorn": ("microdb.web",),
     "jinja2": ("microdb.web",),
+    "markupsafe": ("microdb.web",),
     "regex": ("microdb.query.untrusted",),
 }
 

@@ -101,7 +101,7 @@ class _Pages:
                 context["error"] = str(exc)  # shown beside the query box, never as a trace
             else:
                 context["run"] = {"count": run.count, "ms": run.ms, "plan": values.to_text(_plain(run.plan), indent=2)}
-                context["rows"] = [(d.doc_id, values.tree(dict(d))) for d in run.documents]
+                context["rows"] = [(d.doc_id, values.html(dict(d), open=False)) for d in run.documents]
             context["export_query"] = urllib.parse.urlencode({k: form[k] for k in ("filter", "sort", "fields") if form[k]})
             return context
         try:
@@ -111,7 +111,7 @@ class _Pages:
             context["error"] = str(exc)
             return context
         context["page"] = page
-        context["rows"] = [(d.doc_id, values.tree(dict(d))) for d in page.documents]
+        context["rows"] = [(d.doc_id, values.html(dict(d), open=False)) for d in page.documents]
         context["export_query"] = ""
         return context
 
@@ -124,7 +124,7 @@ class _Pages:
         doc = None if doc_id is None else table.get(doc_id=doc_id)
         if doc is None:
             raise NotFound(f"no document {request.path_params['doc_id']} in table {table.name!r}")
-        return {"table": table.name, "doc_id": doc_id, "tree": values.tree(dict(doc)),
+        return {"table": table.name, "doc_id": doc_id, "tree": values.html(dict(doc)),
                 "text": values.to_text(dict(doc), indent=2)}
 
     async def document(self, request: Request) -> Response:

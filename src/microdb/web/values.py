@@ -2,8 +2,10 @@
 
 The page and the API speak MicroDB's tagged JSON, so a rich value travels as what it is
 (``{"$datetime": "2024-05-01T12:00:00+00:00"}``) and comes back as the same Python type
-when a document is saved. The tree given to the templates marks such values as *rich*,
-with their type, so the page can show a date as a date rather than as a nested object.
+when a document is saved. :func:`html` marks such values as *rich*, with their type, so
+the page shows a date as a date rather than as a nested object. It builds the HTML in one
+pass rather than through template macros (a page of 50 documents is a few hundred values),
+escaping every key and string with MarkupSafe, as the templates' autoescape would.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from microdb import DocumentError, MicroDBError, decode, encode
 
-__all__ = ["cell", "from_json", "to_json", "to_text", "tree"]
+__all__ = ["cell", "from_json", "html", "to_json", "to_text"]
 
 
 def to_json(value: Any) -> Any:
@@ -44,34 +48,49 @@ def _tag(value: dict[str, Any]) -> str | None:
     return None
 
 
-def _node(value: Any) -> dict[str, Any]:
+def _html(value: Any, out: list[str], open_: bool) -> None:
     if value is None:
-        return {"kind": "null", "text": "null"}
-    if value is True or value is False:
-        return {"kind": "bool", "text": "true" if value else "false"}
-    if isinstance(value, (int, float)):
-        return {"kind": "number", "text": json.dumps(value)}
-    if isinstance(value, str):
-        return {"kind": "string", "text": value}
-    if isinstance(value, list):
-        return {"kind": "array", "size": len(value), "items": [(str(i), _node(v)) for i, v in enumerate(value)]}
-    if isinstance(value, dict):
+        out.append('<span class="null">null</span>')
+    elif value is True or value is False:
+        out.append('<span class="bool">true</span>' if value else '<span class="bool">false</span>')
+    elif isinstance(value, (int, float)):
+        out.append(f'<span class="number">{json.dumps(value)}</span>')
+    elif isinstance(value, str):
+        out.append(f'<span class="string">"{escape(value)}"</span>')
+    elif isinstance(value, dict) and _tag(value) is not None:
         tag = _tag(value)
-        if tag is not None:
-            inner = value["$" + tag]
-            text = inner if isinstance(inner, str) else json.dumps(inner, ensure_ascii=False)
-            return {"kind": "rich", "type": tag, "text": text}
-        if set(value) == {"$escape"}:
-            value = value["$escape"]
-        return {"kind": "object", "size": len(value), "items": [(k, _node(v)) for k, v in value.items()]}
-    raise MicroDBError(f"cannot show a {type(value).__name__} value")  # encode() never returns one
+        inner = value["$" + str(tag)]
+        text = inner if isinstance(inner, str) else json.dumps(inner, ensure_ascii=False)
+        out.append(f'<span class="rich" title="{escape(tag)}"><span class="type">{escape(tag)}</span> '
+                   f'<span class="text">{escape(text)}</span></span>')
+    elif isinstance(value, (dict, list)):
+        if isinstance(value, dict):
+            if set(value) == {"$escape"}:
+                value = value["$escape"]
+            kind, marks, items = "object", "{}", [(str(k), v) for k, v in value.items()]
+            unit = "key" if len(items) == 1 else "keys"
+        else:
+            kind, marks, items = "array", "[]", [(str(i), v) for i, v in enumerate(value)]
+            unit = "item" if len(items) == 1 else "items"
+        out.append(f'<details class="json {kind}"{" open" if open_ else ""}><summary>{marks[0]}'
+                   f'<span class="size">{len(items)} {unit}</span>{marks[1]}</summary><ul>')
+        for key, child in items:
+            out.append(f'<li><span class="key">{escape(key)}</span>: ')
+            small = isinstance(child, (dict, list)) and len(child) <= 5
+            _html(child, out, small)
+            out.append("</li>")
+        out.append("</ul></details>")
+    else:  # pragma: no cover - encode() returns JSON values only
+        raise MicroDBError(f"cannot show a {type(value).__name__} value")
 
 
-def tree(value: Any) -> dict[str, Any]:
-    """The value as nested nodes for the templates: ``kind`` (object, array, string, number,
-    bool, null, rich), ``text`` for leaves, ``type`` for rich values, ``items`` for containers.
+def html(value: Any, *, open: bool = True) -> Markup:
+    """The value as collapsible HTML: objects and arrays fold (``<details>``), rich values
+    show their type; every key and string is escaped.
     """
-    return _node(encode(value))
+    out: list[str] = []
+    _html(encode(value), out, open)
+    return Markup("".join(out))
 
 
 def cell(value: Any) -> str | int | float | None:
