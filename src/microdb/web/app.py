@@ -101,7 +101,7 @@ class _Pages:
                 context["error"] = str(exc)  # shown beside the query box, never as a trace
             else:
                 context["run"] = {"count": run.count, "ms": run.ms, "plan": values.to_text(_plain(run.plan), indent=2)}
-                context["rows"] = [(d.doc_id, values.html(dict(d), open=False)) for d in run.documents]
+                context["rows"] = [(d.doc_id, values.html(dict(d))) for d in run.documents]
             context["export_query"] = urllib.parse.urlencode({k: form[k] for k in ("filter", "sort", "fields") if form[k]})
             return context
         try:
