@@ -178,7 +178,8 @@ def test_api_reads(client: TestClient) -> None:
     info = client.get("/api").json()
     assert info["write"] is True and info["tables"][0]["name"] == "people"
     page = client.get("/api/tables/people/documents?limit=2").json()
-    assert page["count"] == 120 and page["next_after"] == 2 and page["prev_before"] is None
+    assert page["next_after"] == 2 and page["prev_before"] is None
+    assert client.get("/api/tables/people/count").json() == {"count": 120}
     assert page["documents"][0]["doc"]["born"] == {"$date": "1990-01-01"}
     assert client.get("/api/tables/people/documents/2").json()["doc"]["age"] == 1
     assert client.get("/api/tables/people/indexes").json() == [{"path": ["age"], "unique": False}]

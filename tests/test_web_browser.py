@@ -82,6 +82,8 @@ def test_browse_tables_pages_and_documents(page: Any, serve: Any) -> None:
         assert "75" in page.inner_text("#tables")
         page.click("text=people")
         assert ids_on(page) == list(range(1, 51))
+        page.wait_for_function("document.getElementById('count').textContent !== ''")
+        assert page.inner_text("#count") == "75 documents"
         page.click("#next")
         assert ids_on(page) == list(range(51, 76))
         assert page.locator("#next").count() == 0

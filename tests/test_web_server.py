@@ -77,6 +77,16 @@ def test_python_m_microdb_web_prints_a_token_and_serves(database: Path) -> None:
         assert fetch(base + "/", host="evil.example")[0] == 400  # DNS rebinding refused on loopback
 
 
+def test_read_only_server_opens_the_storage_read_only(tmp_path: Path) -> None:
+    """Without --write the database is opened read-only: a missing file is not created."""
+    port = free_port()
+    missing = tmp_path / "missing.json"
+    with started([sys.executable, "-m", "microdb.web", str(missing), "--port", str(port)]) as (base, token):
+        status, body = fetch(base + "/api/tables", authorization=f"Bearer {token}")
+        assert status == 200 and json.loads(body) == []
+    assert not missing.exists()
+
+
 def test_run_refuses_an_empty_password(database: Path) -> None:
     """An empty password is refused before anything listens."""
     with pytest.raises(UnsupportedFeature, match="empty password"):

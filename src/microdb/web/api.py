@@ -98,7 +98,10 @@ def routes(state: State) -> list[Route]:
         page = data.page(state.db, table, after=_int(q.get("after")), before=_int(q.get("before")),
                          limit=q.get("limit") or data.DEFAULT_LIMIT)
         return {"documents": [_doc(d) for d in page.documents], "next_after": page.next_after,
-                "prev_before": page.prev_before, "count": len(table)}
+                "prev_before": page.prev_before}
+
+    def count(request: Request, body: Any) -> Any:
+        return {"count": len(state.table(request))}
 
     def insert(request: Request, body: Any) -> Any:
         table = state.table(request, create=True)
@@ -176,6 +179,7 @@ def routes(state: State) -> list[Route]:
         ("/api", info, ["GET"], False),
         ("/api/tables", tables, ["GET"], False),
         (base + "/documents", documents, ["GET"], False),
+        (base + "/count", count, ["GET"], False),
         (base + "/documents", insert, ["POST"], True),
         (base + "/documents/{doc_id}", document, ["GET"], False),
         (base + "/documents/{doc_id}", replace, ["PUT"], True),

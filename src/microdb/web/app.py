@@ -90,7 +90,7 @@ class _Pages:
         q = request.query_params
         form = {k: q.get(k, "") for k in ("filter", "sort", "fields", "limit")}
         context: dict[str, Any] = {
-            "table": table.name, "count": len(table), "indexes": table.indexes(), "form": form,
+            "table": table.name, "indexes": table.indexes(), "form": form,
             "error": None, "run": None, "page": None, "rows": [],
         }
         if any(form[k] for k in ("filter", "sort", "fields")):

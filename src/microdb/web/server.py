@@ -35,7 +35,8 @@ def serve(db_spec: Any, *, host: str = "127.0.0.1", port: int = 8000, write: boo
         token = secrets.token_urlsafe(24)
     # On loopback, requests naming another host are refused (a defence against DNS rebinding).
     allowed = ["127.0.0.1", "localhost", "[::1]", "::1"] if is_loopback(host) else None
-    db = db_spec if isinstance(db_spec, MicroDB) else MicroDB(db_spec)
+    # Read-only all the way down: the storage itself refuses writes and creates no file.
+    db = db_spec if isinstance(db_spec, MicroDB) else MicroDB(db_spec, read_only=not write)
     try:
         app = create_app(db, write=write, token=token, password=password, allowed_hosts=allowed)
         shown = f"[{host}]" if ":" in host else host

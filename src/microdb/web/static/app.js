@@ -156,7 +156,20 @@
     });
   }
 
+  // The table's size is fetched after the page shows: counting a large SQL table reads
+  // all of it, while the page itself reads only the documents it shows.
+  async function loadCount() {
+    const el = document.getElementById("count");
+    if (!el) return;
+    const result = await api("GET", "/api/tables/" + tablePath(el.dataset.table) + "/count");
+    if (result.ok) {
+      const n = result.data.count;
+      el.textContent = n.toLocaleString("en-US") + (n === 1 ? " document" : " documents");
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    loadCount();
     setupEditor();
     setupDelete();
     setupIndexes();
