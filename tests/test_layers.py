@@ -35,6 +35,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.transfer",
         "microdb.autosave",
         "microdb.aio",
+        "microdb.changes",
     ),
     "backend": ("microdb.backend",),
     "engine": ("microdb.engine",),
@@ -50,6 +51,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.durability",
         "microdb.locking",
         "microdb.gcpause",
+        "microdb.feed",
     ),
 }
 
