@@ -101,6 +101,10 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
     "orjson": ("microdb.serialization",),
     "psycopg": ("microdb.sql.postgres",),
     "psycopg_pool": ("microdb.sql.postgres",),
+    "starlette": ("microdb.web",),
+    "uvicorn": ("microdb.web",),
+    "jinja2": ("microdb.web",),
+    "markupsafe": ("microdb.web",),
     "regex": ("microdb.query.untrusted",),
 }
 
