@@ -10,7 +10,8 @@ in-memory engine), ``storage`` is ``bench_storage.py`` (the durable JSON file),
 ``sql`` is ``bench_sql.py`` (the SQLite and PostgreSQL backends), ``live`` is
 ``bench_live.py`` (the change feed's latency across processes, the async API's event-loop
 lag, a watcher's cost), ``aggregate`` is ``bench_aggregate.py`` (``$group`` in SQL vs in
-Python). Each module exposes
+Python), ``web`` is ``bench_web.py`` (the web page's first table page on a large SQLite
+database). Each module exposes
 ``run(quick: bool) -> list[dict]``; one that does not exist yet is skipped with a note.
 ``--markdown FILE`` also writes the results as markdown, with the machine and the method.
 """
@@ -45,6 +46,7 @@ SUITES: dict[str, str] = {
     "sql": "bench_sql",
     "live": "bench_live",
     "aggregate": "bench_aggregate",
+    "web": "bench_web",
 }
 
 METHOD = """\
