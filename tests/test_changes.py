@@ -146,6 +146,19 @@ def test_a_stream_follows_the_file_through_a_trim(tmp_path: Path) -> None:
     db.close()
 
 
+def test_large_commits_and_long_histories_are_read_whole(db: MicroDB) -> None:
+    """A commit larger than a reader's read size, and a history of several reads, arrive whole."""
+    big = "x" * 4000
+    db.insert_many([{"i": i, "pad": big} for i in range(400)])  # one record of about 1.6 MB
+    for i in range(300):
+        db.insert({"i": 400 + i, "pad": big})  # about 1.2 MB more, commit by commit
+    assert db.last_seq == 301
+    stream = db.changes(since=0, timeout=0)
+    got = [c.doc["i"] for c in stream if c.doc]
+    assert got == list(range(700)) and stream.seq == 301
+    assert [c.seq for c in db.changes(since=300, timeout=0)] == [301]
+
+
 def test_a_stream_too_slow_for_the_retention_gets_an_error(tmp_path: Path) -> None:
     """A reader that fell behind what is kept is told, never silently skipped ahead."""
     db = MicroDB(tmp_path / "db.json", changes=True, changes_keep_count=4)
