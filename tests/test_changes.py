@@ -132,6 +132,19 @@ def test_retention_by_size(tmp_path: Path) -> None:
     db.close()
 
 
+def test_retention_by_age(tmp_path: Path) -> None:
+    """Commits older than ``changes_keep_seconds`` go at the next trim."""
+    db = MicroDB(tmp_path / "db.json", changes=True, changes_keep_seconds=0.2)
+    for i in range(5):
+        db.insert({"i": i})
+    time.sleep(0.4)
+    db.insert({"i": 5})
+    assert [c.seq for c in db.changes(since=5, timeout=0)] == [6]
+    with pytest.raises(ChangesExpiredError):
+        list(db.changes(since=0, timeout=0))
+    db.close()
+
+
 def test_a_stream_follows_the_file_through_a_trim(tmp_path: Path) -> None:
     """A reader in the middle of the history keeps its place when a writer trims the file."""
     db = MicroDB(tmp_path / "db.json", changes=True, changes_keep_count=8)
