@@ -20,6 +20,7 @@ from microdb.errors import QueryError
 from microdb.query.fields import MapStep, Path, Step, parse_field, path_repr
 
 __all__ = [
+    "MAX_DEPTH",
     "AllOf",
     "And",
     "AnyOf",
@@ -39,11 +40,13 @@ __all__ = [
     "Regex",
     "Size",
     "Test",
+    "Traverse",
     "TypeIs",
     "Step",
     "fluent_condition",
     "freeze",
     "path_repr",
+    "prefixed",
     "set_converter",
     "set_evaluator",
 ]
@@ -57,6 +60,10 @@ COMPARE_OPS: dict[str, str] = {
     "gt": ">",
     "ge": ">=",
 }
+
+
+#: The deepest nesting of conditions a query may have (see :class:`Node`).
+MAX_DEPTH = 200
 
 
 def freeze(value: Any) -> Any:
@@ -102,10 +109,17 @@ def set_converter(converter: _Converter) -> None:
 
 
 class Node:
-    """Base class of every query node: combine with ``&``, ``|`` and ``~``; call with a document."""
+    """Base class of every query node: combine with ``&``, ``|`` and ``~``; call with a document.
 
-    __slots__ = ("_hash",)
+    A node nested more than :data:`MAX_DEPTH` levels deep (``~`` on ``~`` on ..., ``$and``
+    inside ``$and`` inside ...) raises ``QueryError`` when it is built: every engine
+    walks a query recursively, and SQL parsers have stacks of their own.
+    """
+
+    __slots__ = ("_hash", "depth")
     _hash: int
+    #: Levels of nesting: 1 for a leaf, one more than its deepest child for the others.
+    depth: int
     _fields: ClassVar[tuple[str, ...]] = ()
 
     def _key(self) -> tuple[Any, ...]:
@@ -114,7 +128,26 @@ class Node:
     def __eq__(self, other: object) -> bool:  # type: ignore[override]
         if not isinstance(other, Node):
             return NotImplemented
-        return self is other or (type(self) is type(other) and self._key() == other._key())
+        # Pairs of nodes are compared from a work list, not by recursion: two equal
+        # queries MAX_DEPTH deep would otherwise exhaust the stack (a compile cache hit).
+        pending: list[tuple[Node, Node]] = [(self, other)]
+        while pending:
+            a, b = pending.pop()
+            if a is b:
+                continue
+            if type(a) is not type(b) or hash(a) != hash(b):
+                return False
+            for name in a._fields:
+                x, y = getattr(a, name), getattr(b, name)
+                if isinstance(x, Node) and isinstance(y, Node):
+                    pending.append((x, y))
+                elif name == "items":
+                    if len(x) != len(y):
+                        return False
+                    pending.extend(zip(x, y))
+                elif freeze(x) != freeze(y):
+                    return False
+        return True
 
     def __hash__(self) -> int:
         try:
@@ -128,8 +161,25 @@ class Node:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
     def _set(self, **values: Any) -> None:
+        depth = 1
         for name, value in values.items():
             object.__setattr__(self, name, value)
+            if isinstance(value, Node):
+                depth = max(depth, value.depth + 1)
+            elif name == "items":
+                depth = max(depth, 1 + max((item.depth for item in value), default=0))
+        if depth > MAX_DEPTH:
+            raise QueryError(
+                f"a query may nest at most {MAX_DEPTH} levels deep (conditions inside ~, &, |, "
+                f"$and, $or, $not, $elemMatch...); this one nests {depth}"
+            )
+        object.__setattr__(self, "depth", depth)
+        try:
+            # Hashed now, bottom-up (children already are): hashing a deep query later
+            # would recurse through every level at once.
+            object.__setattr__(self, "_hash", hash(self._key()))
+        except RecursionError:
+            raise QueryError(f"an operand of {type(self).__name__} nests too deep to compare") from None
 
     # -- combinators ---------------------------------------------------------------
     def __and__(self, other: Node) -> Node:
@@ -450,6 +500,58 @@ class ElemMatch(Node):
 
     def children(self) -> Iterator[Node]:
         yield self.cond
+
+
+class Traverse(Node):
+    """Some value reached along ``path`` *through an array* matches ``cond`` (dict filters' paths).
+
+    Each step reads the key (or, for a digit step on an array, the position) of the value
+    reached so far; where that value is an array, the step is *also* read from each of its
+    elements that is a sub-document (``{'items.sku': 'x'}`` reaches ``items[i].sku``). One
+    array level is expanded per step, never an array inside an array, so ``'a.0'`` reaches
+    ``a[0]`` but nothing inside ``[[...]]``. Only values reached through at least one such
+    expansion count: dict filters pair this node with the same condition on the plain
+    path, ``leaf(path) | Traverse(path, leaf(()))``, which an index on the path answers
+    when it shows no arrays on the way. ``cond`` is evaluated with each value reached as
+    the document (path ``()`` is the value itself). The values are found in one pass along
+    the path: time grows with the path's length and the document's size, never with the
+    number of ways to split the path.
+    """
+
+    __slots__ = ("path", "cond")
+    _fields = ("path", "cond")
+    path: Path
+    cond: Node
+
+    def __init__(self, path: Path, cond: Node):
+        self._set(path=tuple(path), cond=cond)
+
+    def children(self) -> Iterator[Node]:
+        yield self.cond
+
+    def __repr__(self) -> str:
+        return f"{path_repr(self.path)}.traverse({self.cond!r})"
+
+
+def prefixed(node: Node, prefix: Path) -> Node:
+    """``node`` testing the value at ``prefix`` + each of its paths (the inverse of rebasing).
+
+    ``And``, ``Or`` and ``Not`` are walked; any other node with a ``path`` gets the prefix
+    (a condition inside ``ElemMatch`` or ``Traverse`` stays relative to its element).
+    """
+    if not prefix:
+        return node
+    if isinstance(node, (And, Or)):
+        return type(node)(tuple(prefixed(item, prefix) for item in node.items))
+    if isinstance(node, Not):
+        return Not(prefixed(node.item, prefix))
+    if isinstance(node, Fragment):
+        return Fragment(tuple(prefix) + node.path, node.fragment)
+    if "path" in node._fields:
+        args = [tuple(prefix) + node.path if f == "path" else getattr(node, f)  # type: ignore[attr-defined]
+                for f in node._fields]
+        return type(node)(*args)
+    return node
 
 
 class Call(Node):

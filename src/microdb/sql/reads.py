@@ -16,10 +16,18 @@ from typing import Any
 from microdb.backend import Plan
 from microdb.compile.python import predicate
 from microdb.compile.sql import Frag, SQLFilter, SQLSort, compile_filter, compile_sort, node_paths
-from microdb.compile.sql.fragments import COMPLEX_RANKS
 from microdb.query import ast
 from microdb.sql.registry import SQLRegistry
-from microdb.sql.rows import CHUNK, boundary_tied, decode_doc, decode_part, python_sort, sort_group, tie_sort
+from microdb.sql.rows import (
+    CHUNK,
+    boundary_tied,
+    decode_doc,
+    decode_part,
+    python_orders,
+    python_sort,
+    sort_group,
+    tie_sort,
+)
 from microdb.sql.schema import TableInfo, indexed_paths
 from microdb.sql.session import Session
 
@@ -259,8 +267,8 @@ class SQLReads(SQLRegistry):
             out.append((int(row[0]), doc))
             if order is not None and not complex_rows:
                 base = 2 + (0 if f.exact else 1)
-                ranks = [row[base + sum(len(k) for k in order.columns[:i])] for i in range(len(order.columns))]
-                complex_rows = any(int(r) in COMPLEX_RANKS for r in ranks)
+                starts = [base + sum(len(k) for k in order.columns[:i]) for i in range(len(order.columns))]
+                complex_rows = any(python_orders(row, at) for at in starts)
         if order is not None and complex_rows:
             out = tie_sort(out, rows, order, 2 + (0 if f.exact else 1))
         return out

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from microdb.backend import Plan
 from microdb.compile.python import resolve
 from microdb.compile.sql import SQLSort
 from microdb.compile.sql.fragments import COMPLEX_RANKS
-from microdb.query.values import sort_key
+from microdb.query.values import KIND_RANK, sort_key
 from microdb.serialization import decode, dumps, encode, loads
 
 #: How many ids go into one ``IN (...)`` list.
@@ -33,6 +34,24 @@ def decode_part(row: Sequence[Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 
+#: Numbers from this size on may be ordered by SQL apart from Python's exact int/float
+#: order (PostgreSQL reads a stored float as the decimal it prints): their ties re-sort.
+_INEXACT = 2**53
+
+
+def python_orders(row: Sequence[Any], at: int) -> bool:
+    """Whether the sort key starting at ``row[at]`` (its rank) may need Python's order."""
+    rank = int(row[at])
+    if rank in COMPLEX_RANKS:
+        return True
+    value = row[at + 1] if rank == KIND_RANK["number"] and at + 1 < len(row) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return False
+    if isinstance(value, int):
+        return abs(value) >= _INEXACT
+    return abs(float(value)) >= _INEXACT  # a Decimal past float's range is inf: large too
+
+
 def boundary_tied(rows: Sequence[tuple[Any, ...]], order: SQLSort, base: int, first: bool, last: bool) -> bool:
     """Whether a page cut by LIMIT/OFFSET may split rows that Python would reorder."""
     if not rows:
@@ -41,7 +60,7 @@ def boundary_tied(rows: Sequence[tuple[Any, ...]], order: SQLSort, base: int, fi
     for row in checks:
         at = base
         for key in order.columns:
-            if int(row[at]) in COMPLEX_RANKS:
+            if python_orders(row, at):
                 return True
             at += len(key)
     return False
@@ -56,9 +75,12 @@ def sort_group(row: Sequence[Any], base: int, order: SQLSort) -> tuple[Any, ...]
     out: list[Any] = []
     at = base
     for key in order.columns:
-        out.extend(row[at:at + len(key)])
-        if int(row[at]) in COMPLEX_RANKS:
+        if python_orders(row, at):
+            # A large number groups with every number near it (same nearest float).
+            width = 2 if int(row[at]) == KIND_RANK["number"] else len(key)
+            out.extend(row[at:at + width])
             break
+        out.extend(row[at:at + len(key)])
         at += len(key)
     return tuple(out)
 
