@@ -12,8 +12,9 @@ from microdb import errors
 EXPECTED = {
     "AutoSavingDict", "CorruptDatabaseError", "DatabaseClosedError", "Document", "DocumentError",
     "DocumentNotFound", "DuplicateKeyError", "FormatVersionError", "LockTimeout", "MicroDB",
-    "MicroDBError", "Query", "QueryError", "ReadOnlyError", "Result", "StorageError", "Table",
-    "TransactionError", "UnsupportedFeature", "UpdateError", "__version__", "register_type", "where",
+    "MicroDBError", "Query", "QueryError", "ReadOnlyError", "Result", "SchemaError", "StorageError", "Table",
+    "TransactionError", "UnsupportedFeature", "UpdateError", "ValidationError", "__version__", "register_type", "where",
+    "FilterLimits", "untrusted_filter", "encode", "decode", "dumps", "loads",
 }
 
 
@@ -26,7 +27,8 @@ def test_all_is_sorted_and_complete() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["microdb.storage", "microdb.errors", "microdb.query", "microdb.operations", "microdb.serialization"]
+    "module", ["microdb.storage", "microdb.errors", "microdb.query", "microdb.operations", "microdb.serialization",
+     "microdb.tagged", "microdb.query.untrusted"]
 )
 def test_submodule_all_is_sorted_and_importable(module: str) -> None:
     """Each public module's ``__all__`` is sorted and every name in it exists."""
@@ -45,7 +47,9 @@ def test_error_tree() -> None:
         "DocumentNotFound": KeyError,
         "DuplicateKeyError": ValueError,
         "QueryError": ValueError,
+        "SchemaError": ValueError,
         "UpdateError": ValueError,
+        "ValidationError": TypeError,
         "UnsupportedFeature": NotImplementedError,
         "StorageError": OSError,
         "CorruptDatabaseError": OSError,

@@ -21,15 +21,19 @@ from microdb.errors import (
     MicroDBError,
     QueryError,
     ReadOnlyError,
+    SchemaError,
     StorageError,
     TransactionError,
     UnsupportedFeature,
     UpdateError,
+    ValidationError,
 )
 from microdb.query.builders import Query, where
+from microdb.query.untrusted import FilterLimits, untrusted_filter
 from microdb.results import Result
 from microdb.serialization import register_type
 from microdb.table import Table
+from microdb.tagged import decode, dumps, encode, loads
 
 __version__ = "0.1.0"
 
@@ -41,6 +45,7 @@ __all__ = [
     "DocumentError",
     "DocumentNotFound",
     "DuplicateKeyError",
+    "FilterLimits",
     "FormatVersionError",
     "LockTimeout",
     "MicroDB",
@@ -49,12 +54,19 @@ __all__ = [
     "QueryError",
     "ReadOnlyError",
     "Result",
+    "SchemaError",
     "StorageError",
     "Table",
     "TransactionError",
     "UnsupportedFeature",
     "UpdateError",
+    "ValidationError",
     "__version__",
+    "decode",
+    "dumps",
+    "encode",
+    "loads",
     "register_type",
+    "untrusted_filter",
     "where",
 ]
