@@ -8,7 +8,7 @@ table contents after an update) must equal the unindexed in-memory answer.
 
 It is seeded and time-bounded: ``MICRODB_DIFF_SEED`` picks the seed (a failure prints
 it, with the round and the query, so the failure can be replayed) and
-``MICRODB_DIFF_SECONDS`` the time it runs (default 20). Within a round a query that takes
+``MICRODB_DIFF_SECONDS`` the time it runs (default 15). Within a round a query that takes
 longer than ``_HANG_SECONDS`` is interrupted and fails the run: a hang guard, not a speed check.
 """
 
@@ -32,7 +32,7 @@ from microdb.errors import DocumentError, MicroDBError
 from microdb.table import Table
 from sql_backends import new_schema, require_postgres
 
-_SECONDS = float(os.environ.get("MICRODB_DIFF_SECONDS", "20"))
+_SECONDS = float(os.environ.get("MICRODB_DIFF_SECONDS", "15"))
 _SEED = int(os.environ.get("MICRODB_DIFF_SEED", "20261201"))
 _HANG_SECONDS = 10.0
 

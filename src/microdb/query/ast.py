@@ -46,7 +46,6 @@ __all__ = [
     "fluent_condition",
     "freeze",
     "path_repr",
-    "prefixed",
     "set_converter",
     "set_evaluator",
 ]
@@ -111,9 +110,7 @@ def set_converter(converter: _Converter) -> None:
 class Node:
     """Base class of every query node: combine with ``&``, ``|`` and ``~``; call with a document.
 
-    A node nested more than :data:`MAX_DEPTH` levels deep (``~`` on ``~`` on ..., ``$and``
-    inside ``$and`` inside ...) raises ``QueryError`` when it is built: every engine
-    walks a query recursively, and SQL parsers have stacks of their own.
+    Nesting past :data:`MAX_DEPTH` levels raises ``QueryError`` when the node is built.
     """
 
     __slots__ = ("_hash", "depth")
@@ -128,8 +125,7 @@ class Node:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Node):
             return NotImplemented
-        # Pairs of nodes are compared from a work list, not by recursion: two equal
-        # queries MAX_DEPTH deep would otherwise exhaust the stack (a compile cache hit).
+        # A work list, not recursion: equal queries MAX_DEPTH deep would exhaust the stack.
         pending: list[tuple[Node, Node]] = [(self, other)]
         while pending:
             a, b = pending.pop()
@@ -150,12 +146,7 @@ class Node:
         return True
 
     def __hash__(self) -> int:
-        try:
-            return self._hash
-        except AttributeError:
-            h = hash(self._key())
-            object.__setattr__(self, "_hash", h)
-            return h
+        return self._hash
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -164,10 +155,8 @@ class Node:
         depth = 1
         for name, value in values.items():
             object.__setattr__(self, name, value)
-            if isinstance(value, Node):
-                depth = max(depth, value.depth + 1)
-            elif name == "items":
-                depth = max(depth, 1 + max((item.depth for item in value), default=0))
+            for child in value if name == "items" else (value,):
+                depth = max(depth, child.depth + 1) if isinstance(child, Node) else depth
         if depth > MAX_DEPTH:
             raise QueryError(
                 f"a query may nest at most {MAX_DEPTH} levels deep (conditions inside ~, &, |, "
@@ -175,8 +164,7 @@ class Node:
             )
         object.__setattr__(self, "depth", depth)
         try:
-            # Hashed now, bottom-up (children already are): hashing a deep query later
-            # would recurse through every level at once.
+            # Hashed now, bottom-up: hashing a deep query later would recurse through it.
             object.__setattr__(self, "_hash", hash(self._key()))
         except RecursionError:
             raise QueryError(f"an operand of {type(self).__name__} nests too deep to compare") from None
@@ -506,16 +494,11 @@ class Traverse(Node):
     """Some value reached along ``path`` *through an array* matches ``cond`` (dict filters' paths).
 
     Each step reads the key (or, for a digit step on an array, the position) of the value
-    reached so far; where that value is an array, the step is *also* read from each of its
-    elements that is a sub-document (``{'items.sku': 'x'}`` reaches ``items[i].sku``). One
-    array level is expanded per step, never an array inside an array, so ``'a.0'`` reaches
-    ``a[0]`` but nothing inside ``[[...]]``. Only values reached through at least one such
-    expansion count: dict filters pair this node with the same condition on the plain
-    path, ``leaf(path) | Traverse(path, leaf(()))``, which an index on the path answers
-    when it shows no arrays on the way. ``cond`` is evaluated with each value reached as
-    the document (path ``()`` is the value itself). The values are found in one pass along
-    the path: time grows with the path's length and the document's size, never with the
-    number of ways to split the path.
+    so far, and where that value is an array, also the key of each sub-document element
+    (``'items.sku'`` reaches ``items[i].sku``; ``'a.0'`` never reaches inside ``[[...]]``).
+    Only values reached through such an element count: dict filters write
+    ``leaf(path) | Traverse(path, leaf(()))``. ``cond`` sees each value as the document.
+    One pass along the path: the cost never grows with the ways to split the path.
     """
 
     __slots__ = ("path", "cond")
@@ -531,27 +514,6 @@ class Traverse(Node):
 
     def __repr__(self) -> str:
         return f"{path_repr(self.path)}.traverse({self.cond!r})"
-
-
-def prefixed(node: Node, prefix: Path) -> Node:
-    """``node`` testing the value at ``prefix`` + each of its paths (the inverse of rebasing).
-
-    ``And``, ``Or`` and ``Not`` are walked; any other node with a ``path`` gets the prefix
-    (a condition inside ``ElemMatch`` or ``Traverse`` stays relative to its element).
-    """
-    if not prefix:
-        return node
-    if isinstance(node, (And, Or)):
-        return type(node)(tuple(prefixed(item, prefix) for item in node.items))
-    if isinstance(node, Not):
-        return Not(prefixed(node.item, prefix))
-    if isinstance(node, Fragment):
-        return Fragment(tuple(prefix) + node.path, node.fragment)
-    if "path" in node._fields:
-        args = [tuple(prefix) + node.path if f == "path" else getattr(node, f)  # type: ignore[attr-defined]
-                for f in node._fields]
-        return type(node)(*args)
-    return node
 
 
 class Call(Node):

@@ -421,12 +421,33 @@ _SPELLED_STEPS = 3
 _OBJECT = ast.TypeIs((), ("object",))
 
 
+def _prefixed(node: ast.Node, prefix: ast.Path) -> ast.Node:
+    """``node`` testing the value at ``prefix`` + each of its paths (the inverse of rebasing).
+
+    ``And``, ``Or`` and ``Not`` are walked; any other node with a ``path`` gets the prefix
+    (a condition inside ``ElemMatch`` or ``Traverse`` stays relative to its element).
+    """
+    if not prefix:
+        return node
+    if isinstance(node, (ast.And, ast.Or)):
+        return type(node)(tuple(_prefixed(item, prefix) for item in node.items))
+    if isinstance(node, ast.Not):
+        return ast.Not(_prefixed(node.item, prefix))
+    if isinstance(node, ast.Fragment):
+        return ast.Fragment(tuple(prefix) + node.path, node.fragment)
+    if "path" in node._fields:
+        args = [tuple(prefix) + node.path if f == "path" else getattr(node, f)  # type: ignore[attr-defined]
+                for f in node._fields]
+        return type(node)(*args)
+    return node
+
+
 def _through_arrays(path: ast.Path, cond: ast.Node) -> ast.Node:
     """``Traverse(path, cond)`` spelled with ``ElemMatch``: one branch per array met."""
     branches: list[ast.Node] = []
     for i in range(1, len(path)):
         rest = path[i:]
-        inner = ast.Or.of(ast.prefixed(cond, rest), *([ast.Traverse(rest, cond)] if len(rest) > 1 else []))
+        inner = ast.Or.of(_prefixed(cond, rest), *([ast.Traverse(rest, cond)] if len(rest) > 1 else []))
         if isinstance(rest[0], str) and DIGITS.match(rest[0]):
             # Only sub-documents are stepped into: a digit step must not index an array
             # inside the array (SQL would read a position where Python reads a key).
