@@ -49,7 +49,7 @@ def _input_format(args: argparse.Namespace) -> str:
 
 def _located(
     args: argparse.Namespace, sources: list[inputs.Source], progress: Progress
-) -> Iterator[tuple[dict[str, Any], str]]:
+) -> Iterator[tuple[dict[str, Any], inputs.Place]]:
     """Every input document with its place, updating ``progress`` as bytes are read."""
     done_before = 0
     count = [0]
@@ -69,7 +69,7 @@ def _located(
         progress.update(done_before, count[0])
 
 
-def _locate_bad(batch: list[tuple[dict[str, Any], str]], exc: MicroDBError) -> CLIError:
+def _locate_bad(batch: list[tuple[dict[str, Any], inputs.Place]], exc: MicroDBError) -> CLIError:
     """The first document of ``batch`` that cannot be stored, named by its place."""
     for doc, place in batch:
         try:
@@ -89,7 +89,7 @@ def _load(args: argparse.Namespace, write: Any) -> int:
     with open_db(args.db, write=True) as db:
         table = db.table(args.table)
         batch_size = args.batch_size or 0
-        batch: list[tuple[dict[str, Any], str]] = []
+        batch: list[tuple[dict[str, Any], inputs.Place]] = []
         written = 0
         located = _located(args, sources, progress)
         if batch_size <= 0:
@@ -111,7 +111,7 @@ def _load(args: argparse.Namespace, write: Any) -> int:
 
 
 def _commit(
-    db: MicroDB, table: Table, batch: list[tuple[dict[str, Any], str]], write: Any, before: int = 0
+    db: MicroDB, table: Table, batch: list[tuple[dict[str, Any], inputs.Place]], write: Any, before: int = 0
 ) -> None:
     try:
         with db.transaction():
@@ -130,7 +130,7 @@ def cmd_insert(args: argparse.Namespace) -> int:
     """Insert documents from files or stdin (JSON, NDJSON, CSV, TSV, TinyDB)."""
     ids: list[int] = []
 
-    def write(table: Table, batch: list[tuple[dict[str, Any], str]]) -> None:
+    def write(table: Table, batch: list[tuple[dict[str, Any], inputs.Place]]) -> None:
         ids.extend(table.insert_many(doc for doc, _ in batch))
 
     n = _load(args, write)
@@ -150,7 +150,7 @@ def cmd_upsert(args: argparse.Namespace) -> int:
         raise CLIError("--pk needs at least one field name")
     counts = {"inserted": 0, "updated": 0}
 
-    def write(table: Table, batch: list[tuple[dict[str, Any], str]]) -> None:
+    def write(table: Table, batch: list[tuple[dict[str, Any], inputs.Place]]) -> None:
         for doc, place in batch:
             missing = [k for k in keys if _get(doc, k) is _MISSING]
             if missing:
@@ -176,11 +176,26 @@ def _get(doc: Any, path: str) -> Any:
     return doc
 
 
-def _json_arg(text: str, what: str) -> Any:
+def _update_arg(text: str) -> dict[str, Any]:
+    """An update from the command line: fields, or operators whose operands hold tagged values.
+
+    Only operands are decoded: ``{"$set": {...}}`` is the operator, not a tagged set.
+    """
     try:
-        return decode(json.loads(text))
-    except (ValueError, MicroDBError) as exc:
-        raise CLIError(f"the {what} is not valid JSON: {exc}") from exc
+        change = json.loads(text)
+    except ValueError as exc:
+        raise CLIError(f"the update is not valid JSON: {exc}") from exc
+    if not isinstance(change, dict):
+        raise CLIError('the update must be a JSON object, e.g. \'{"$set": {"active": false}}\'')
+    try:
+        if any(isinstance(k, str) and k.startswith("$") for k in change):
+            return {
+                op: {f: decode(v) for f, v in operand.items()} if isinstance(operand, dict) else decode(operand)
+                for op, operand in change.items()
+            }
+        return {f: decode(v) for f, v in change.items()}
+    except MicroDBError as exc:
+        raise CLIError(f"the update: {exc}") from exc
 
 
 def _needs_all(args: argparse.Namespace, cond: Any, verb: str) -> Any:
@@ -193,9 +208,7 @@ def _needs_all(args: argparse.Namespace, cond: Any, verb: str) -> Any:
 
 def cmd_update(args: argparse.Namespace) -> int:
     """Apply an update (fields, or operators such as $set and $inc) to matching documents."""
-    change = _json_arg(args.update, "update")
-    if not isinstance(change, dict):
-        raise CLIError('the update must be a JSON object, e.g. \'{"$set": {"active": false}}\'')
+    change = _update_arg(args.update)
     with open_db(args.db, write=True) as db:
         table = existing_table(db, args.table)
         cond = _needs_all(args, parse_filter(args.filter), "update")
@@ -233,9 +246,9 @@ def cmd_distinct(args: argparse.Namespace) -> int:
         values = existing_table(db, args.table).query(parse_filter(args.filter)).distinct(args.field)
     if args.nl:
         for value in values:
-            print(json.dumps(encode(value), ensure_ascii=False))
+            print(json.dumps(encode(value), ensure_ascii=False, separators=(",", ":")))
     else:
-        print(json.dumps(encode(values), ensure_ascii=False))
+        print(json.dumps(encode(values), ensure_ascii=False, separators=(",", ":")))
     return 0
 
 

@@ -70,9 +70,13 @@ def parse_filter(text: str | None) -> Any:
     if text is None or not text.strip():
         return None
     try:
-        return untrusted_filter(text)
+        cond = untrusted_filter(text)
     except MicroDBError as exc:
         raise CLIError(f"bad filter: {exc}") from exc
+    return None if cond == _MATCH_ALL else cond
+
+
+_MATCH_ALL = untrusted_filter({})
 
 
 class Progress:
@@ -127,9 +131,13 @@ class Progress:
 
 def _terminal_width(stream: TextIO) -> int:
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError, AttributeError):
-        return int(os.environ.get("COLUMNS", "80") or 80)
+        columns = 0
+    if columns > 0:
+        return columns
+    env = os.environ.get("COLUMNS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else 80
 
 
 def terminal_width() -> int:

@@ -76,7 +76,21 @@ def detect_format(source: Source, hint: str) -> str:
     return "csv"
 
 
-Located = tuple[Any, str]  # a document and where it starts
+class Place:
+    """Where a document starts; the line and column are counted only when an error needs them."""
+
+    __slots__ = ("source", "pos", "line")
+
+    def __init__(self, source: Source, pos: int = 0, line: int | None = None):
+        self.source, self.pos, self.line = source, pos, line
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"{self.source.name}:{self.line}"
+        return where(self.source, self.pos)
+
+
+Located = tuple[Any, Place]  # a document and where it starts
 
 
 def _reject(name: str) -> Any:
@@ -105,7 +119,7 @@ def _skip(text: str, pos: int) -> int:
 
 
 def _document(source: Source, value: Any, pos: int) -> Located:
-    place = where(source, pos)
+    place = Place(source, pos)
     if not isinstance(value, dict):
         raise CLIError(f"{place}: expected a JSON object (a document), got {type(value).__name__}")
     try:
@@ -149,18 +163,24 @@ def json_documents(source: Source, progress: Callable[[int], None] | None = None
 
 def nl_documents(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[Located]:
     """The documents of NDJSON text: one JSON object per line, blank lines skipped."""
-    pos = 0
     text = source.text
-    for line_no, line in enumerate(text.splitlines(keepends=True), 1):
-        stripped = line.strip(_WS)
-        if stripped:
-            start = pos + (len(line) - len(line.lstrip(_WS)))
-            value, end = _value_at(source, start)
-            rest = _skip(text, end)
-            if rest < pos + len(line) and text[rest] not in _WS:
-                raise CLIError(f"{where(source, rest)}: not valid JSON: more than one value on line {line_no}")
-            yield _document(source, value, start)
-        pos += len(line)
+    pos = 0
+    while True:
+        start = _skip(text, pos)
+        if start >= len(text):
+            break
+        value, end = _value_at(source, start)
+        # Lines end at "\n" only (a JSON string may hold U+2028, which str.splitlines()
+        # would split at); what follows a value on its line must be blank.
+        eol = text.find("\n", end)
+        eol = len(text) if eol < 0 else eol
+        rest = end
+        while rest < eol and text[rest] in " \t\r":
+            rest += 1
+        if rest < eol:
+            raise CLIError(f"{where(source, rest)}: not valid JSON: a second value on the same line")
+        yield _document(source, value, start)
+        pos = eol
         if progress is not None:
             progress(pos)
 
@@ -202,6 +222,9 @@ def _to_int(text: str) -> int:
 
 
 def _to_float(text: str) -> float:
+    digits = text.lstrip("+-")
+    if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
+        raise ValueError(text)  # a code such as a zip code "01234" stays a string
     value = float(text)
     if not math.isfinite(value) or text.strip() != text or text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
         raise ValueError(text)
@@ -328,7 +351,7 @@ def csv_documents(
                 doc[name] = CONVERTERS[kind](text)
             except (ValueError, OverflowError, MicroDBError) as exc:
                 raise CLIError(f"{source.name}:{line}: column {name!r}: {text[:40]!r} is not {kind}") from exc
-        yield doc, f"{source.name}:{line}"
+        yield doc, Place(source, line=line)
         if progress is not None:
             progress(source.size * n // total)
 
@@ -354,8 +377,9 @@ def documents(
         name = tinydb_table or ("_default" if "_default" in tables or len(tables) != 1 else next(iter(tables)))
         if name not in tables:
             raise CLIError(f"{source.name}: no table {name!r} in this TinyDB file (tables: {', '.join(sorted(tables))})")
+        whole = Place(source, line=1)
         for _, doc in tables[name]:
-            yield doc, source.name
+            yield doc, whole
         if progress is not None:
             progress(source.size)
         return
