@@ -36,6 +36,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "backend": ("microdb.backend",),
     "engine": ("microdb.engine",),
     "sql": ("microdb.sql",),
+    "schema": ("microdb.schema",),
     "compile": ("microdb.compile",),
     "query": ("microdb.query",),
     "storage": ("microdb.storage",),
@@ -55,11 +56,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     "shells": frozenset({"api"}),
     # The TinyDB layer re-creates TinyDB's classes on MicroDB's engine and storages.
     "tinydb": frozenset({"api", "backend", "engine", "query", "storage", "ground"}),
-    "api": frozenset({"backend", "engine", "sql", "compile", "query", "storage", "ground"}),
+    "api": frozenset({"backend", "engine", "sql", "schema", "compile", "query", "storage", "ground"}),
     "backend": frozenset({"query", "ground"}),
     # Two engines, side by side: neither imports the other; only the in-memory one has storages.
     "engine": frozenset({"backend", "compile", "query", "storage", "ground"}),
     "sql": frozenset({"backend", "compile", "query", "ground"}),
+    # Schemas: a JSON Schema validator and Python types as schemas; pure, over documents.
+    "schema": frozenset({"ground"}),
     "compile": frozenset({"query", "ground"}),
     # Queries are data: the AST and its builders import no compiler and no engine.
     "query": frozenset({"ground"}),

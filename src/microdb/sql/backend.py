@@ -2,7 +2,7 @@
 
 Layout in the database (both engines)::
 
-    microdb_tables(tid, name, next_id, indexes)   one row per MicroDB table
+    microdb_tables(tid, name, next_id, indexes, options)   one row per MicroDB table
     mdb_<tid>(id, doc ...)                        the documents of one table
 
 ``tid`` is never reused, so a process holding a stale ``tid`` for a dropped table cannot
