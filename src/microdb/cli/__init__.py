@@ -30,6 +30,7 @@ def run(argv: Sequence[str]) -> int:
         args = parser.parse_args(list(argv))
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return int(exc.code or 0)
+    args.runner = run
     try:
         return int(args.func(args))
     except CLIError as exc:

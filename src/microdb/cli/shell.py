@@ -42,8 +42,7 @@ def _readline() -> Any:
 
 def cmd_shell(args: argparse.Namespace) -> int:
     """An interactive prompt with history: type filters and commands against one database."""
-    from . import run
-
+    run = args.runner  # the command runner, handed over by it (importing it here would be a cycle)
     interactive = sys.stdin.isatty()
     readline = _readline() if interactive else None
     table = args.table_name
