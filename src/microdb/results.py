@@ -198,6 +198,22 @@ class Result:
     def __iter__(self) -> Iterator[Document]:
         return iter(self.all())
 
+    def batches(self, size: int = 1000) -> Iterator[list[Document]]:
+        """The selected documents in lists of ``size``, copied one list at a time.
+
+        The selection is made (and fixed) at the first list; copying in small lists keeps
+        memory and pauses short (the async API reads large results this way).
+        """
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise QueryError(f"batches() needs a positive int, got {size!r}")
+        rows = self._run()
+        for start in range(0, len(rows), size):
+            chunk = rows[start:start + size]
+            if self._plan.fields is None:
+                yield self._table._documents(chunk)
+            else:
+                yield [self._doc(i, d) for i, d in chunk]
+
     def models(self, model: type | None = None) -> list[Any]:
         """The selected documents as instances of ``model`` (a dataclass, ``TypedDict`` or
         pydantic model); by default the class given as the table's ``schema=``."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from contextlib import AbstractContextManager
 from typing import Any
 
 from microdb.backend import Backend, Plan
+from microdb.changes import ChangeStream, Watch, open_change_log
 from microdb.compile.update_ops import upsert_seed
 from microdb.compile.updates import compile_update, is_operator_update
 from microdb.document import Document
@@ -370,3 +371,23 @@ class Table:
         """The table's indexes, as ``{'path': [...], 'unique': bool}``."""
         with self._read():
             return self._backend.indexes(self._name)
+
+    def watch(
+        self,
+        callback: Callable[[Any], Any] | None = None,
+        *,
+        since: int | None = None,
+        timeout: float | None = None,
+    ) -> Watch:
+        """This table's committed changes, from every process (see docs/changes.md).
+
+        Without ``callback``, iterate the result: it waits for each change, and ends after
+        ``timeout`` seconds without one. With ``callback``, a background thread calls
+        ``callback(change)`` for each change until ``stop()``. ``since`` resumes after a
+        sequence number (``None``: from now on).
+        """
+        if self._backend.closed:
+            raise DatabaseClosedError("the database is closed")
+        stream = ChangeStream(open_change_log(self._backend), since=since, tables=self._name, timeout=timeout)
+        watch = Watch(stream)
+        return watch if callback is None else watch.start(callback)

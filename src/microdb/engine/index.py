@@ -91,7 +91,7 @@ class Index:
         value: Any = doc
         for step in self.path[:-1]:
             if isinstance(value, dict):
-                value = value.get(step, MISSING)  # type: ignore[call-overload]
+                value = value.get(step, MISSING)
             elif isinstance(value, (list, tuple)):
                 return True
             else:

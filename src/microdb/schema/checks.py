@@ -67,7 +67,7 @@ def _validator(options: dict[str, Any]) -> tuple[Validator, str] | None:
 def stored_schema(options: dict[str, Any]) -> dict[str, Any] | None:
     """The JSON Schema kept in a table's options, or ``None``."""
     raw = options.get("schema")
-    return None if raw is None else decode(raw)  # type: ignore[no-any-return]
+    return None if raw is None else decode(raw)
 
 
 def check_documents(table: str, options: dict[str, Any], docs: Iterable[tuple[int | None, dict[str, Any]]]) -> None:
