@@ -36,6 +36,7 @@ from common import format_rows  # noqa: E402
 #: Suite name -> module name, in the order they run.
 SUITES: dict[str, str] = {
     "engine": "bench_engine", "storage": "bench_storage", "sql": "bench_sql", "live": "bench_live",
+    "cli": "bench_cli",
 }
 
 METHOD = """\

@@ -32,6 +32,14 @@ class Source:
     text: str
     size: int
 
+    @property
+    def tagged(self) -> bool:
+        """Whether the text may hold tagged values: without a ``"$`` no value needs decoding."""
+        found = self.__dict__.get("_tagged")
+        if found is None:
+            found = self.__dict__["_tagged"] = '"$' in self.text
+        return bool(found)
+
 
 def read_source(path: str) -> Source:
     """Read a file (``-`` for stdin) as UTF-8 text."""
@@ -79,14 +87,22 @@ def detect_format(source: Source, hint: str) -> str:
 class Place:
     """Where a document starts; the line and column are counted only when an error needs them."""
 
-    __slots__ = ("source", "pos", "line")
+    __slots__ = ("source", "pos", "line", "nth", "starts")
 
-    def __init__(self, source: Source, pos: int = 0, line: int | None = None):
-        self.source, self.pos, self.line = source, pos, line
+    def __init__(
+        self, source: Source, pos: int = 0, line: int | None = None, nth: int | None = None,
+        starts: Callable[[Source], Iterator[int]] | None = None,
+    ):
+        self.source, self.pos, self.line, self.nth, self.starts = source, pos, line, nth, starts
 
     def __str__(self) -> str:
         if self.line is not None:
             return f"{self.source.name}:{self.line}"
+        if self.nth is not None and self.starts is not None:
+            # Read fast in one piece: find the nth value's start only now that it is needed.
+            for i, pos in enumerate(self.starts(self.source)):
+                if i == self.nth:
+                    return where(self.source, pos)
         return where(self.source, self.pos)
 
 
@@ -118,19 +134,67 @@ def _skip(text: str, pos: int) -> int:
     return pos
 
 
-def _document(source: Source, value: Any, pos: int) -> Located:
-    place = Place(source, pos)
+def _document(source: Source, value: Any, pos: int | Place) -> Located:
+    place = pos if isinstance(pos, Place) else Place(source, pos)
     if not isinstance(value, dict):
         raise CLIError(f"{place}: expected a JSON object (a document), got {type(value).__name__}")
+    if not source.tagged:
+        return value, place
     try:
         return decode(value), place
     except MicroDBError as exc:
         raise CLIError(f"{place}: {exc}") from exc
 
 
+def _fast_values(source: Source, lines: bool) -> list[Any] | None:
+    """Every value of the text parsed in one call of the C parser, or ``None`` when that is
+    not possible (an error, or values spread over lines): the slow path then finds the place."""
+    text = source.text
+    try:
+        if lines or text.lstrip(_WS)[:1] == "{":
+            rows = [line for line in text.split("\n") if line.strip(_WS)]
+            values = _DECODER.decode("[" + ",".join(rows) + "]")
+            if isinstance(values, list) and len(values) == len(rows):
+                return values
+            if lines:
+                return None
+        value = _DECODER.decode(text)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(value, list):
+        return value
+    return [value] if isinstance(value, dict) else None
+
+
+def _checked(source: Source, values: list[Any], starts: Callable[[Source], Iterator[int]]) -> Iterator[Located]:
+    for i, value in enumerate(values):
+        yield _document(source, value, Place(source, nth=i, starts=starts))
+
+
+def _json_starts(source: Source) -> Iterator[int]:
+    for _, pos in _json_values(source):
+        yield pos
+
+
+def _nl_starts(source: Source) -> Iterator[int]:
+    for _, pos in _nl_values(source):
+        yield pos
+
+
 def json_documents(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[Located]:
     """The documents of JSON text: one object, an array of objects, or a stream of objects
     (NDJSON, or pretty-printed objects one after another)."""
+    values = _fast_values(source, lines=False)
+    if values is not None:
+        yield from _checked(source, values, _json_starts)
+        if progress is not None:
+            progress(len(source.text))
+        return
+    for value, pos in _json_values(source, progress):
+        yield _document(source, value, pos)
+
+
+def _json_values(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[tuple[Any, int]]:
     text = source.text
     pos = _skip(text, 0)
     if pos < len(text) and text[pos] == "[":
@@ -139,7 +203,7 @@ def json_documents(source: Source, progress: Callable[[int], None] | None = None
             return
         while True:
             value, end = _value_at(source, pos)
-            yield _document(source, value, pos)
+            yield value, pos
             if progress is not None:
                 progress(end)
             pos = _skip(text, end)
@@ -155,7 +219,7 @@ def json_documents(source: Source, progress: Callable[[int], None] | None = None
         return
     while pos < len(text):
         value, end = _value_at(source, pos)
-        yield _document(source, value, pos)
+        yield value, pos
         if progress is not None:
             progress(end)
         pos = _skip(text, end)
@@ -163,6 +227,17 @@ def json_documents(source: Source, progress: Callable[[int], None] | None = None
 
 def nl_documents(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[Located]:
     """The documents of NDJSON text: one JSON object per line, blank lines skipped."""
+    values = _fast_values(source, lines=True)
+    if values is not None:
+        yield from _checked(source, values, _nl_starts)
+        if progress is not None:
+            progress(len(source.text))
+        return
+    for value, pos in _nl_values(source, progress):
+        yield _document(source, value, pos)
+
+
+def _nl_values(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[tuple[Any, int]]:
     text = source.text
     pos = 0
     while True:
@@ -179,7 +254,7 @@ def nl_documents(source: Source, progress: Callable[[int], None] | None = None) 
             rest += 1
         if rest < eol:
             raise CLIError(f"{where(source, rest)}: not valid JSON: a second value on the same line")
-        yield _document(source, value, start)
+        yield value, start
         pos = eol
         if progress is not None:
             progress(pos)
