@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from microdb import MicroDB
+from microdb import MicroDB, UnsupportedFeature
 from microdb.cli import build_parser, main
 from test_cli import docs_of, run
 
@@ -318,6 +318,15 @@ def test_serve_without_the_extra_names_the_install(db: str, monkeypatch: pytest.
     assert main(["serve", db]) == 1
     err = capsys.readouterr().err
     assert err.startswith("microdb: the web page needs its extra: pip install 'microdb[web]'")
+    fake = types.ModuleType("microdb.web")
+
+    def missing(*args: object, **options: object) -> None:
+        raise UnsupportedFeature("the web page needs Starlette: pip install 'microdb[web]'")
+
+    fake.run = missing  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "microdb.web", fake)
+    assert main(["serve", db]) == 1
+    assert capsys.readouterr().err == "microdb: the web page needs Starlette: pip install 'microdb[web]'\n"
 
 
 def test_shell_runs_filters_and_commands(db: str) -> None:

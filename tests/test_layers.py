@@ -37,10 +37,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.aio",
         "microdb.changes",
     ),
-    "backend": ("microdb.backend",),
+    "backend": ("microdb.backend", "microdb.expiry"),
     "engine": ("microdb.engine",),
     "sql": ("microdb.sql",),
     "schema": ("microdb.schema",),
+    "aggregate": ("microdb.aggregate",),
     "compile": ("microdb.compile",),
     "query": ("microdb.query",),
     "storage": ("microdb.storage",),
@@ -61,13 +62,16 @@ ALLOWED: dict[str, frozenset[str]] = {
     "shells": frozenset({"api"}),
     # The TinyDB layer re-creates TinyDB's classes on MicroDB's engine and storages.
     "tinydb": frozenset({"api", "backend", "engine", "query", "storage", "ground"}),
-    "api": frozenset({"backend", "engine", "sql", "schema", "compile", "query", "storage", "ground"}),
+    "api": frozenset({"backend", "engine", "sql", "schema", "aggregate", "compile", "query", "storage", "ground"}),
     "backend": frozenset({"query", "ground"}),
     # Two engines, side by side: neither imports the other; only the in-memory one has storages.
     "engine": frozenset({"backend", "compile", "query", "storage", "ground"}),
-    "sql": frozenset({"backend", "compile", "query", "ground"}),
+    "sql": frozenset({"backend", "aggregate", "compile", "query", "ground"}),
     # Schemas: a JSON Schema validator and Python types as schemas; pure, over documents.
     "schema": frozenset({"ground"}),
+    # Aggregation pipelines: parsed into stages, run in Python over documents (SQL runs a
+    # $group itself, importing this layer).
+    "aggregate": frozenset({"compile", "query", "ground"}),
     "compile": frozenset({"query", "ground"}),
     # Queries are data: the AST and its builders import no compiler and no engine.
     "query": frozenset({"ground"}),
@@ -96,6 +100,10 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
     "orjson": ("microdb.serialization",),
     "psycopg": ("microdb.sql.postgres",),
     "psycopg_pool": ("microdb.sql.postgres",),
+    "starlette": ("microdb.web",),
+    "uvicorn": ("microdb.web",),
+    "jinja2": ("microdb.web",),
+    "markupsafe": ("microdb.web",),
     "regex": ("microdb.query.untrusted",),
 }
 

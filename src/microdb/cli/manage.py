@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 import microdb
-from microdb import CorruptDatabaseError, Document, MicroDB, MicroDBError, encode
+from microdb import CorruptDatabaseError, Document, MicroDB, UnsupportedFeature, encode
 
 from . import inputs
 from .commands import output_format
@@ -312,6 +312,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         web.run(args.db, host=args.host, port=args.port, write=args.write, token=args.token, password=args.password)
     except KeyboardInterrupt:
         pass
-    except MicroDBError:
-        raise
+    except UnsupportedFeature as exc:  # the web extra's packages are missing: the message names them
+        raise CLIError(str(exc)) from exc
     return 0

@@ -195,9 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "shell", shell.cmd_shell, "microdb shell people.json")
     p.add_argument("--table", dest="table_name", metavar="NAME", default="_default", help="the table to start in")
 
-    p = _add(sub, "serve", manage.cmd_serve, "microdb serve people.json --port 8080")
+    p = _add(sub, "serve", manage.cmd_serve, "microdb serve people.json --port 8000")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="the port (default 8080)")
+    p.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
     p.add_argument("--write", action="store_true", help="allow changes (read-only by default)")
     p.add_argument("--token", help="require this token with every request")
     p.add_argument("--password", help="require this password")

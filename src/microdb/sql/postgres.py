@@ -28,8 +28,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from microdb.compile.sql import POSTGRES, PostgresDialect
+from microdb.compile.sql import POSTGRES, Frag, PostgresDialect
 from microdb.errors import DocumentError, DuplicateKeyError, ReadOnlyError, StorageError, UnsupportedFeature
+from microdb.expiry import Rule
 from microdb.query import ast
 from microdb.sql.backend import SQLBackend
 from microdb.sql.feed import DEFAULT_KEEP_COUNT, check_retention
@@ -312,6 +313,16 @@ class PostgresBackend(SQLBackend):
                     copy.write_row(row)
 
         self._run(s, call, "COPY", retry=False)
+
+    def _expired_sql(self, rule: Rule) -> Frag:
+        # The server's clock (now(): the transaction's start). Stored datetimes are ISO 8601
+        # text; one without an offset counts as UTC. Anything else at the path is NULL.
+        path, seconds = rule
+        text = "(doc #>> %s::text[])"
+        stamp = (rf"CASE WHEN {text} ~ '[+-][0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\.[0-9]+)?)?$' "
+                 f"THEN {text}::timestamptz ELSE {text}::timestamp AT TIME ZONE 'UTC' END")
+        steps = [str(p) for p in path] + ["$datetime"]
+        return Frag(f"COALESCE({stamp} <= now() - make_interval(secs => %s), false)", (steps, steps, steps, seconds))
 
     def _index_ddl(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
         t = self.dialect.term("doc", path, True)

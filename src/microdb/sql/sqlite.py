@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from microdb.compile.sql import SQLITE, SQLiteDialect, regex_match
+from microdb.compile.sql import SQLITE, Frag, SQLiteDialect, regex_match
 from microdb.errors import (
     DocumentError,
     DuplicateKeyError,
@@ -29,6 +29,7 @@ from microdb.errors import (
     StorageError,
     UnsupportedFeature,
 )
+from microdb.expiry import Rule
 from microdb.query import ast
 from microdb.sql.backend import SQLBackend
 from microdb.sql.feed import DEFAULT_KEEP_COUNT, SQLiteChangeLog, SQLiteFeed
@@ -219,6 +220,14 @@ class SQLiteBackend(SQLBackend):
 
     def _has_options_column(self, s: Session) -> bool:
         return any(row[1] == "options" for row in self._execute(s, f"PRAGMA table_info({REGISTRY})"))
+
+    def _expired_sql(self, rule: Rule) -> Frag:
+        # julianday() reads ISO 8601 with or without an offset (none counts as UTC), the
+        # form datetimes are stored in; anything else at the path is NULL: never expired.
+        path, seconds = rule
+        steps = "".join(f"[{p}]" if isinstance(p, int) else '."' + str(p) + '"' for p in path)
+        return Frag("COALESCE(julianday(json_extract(doc, ?)) <= julianday('now') - ?, 0)",
+                    ("$" + steps + '."$datetime"', seconds / 86400.0))
 
     def _create_table_sql(self, info: TableInfo) -> list[str]:
         ddl = [f"CREATE TABLE IF NOT EXISTS {info.sql} (id INTEGER PRIMARY KEY, doc TEXT NOT NULL)"]
