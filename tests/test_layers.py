@@ -51,6 +51,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.tagged",
         "microdb.durability",
         "microdb.locking",
+        "microdb.process",
         "microdb.gcpause",
         "microdb.feed",
     ),

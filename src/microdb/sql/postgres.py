@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from microdb import process
 from microdb.compile.sql import POSTGRES, Frag, PostgresDialect
 from microdb.errors import DocumentError, DuplicateKeyError, ReadOnlyError, StorageError, UnsupportedFeature
 from microdb.expiry import Rule
@@ -54,6 +56,10 @@ def _import() -> tuple[Any, Any]:
     except ImportError as exc:
         raise UnsupportedFeature(_INSTALL) from exc
     return psycopg, psycopg_pool
+
+
+#: Pools inherited through a fork, kept (never closed, never used) in the child.
+_ABANDONED: list[Any] = []
 
 
 class PostgresBackend(SQLBackend):
@@ -108,16 +114,22 @@ class PostgresBackend(SQLBackend):
             self._psycopg.connect(url, **kwargs).close()
         except self._psycopg.Error as exc:
             raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
-        try:
-            self._pool = pool_mod.ConnectionPool(
+
+        def make_pool() -> Any:
+            return pool_mod.ConnectionPool(
                 url, min_size=1, max_size=max(1, int(pool_size)), open=True, timeout=self.timeout,
                 kwargs=kwargs, configure=configure, name=f"microdb-{id(self):x}",
             )
+
+        self._make_pool = make_pool
+        try:
+            self._pool = make_pool()
             self._pool.wait(timeout=self.timeout)
         except Exception as exc:
             with contextlib.suppress(Exception):
                 self._pool.close()
             raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
+        process.after_fork(self)
         if schema is not None and not self.read_only:
             with self._op(write=True) as s:
                 self._execute(s, f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
@@ -129,6 +141,22 @@ class PostgresBackend(SQLBackend):
 
     def __repr__(self) -> str:
         return f"PostgresBackend(schema={self.schema!r})"
+
+    def after_fork(self) -> None:
+        """In a forked child: a pool of its own (a connection must never serve two processes)."""
+        # The parent's pool is left as it is, never closed here: closing would end the
+        # parent's sessions on the server. It is kept referenced so it never is.
+        _ABANDONED.append(self._pool)
+        # Should the child ever free them, libpq would say goodbye to the server on the
+        # parent's sockets: point the child's copies of the idle ones at /dev/null.
+        for conn in list(getattr(self._pool, "_pool", ())):
+            with contextlib.suppress(Exception):
+                null = os.open(os.devnull, os.O_RDWR)
+                os.dup2(null, conn.pgconn.socket)
+                os.close(null)
+        self._local = threading.local()
+        if not self._closed:
+            self._pool = self._make_pool()
 
     # -- change feed (microdb.sql.pgfeed) -------------------------------------------------
     def _create_feed(self, s: Session) -> None:
