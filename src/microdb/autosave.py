@@ -16,7 +16,7 @@ from typing import Any
 
 from microdb import process
 from microdb.errors import CorruptDatabaseError, DatabaseClosedError, DocumentError, ReadOnlyError
-from microdb.serialization import MAX_DEPTH, check_depth, check_document, copy_value, decode
+from microdb.serialization import MAX_DEPTH, check_document, copy_value, decode, nests_too_deep
 from microdb.storage.journal import JournaledFile
 from microdb.storage.options import FileOptions
 from microdb.storage.records import encode_value
@@ -52,7 +52,7 @@ class _DictCodec:
         if not isinstance(snapshot, dict):
             raise where(f"the file holds a JSON {type(snapshot).__name__}, not an object", "")
         for key, value in snapshot.items():
-            if check_depth(value, 2) is not None:
+            if nests_too_deep(value, 2):
                 raise where(f"the value of {key!r} nests deeper than {MAX_DEPTH} levels", f'"{key}"')
         if not tagged:
             return snapshot
@@ -81,7 +81,7 @@ def _changes(payload: Any, offset: int, path: str) -> list[tuple[Any, ...]]:
         for item in payload:
             kind = item[0]
             if kind == "s" and type(item[1]) is str:
-                if check_depth(item[2], 2) is not None:
+                if nests_too_deep(item[2], 2):
                     raise ValueError(f"the value nests deeper than {MAX_DEPTH} levels")
                 out.append(("s", item[1], decode(item[2])))
             elif kind == "d" and type(item[1]) is str:

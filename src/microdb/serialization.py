@@ -39,7 +39,6 @@ from microdb.errors import DocumentError
 
 __all__ = [
     "MAX_DEPTH",
-    "check_depth",
     "check_document",
     "copy_value",
     "decode",
@@ -48,6 +47,7 @@ __all__ = [
     "encode",
     "loads",
     "loads_strict",
+    "nests_too_deep",
     "register_type",
 ]
 
@@ -239,27 +239,22 @@ def check_document(doc: Any) -> dict[str, Any]:
         raise DocumentError("the document is nested too deeply (or contains itself)") from exc
 
 
-def check_depth(value: Any, depth: int = 1) -> tuple[Any, ...] | None:
-    """Where a loaded JSON value nests deeper than :data:`MAX_DEPTH` (a path), or ``None``.
+def nests_too_deep(value: Any, level: int = 1) -> bool:
+    """Whether a loaded JSON value (at nesting ``level``) nests deeper than :data:`MAX_DEPTH`.
 
     For values read from files, which never went through :func:`check_document`; it
     descends at most ``MAX_DEPTH`` levels, so it cannot itself exceed the recursion limit.
     """
     t = type(value)
-    if t is dict:
-        items: Any = value.items()
-    elif t is list:
-        items = enumerate(value)
-    else:
-        return None
-    if depth > MAX_DEPTH:
-        return ()
-    for key, item in items:
-        if type(item) is dict or type(item) is list:
-            found = check_depth(item, depth + 1)
-            if found is not None:
-                return (key, *found)
-    return None
+    if t is not dict and t is not list:
+        return False
+    if level > MAX_DEPTH:
+        return True
+    for item in value.values() if t is dict else value:
+        ti = type(item)
+        if (ti is dict or ti is list) and nests_too_deep(item, level + 1):
+            return True
+    return False
 
 
 #: Types whose values are immutable: a copy may share them.

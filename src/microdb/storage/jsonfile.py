@@ -21,7 +21,7 @@ from typing import Any
 
 from microdb import process
 from microdb.errors import CorruptDatabaseError, DocumentError, MicroDBError, StorageError
-from microdb.serialization import MAX_DEPTH, check_depth, decode, encode
+from microdb.serialization import MAX_DEPTH, decode, encode, nests_too_deep
 from microdb.storage.base import Op, State, Storage, SyncResult, TableState, apply_ops
 from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX
 from microdb.storage.feed import DEFAULT_KEEP_BYTES, FeedReader, FeedWriter, feed_path
@@ -73,7 +73,7 @@ class _TablesCodec:
                     raise where(f"table {name!r} has a document key {key!r} that is not an integer id", f'"{key}"') from None
                 if type(doc) is not dict:
                     raise where(f"document {key} of table {name!r} is not a JSON object", f'"{key}"')
-                if check_depth(doc) is not None:
+                if nests_too_deep(doc):
                     raise where(f"document {key} of table {name!r} nests deeper than {MAX_DEPTH} levels", f'"{key}"')
                 if tagged:
                     try:
@@ -153,7 +153,7 @@ def ops_from_record(payload: Any, offset: int, path: str | None = None) -> list[
                 doc = item[3]
                 if type(doc) is not dict or type(item[2]) is not int:
                     raise TypeError("a put needs an integer id and an object")
-                if check_depth(doc) is not None:
+                if nests_too_deep(doc):
                     raise ValueError(f"the document nests deeper than {MAX_DEPTH} levels")
                 ops.append(("put", table, item[2], decode(doc)))
             elif kind == "d":
