@@ -5,15 +5,16 @@ Usage::
     python benchmarks/run.py [--quick] [--only engine,storage,sql] [--markdown FILE]
 
 ``engine`` is ``bench_engine.py`` (queries, indexes, bulk inserts and memory of the
-in-memory engine), ``storage`` is ``bench_storage.py`` (the durable JSON file),
-``gcpause`` is ``bench_gcpause.py`` (what pausing the cyclic collector saves bulk work),
-``sql`` is ``bench_sql.py`` (the SQLite and PostgreSQL backends), ``live`` is
-``bench_live.py`` (the change feed's latency across processes, the async API's event-loop
-lag, a watcher's cost), ``aggregate`` is ``bench_aggregate.py`` (``$group`` in SQL vs in
-Python), ``web`` is ``bench_web.py`` (the web page's first table page on a large SQLite
-database). Each module exposes
+in-memory engine), ``storage`` is ``bench_storage.py`` (the durable JSON file) and ``sql``
+is ``bench_sql.py`` (the SQLite and PostgreSQL backends), ``live`` is ``bench_live.py`` (the
+change feed's latency across processes, the async API's event-loop lag, a watcher's cost),
+``aggregate`` is ``bench_aggregate.py`` (``$group`` in SQL vs in Python), ``web`` is
+``bench_web.py`` (the web page's first table page on a large SQLite database). Each module exposes
 ``run(quick: bool) -> list[dict]``; one that does not exist yet is skipped with a note.
 ``--markdown FILE`` also writes the results as markdown, with the machine and the method.
+
+``gcpause`` is ``bench_gcpause.py`` (what pausing the cyclic collector saves bulk work);
+it runs first, as its "alone" case needs a process with one thread.
 """
 
 from __future__ import annotations
@@ -39,14 +40,10 @@ from common import format_rows  # noqa: E402
 
 #: Suite name -> module name, in the order they run.
 SUITES: dict[str, str] = {
-    "engine": "bench_engine",
-    "storage": "bench_storage",
-    # Before the suites that start threads: its "alone" case needs a one-thread process.
+    # First, while the process has one thread: its "alone" case needs that.
     "gcpause": "bench_gcpause",
-    "sql": "bench_sql",
-    "live": "bench_live",
-    "aggregate": "bench_aggregate",
-    "web": "bench_web",
+    "engine": "bench_engine", "storage": "bench_storage", "sql": "bench_sql", "live": "bench_live",
+    "aggregate": "bench_aggregate", "web": "bench_web", "cli": "bench_cli",
 }
 
 METHOD = """\

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -244,6 +246,25 @@ def test_cross_site_writes_are_refused(page: Any, serve: Any, db: MicroDB) -> No
             evil.shutdown()
             evil.server_close()
     assert [dict(d) for d in db.table("people").all()] == before
+
+
+def test_table_page_follows_other_processes(page: Any, serve: Any, db: MicroDB, tmp_path: Path) -> None:
+    """Without a reload, the table page shows a document another process inserts."""
+    writer = "import sys\nfrom microdb import MicroDB\nwith MicroDB(sys.argv[1]) as db:\n    db.table('people').insert({'name': 'late'})\n"
+    with serve() as base:
+        page.goto(base + "/t/people?after=50")
+        page.wait_for_selector("#live:not([hidden])")
+        page.evaluate("window.stillHere = true")
+        subprocess.run([sys.executable, "-c", writer, str(tmp_path / "people.json")], check=True, timeout=60)
+        page.wait_for_selector('li.doc[data-id="76"]')
+        assert page.evaluate("window.stillHere") is True  # swapped in, not reloaded
+        assert "1 change" in page.inner_text("#live")
+        page.wait_for_function("document.getElementById('count').textContent === '76 documents'")
+        page.goto(base + "/t/people?filter=%7B%7D&sort=-age")  # a query waits to be run again
+        page.wait_for_selector("#live:not([hidden])")
+        subprocess.run([sys.executable, "-c", writer, str(tmp_path / "people.json")], check=True, timeout=60)
+        page.wait_for_function("document.getElementById('live').textContent.includes('Run the query again')")
+        page.goto("about:blank")  # close the event stream before the server stops
 
 
 def test_markup_in_data_never_runs(page: Any, serve: Any, db: MicroDB) -> None:

@@ -46,7 +46,8 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 def serving(app: Any) -> Iterator[str]:
     """Serve the ASGI ``app`` with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from microdb import MicroDB, MicroDBError
-from microdb.web import api, data, values
+from microdb.web import api, data, events, values
 from microdb.web.security import SESSION_COOKIE, Access, HeadersMiddleware
 from microdb.web.state import NotFound, State
 
@@ -193,6 +193,7 @@ def create_app(db: MicroDB, *, write: bool = False, token: str | None = None, pa
         Route("/t/{table}/new", pages.new, name="new"),
         Route("/t/{table}/doc/{doc_id}", pages.document, name="document"),
         *api.routes(state),
+        *events.routes(state),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [Middleware(HeadersMiddleware)]

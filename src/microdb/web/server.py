@@ -46,7 +46,8 @@ def serve(db_spec: Any, *, host: str = "127.0.0.1", port: int = 8000, write: boo
             print(f"Open: http://{shown}:{port}/?token={token}", file=out, flush=True)
         else:
             print(f"Open: http://{shown}:{port}/ and sign in with the password", file=out, flush=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        # Open event streams (live updates) end with the server rather than hold it up.
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
     finally:
         if db is not db_spec:
             db.close()

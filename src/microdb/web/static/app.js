@@ -168,10 +168,57 @@
     }
   }
 
+  // Live: the table page follows commits from every process through the change feed
+  // (Server-Sent Events). The list of documents is fetched again and swapped in (parsed
+  // as a document, never assigned as HTML); a query's results wait for the user to run
+  // it again. Where the database keeps no feed, the Refresh button is all there is.
+  function setupLive() {
+    const count = document.getElementById("count");
+    if (!count || !window.EventSource) return;
+    const status = document.getElementById("live");
+    const source = new EventSource("/api/tables/" + tablePath(count.dataset.table) + "/events");
+    let pending = null;
+    source.addEventListener("open", function () {
+      status.hidden = false;
+      status.textContent = "Live: following changes from every process.";
+    });
+    source.addEventListener("error", function () {
+      if (source.readyState === EventSource.CLOSED) status.hidden = true;
+    });
+    source.addEventListener("change", function (event) {
+      const data = JSON.parse(event.data);
+      status.textContent = "Live: " + data.count + (data.count === 1 ? " change" : " changes") + " at " + new Date().toLocaleTimeString() + ".";
+      if (document.getElementById("run")) {
+        status.textContent += " Run the query again to see them.";
+        return;
+      }
+      clearTimeout(pending);
+      pending = setTimeout(refreshDocuments, 200);
+    });
+  }
+
+  async function refreshDocuments() {
+    let response;
+    try {
+      response = await fetch(window.location.href, {credentials: "same-origin"});
+    } catch (err) {
+      return;
+    }
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    ["docs", "pager"].forEach(function (id) {
+      const old = document.getElementById(id);
+      const replacement = fresh.getElementById(id);
+      if (old && replacement) old.replaceWith(document.importNode(replacement, true));
+    });
+    loadCount();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     loadCount();
     setupEditor();
     setupDelete();
     setupIndexes();
+    setupLive();
   });
 })();
