@@ -33,7 +33,8 @@ if HERE not in sys.path:
 from common import format_rows  # noqa: E402
 
 #: Suite name -> module name, in the order they run.
-SUITES: dict[str, str] = {"engine": "bench_engine", "storage": "bench_storage", "sql": "bench_sql"}
+SUITES: dict[str, str] = {"engine": "bench_engine", "storage": "bench_storage", "sql": "bench_sql",
+                          "scale": "bench_scale"}
 
 METHOD = """\
 - Every system gets the same generated documents (about 240 bytes of JSON each: name,
