@@ -43,7 +43,7 @@ if HERE not in sys.path:
 from common import iter_docs, make_docs, print_rows, ratio_row  # noqa: E402
 
 from microdb import MicroDB  # noqa: E402
-from microdb.storage.journal import DEFAULT_CHECKPOINT_BYTES  # noqa: E402
+from microdb.storage.options import DEFAULT_CHECKPOINT_BYTES  # noqa: E402
 
 __all__ = ["bench_growth", "bench_reopen", "bench_single_inserts", "run"]
 

@@ -22,7 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import microdb.serialization as serialization
+import microdb.storage.checkpoint as checkpoint
 import microdb.storage.journal as journal
+import microdb.storage.snapshot as snapshot
 from microdb import (
     AutoSavingDict,
     CorruptDatabaseError,
@@ -36,7 +38,7 @@ from microdb import (
     where,
 )
 from microdb.locking import FileLock
-from microdb.storage.journal import FORMAT_VERSION, frame_record
+from microdb.storage.records import FORMAT_VERSION, frame_record
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -937,12 +939,13 @@ def test_autosaving_dict_checkpoints_and_compacts(tmp_path: Path) -> None:
 
 def test_windows_rules_keep_the_same_behaviour(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With Windows' rules (no descriptor kept on the snapshot, journal closed around renames) all works."""
-    monkeypatch.setattr(journal, "_WINDOWS", True)
+    monkeypatch.setattr(checkpoint, "WINDOWS", True)
+    monkeypatch.setattr(snapshot, "WINDOWS", True)
     a = MicroDB(str(path), checkpoint_bytes=300, checkpoint_ratio=0.1)
     b = MicroDB(str(path))
     for i in range(30):
         (a if i % 2 else b).insert({"n": i})
-    assert a.backend.store.file._snap_fd is None  # type: ignore[attr-defined]
+    assert a.backend.store.file.snapshot.fd is None  # type: ignore[attr-defined]
     assert [d["n"] for d in b.all()] == list(range(30))
     os.remove(path)
     with pytest.raises(StorageError, match="removed"):

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import microdb.storage.checkpoint as checkpoint
 import microdb.storage.journal as journal
 from microdb import AutoSavingDict, CorruptDatabaseError, MicroDB, StorageError, where
 from microdb.storage.journal import JournaledFile
@@ -324,7 +325,7 @@ def test_new_snapshot_with_old_journal_is_consistent(tmp_path: Path, monkeypatch
     a.remove(doc_ids=[2])
     b.all()
 
-    real_replace = journal.replace
+    real_replace = checkpoint.replace
     renamed: list[str] = []
 
     def replace_once(src: str, dst: str) -> None:
@@ -333,7 +334,7 @@ def test_new_snapshot_with_old_journal_is_consistent(tmp_path: Path, monkeypatch
             raise OSError(errno.EIO, "crash between the renames")
         real_replace(src, dst)
 
-    monkeypatch.setattr(journal, "replace", replace_once)
+    monkeypatch.setattr(checkpoint, "replace", replace_once)
     with pytest.raises(StorageError):
         a.compact()
     monkeypatch.undo()

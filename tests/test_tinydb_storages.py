@@ -264,6 +264,9 @@ def test_killed_writer_loses_no_acknowledged_write(tmp_path: Path) -> None:
                 break
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        # Inserts the child acknowledged between our last read and the kill are in the pipe.
+        for line in proc.stdout:
+            acknowledged = int(line)
         proc.stdout.close()
         with TinyDB(path / "db.json") as db:
             found = [d["i"] for d in db.all()]

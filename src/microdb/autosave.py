@@ -16,7 +16,9 @@ from typing import Any
 
 from microdb.errors import CorruptDatabaseError, DatabaseClosedError, DocumentError, ReadOnlyError
 from microdb.serialization import check_document, copy_value, decode
-from microdb.storage.journal import JournaledFile, encode_value
+from microdb.storage.journal import JournaledFile
+from microdb.storage.options import FileOptions
+from microdb.storage.records import encode_value
 
 __all__ = ["AutoSavingDict"]
 
@@ -98,14 +100,13 @@ class AutoSavingDict(MutableMapping[str, Any]):
     Keys are strings; values are anything a document may hold (JSON values, datetimes,
     UUIDs, sets...). Each change (``d[k] = v``, ``del d[k]``, ``update()``, ``clear()``...)
     is on disk before the call returns, as one atomic commit; values read back are copies,
-    so change a value by assigning it again. Options are those of ``MicroDB('file.json')``:
-    ``durable``, ``read_only``, ``lock_timeout``, ``indent``, ``sort_keys``,
-    ``ensure_ascii``, ``encoding``, ``create_dirs``, ``checkpoint_ratio``,
-    ``checkpoint_bytes``. Use it as a context manager, or call :meth:`close`.
+    so change a value by assigning it again. Options are those of ``MicroDB('file.json')``
+    (the fields of :class:`~microdb.storage.options.FileOptions`, as keywords or as one
+    ``options`` object). Use it as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], **options: Any):
-        self._file: JournaledFile[dict[str, Any]] = JournaledFile(path, _DictCodec(), **options)
+    def __init__(self, path: str | os.PathLike[str], options: FileOptions | None = None, **keywords: Any):
+        self._file: JournaledFile[dict[str, Any]] = JournaledFile(path, _DictCodec(), FileOptions.of(options, keywords))
         self._lock = threading.RLock()
         self._data: dict[str, Any] = self._file.open()
 

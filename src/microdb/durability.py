@@ -23,18 +23,24 @@ import secrets
 import sys
 import time
 
+from microdb.errors import ReadOnlyError, StorageError
+
 __all__ = [
-    "atomic_write",
+    "WINDOWS",
     "create_temp",
     "fsync_dir",
     "fsync_fd",
+    "is_denied",
+    "is_full",
     "pread_all",
     "pwrite_all",
     "remove_quietly",
     "replace",
+    "storage_error",
 ]
 
-_WINDOWS = os.name == "nt"
+#: The one test for Windows used by the package (renames, locks and folder fsyncs differ there).
+WINDOWS = sys.platform == "win32"
 _MACOS = sys.platform == "darwin"
 _BINARY = getattr(os, "O_BINARY", 0)
 _fdatasync = getattr(os, "fdatasync", os.fsync)
@@ -62,7 +68,7 @@ def fsync_fd(fd: int, *, full: bool = False) -> None:
 
 def fsync_dir(folder: str) -> None:
     """Make the names in ``folder`` (a rename, a new file) durable, where the OS allows it."""
-    if _WINDOWS:
+    if WINDOWS:
         return
     try:
         fd = os.open(folder or ".", os.O_RDONLY)
@@ -142,7 +148,7 @@ def create_temp(target: str, data: bytes, *, full: bool = True) -> tuple[str, in
 
 def replace(source: str, target: str) -> None:
     """``os.replace``, retried briefly on Windows, where a reader holding the file blocks it."""
-    attempts = 20 if _WINDOWS else 1
+    attempts = 20 if WINDOWS else 1
     for attempt in range(attempts):
         try:
             os.replace(source, target)
@@ -153,13 +159,25 @@ def replace(source: str, target: str) -> None:
             time.sleep(0.01 * (attempt + 1))
 
 
-def atomic_write(target: str, data: bytes) -> None:
-    """Replace ``target`` with ``data`` so that a crash leaves the old or the new content."""
-    temp, fd = create_temp(target, data)
-    os.close(fd)
-    try:
-        replace(temp, target)
-    except BaseException:
-        remove_quietly(temp)
-        raise
-    fsync_dir(os.path.dirname(target))
+_FULL_ERRORS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)}
+_DENIED_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def is_full(exc: OSError) -> bool:
+    """Whether ``exc`` says the disk (or a size limit) is full."""
+    return exc.errno in _FULL_ERRORS
+
+
+def is_denied(exc: OSError) -> bool:
+    """Whether ``exc`` says the file or folder may not be written."""
+    return exc.errno in _DENIED_ERRORS
+
+
+def storage_error(exc: OSError, what: str, path: str) -> StorageError:
+    """A clear MicroDB error for an OS error (kept as the cause by the caller's ``from``)."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _FULL_ERRORS:
+        return StorageError(f"cannot {what} {path!r}: the disk is full ({reason}); nothing was changed")
+    if exc.errno in _DENIED_ERRORS:
+        return ReadOnlyError(f"cannot {what} {path!r}: permission denied ({reason}); nothing was changed")
+    return StorageError(f"cannot {what} {path!r}: {reason}; nothing was changed")

@@ -19,11 +19,10 @@ import threading
 import time
 from types import TracebackType
 
+from microdb.durability import WINDOWS
 from microdb.errors import LockTimeout, StorageError
 
 __all__ = ["FileLock"]
-
-_WINDOWS = sys.platform == "win32"
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
@@ -82,7 +81,7 @@ class FileLock:
 
     def _is_current(self, fd: int) -> bool:
         """Whether ``fd`` is still the file at ``path`` (someone may have removed it)."""
-        if _WINDOWS:  # pragma: no cover - an open file cannot be removed on Windows
+        if WINDOWS:  # pragma: no cover - an open file cannot be removed on Windows
             return True
         # A removed or replaced file has no name left: fstat says so without a path lookup.
         return os.fstat(fd).st_nlink > 0

@@ -21,15 +21,10 @@ from typing import Any
 from microdb.errors import CorruptDatabaseError, MicroDBError, StorageError
 from microdb.serialization import decode, encode
 from microdb.storage.base import Op, State, Storage, SyncResult, TableState, apply_ops
-from microdb.storage.journal import (
-    DEFAULT_CHECKPOINT_BYTES,
-    FORMAT_VERSION,
-    JOURNAL_SUFFIX,
-    LOCK_SUFFIX,
-    JournaledFile,
-    encode_value,
-    frame_record,
-)
+from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX
+from microdb.storage.journal import JournaledFile
+from microdb.storage.options import FileOptions
+from microdb.storage.records import FORMAT_VERSION, encode_value, frame_record
 
 __all__ = [
     "FORMAT_VERSION",
@@ -37,6 +32,7 @@ __all__ = [
     "LOCK_SUFFIX",
     "JSONFileStorage",
     "JSONFileStore",
+    "FileOptions",
     "JournaledFile",
     "frame_record",
     "ops_from_record",
@@ -167,34 +163,12 @@ def ops_from_record(payload: Any, offset: int, path: str | None = None) -> list[
 class JSONFileStorage(Storage):
     """A database in one JSON file, written through a journal: crash-safe and multi-process.
 
-    Options: ``durable`` (fsync each commit; ``False`` hands commits to the OS, which
-    survives a process crash but not a power cut), ``read_only``, ``lock_timeout`` (seconds
-    to wait for another process's write), ``indent``/``sort_keys``/``ensure_ascii``/
-    ``encoding`` (how the snapshot is written, as TinyDB's options), ``create_dirs``, and
-    ``checkpoint_ratio``/``checkpoint_bytes`` (the journal is folded into the snapshot once
-    it is larger than both ``checkpoint_bytes`` and ``checkpoint_ratio`` times the snapshot).
+    ``options`` is a :class:`~microdb.storage.options.FileOptions`; keywords (``durable=``,
+    ``read_only=``, ``lock_timeout=``...: its fields) override it.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        durable: bool = True,
-        read_only: bool = False,
-        lock_timeout: float = 10.0,
-        indent: int | None = None,
-        sort_keys: bool = False,
-        ensure_ascii: bool = False,
-        encoding: str = "utf-8",
-        create_dirs: bool = True,
-        checkpoint_ratio: float = 1.0,
-        checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES,
-    ):
-        self.file: JournaledFile[State] = JournaledFile(
-            path, _TablesCodec(), durable=durable, read_only=read_only, lock_timeout=lock_timeout,
-            indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii, encoding=encoding,
-            create_dirs=create_dirs, checkpoint_ratio=checkpoint_ratio, checkpoint_bytes=checkpoint_bytes,
-        )
+    def __init__(self, path: str | os.PathLike[str], options: FileOptions | None = None, **keywords: Any):
+        self.file: JournaledFile[State] = JournaledFile(path, _TablesCodec(), FileOptions.of(options, keywords))
         self.path = self.file.path
         self.read_only = self.file.read_only
 
