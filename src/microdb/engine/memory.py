@@ -21,8 +21,8 @@ from typing import Any
 
 from microdb.backend import Backend, Plan, assign_ids
 from microdb.compile.python import compile_query, resolve
-from microdb.engine.index import Index
-from microdb.engine.planner import choose, residual
+from microdb.engine.indexset import IndexSet, Key, spec_key
+from microdb.engine.planner import choose, ordered_compound, residual
 from microdb.errors import DatabaseClosedError, DuplicateKeyError, ReadOnlyError, StorageError
 from microdb.query.ast import Node, Path
 from microdb.query.values import sort_key
@@ -40,11 +40,7 @@ class _Table:
         self.name = name
         self.docs: dict[int, dict[str, Any]] = state.docs
         self.meta: dict[str, Any] = state.meta
-        self.indexes: dict[Path, Index] = {}
-        for spec in self.meta.get("indexes", []):
-            index = Index(tuple(spec["path"]), bool(spec.get("unique")), name)
-            index.build(self.docs.items())
-            self.indexes[index.path] = index
+        self.indexes = IndexSet(name, self.meta.get("indexes", []), self.docs)
 
     def state(self) -> TableState:
         return TableState(self.docs, self.meta)
@@ -211,7 +207,7 @@ class MemoryBackend(Backend):
                     self._undo.append(("create", name))
             doc_id, doc = op[2], op[3]
             old = table.docs.get(doc_id)
-            for index in table.indexes.values():
+            for index in table.indexes.every:
                 if old is not None:
                     index.remove(doc_id, old)
                 index.add(doc_id, doc)
@@ -228,7 +224,7 @@ class MemoryBackend(Backend):
             old = table.docs.pop(doc_id, None)
             if old is None:
                 return
-            for index in table.indexes.values():
+            for index in table.indexes.every:
                 index.remove(doc_id, old)
             if record:
                 self._undo.append(("put", name, doc_id, old, table.meta["next_id"]))
@@ -239,17 +235,9 @@ class MemoryBackend(Backend):
                     self._undo.append(("create", name))
                 return
             if record:
-                self._undo.append(("meta", name, table.meta, dict(table.indexes)))
+                self._undo.append(("meta", name, table.meta, table.indexes.copy()))
             table.meta = dict(op[2])
-            wanted = {tuple(spec["path"]): bool(spec.get("unique")) for spec in table.meta["indexes"]}
-            for path in list(table.indexes):
-                if path not in wanted or table.indexes[path].unique != wanted[path]:
-                    del table.indexes[path]
-            for path, unique in wanted.items():
-                if path not in table.indexes:
-                    index = Index(path, unique, name)
-                    index.build(table.docs.items())
-                    table.indexes[path] = index
+            table.indexes.sync(table.meta["indexes"], table.docs)
         elif kind == "drop":
             if table is None:
                 return
@@ -283,7 +271,7 @@ class MemoryBackend(Backend):
                 table = self._tables[name]
                 doc_id, old, old_next = entry[2], entry[3], entry[4]
                 current = table.docs.pop(doc_id, None)
-                for index in table.indexes.values():
+                for index in table.indexes.every:
                     if current is not None:
                         index.remove(doc_id, current)
                     if old is not None:
@@ -342,11 +330,7 @@ class MemoryBackend(Backend):
 
     # -- documents ----------------------------------------------------------------------
     def _check_unique(self, table: _Table, docs: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        for index in table.indexes.values():
-            if index.unique:
-                pending: dict[Any, int] = {}
-                for doc_id, doc in docs:
-                    index.check(doc_id, doc, pending)
+        table.indexes.check(docs)
 
     def insert(self, table: str, docs: Sequence[tuple[int | None, dict[str, Any]]]) -> list[int]:
         t = self._table(table, create=True)
@@ -439,7 +423,7 @@ class MemoryBackend(Backend):
         node = plan.node
         if plan.doc_ids is not None:
             return [i for i in plan.doc_ids if i in t.docs], node, "by id"
-        access = choose(node, t.indexes)
+        access = choose(node, t.indexes.single, t.indexes.compound)
         if access is None:
             return None, node, "full scan"
         ids = access.fetch()
@@ -457,18 +441,20 @@ class MemoryBackend(Backend):
             return compiled.select(docs.items()), len(docs), how
         return compiled.select([(i, docs[i]) for i in ids]), len(ids), how
 
-    def _ordered_scan(self, t: _Table, plan: Plan) -> Iterator[int] | None:
-        """Ids in sort order straight from an index, when one sort key is an indexed path."""
-        if len(plan.sort) != 1 or plan.doc_ids is not None:
-            return None
-        key = plan.sort[0]
-        if key.path is None:
-            return None
-        index = t.indexes.get(key.path)
-        if index is None or index.multikey:
-            return None
+    def _ordered_scan(self, t: _Table, plan: Plan) -> tuple[Iterator[int] | None, bool]:
+        """Ids in sort order straight from an index, when the sort keys are indexed paths;
+        and whether that scan reads only the query's part of the index."""
+        if not plan.sort or plan.doc_ids is not None or any(k.path is None for k in plan.sort):
+            return None, False
         need = None if plan.limit is None else plan.skip + plan.limit
-        return index.scan(key.reverse, need)
+        sort = [(k.path, k.reverse) for k in plan.sort if k.path is not None]
+        scan = ordered_compound(plan.node, sort, t.indexes.compound, need)
+        if scan is not None:
+            return scan, True
+        index = t.indexes.single.get(sort[0][0])
+        if len(sort) != 1 or index is None or index.multikey:
+            return None, False
+        return index.scan(sort[0][1], need), False
 
     def run(self, table: str, plan: Plan) -> Iterator[tuple[int, dict[str, Any]]]:
         t = self._tables.get(table)
@@ -478,8 +464,8 @@ class MemoryBackend(Backend):
         stop = None if plan.limit is None else plan.skip + plan.limit
         if plan.limit == 0:
             return iter(())
-        scan = self._ordered_scan(t, plan)
-        if scan is not None and stop is not None:
+        scan, narrow = self._ordered_scan(t, plan)
+        if scan is not None and (stop is not None or narrow):
             # Read the index in order and stop as soon as enough documents matched.
             pred = compile_query(plan.node).predicate if plan.node is not None else None
             out: list[tuple[int, dict[str, Any]]] = []
@@ -487,7 +473,7 @@ class MemoryBackend(Backend):
                 doc = docs[doc_id]
                 if pred is None or pred(doc):
                     out.append((doc_id, doc))
-                    if len(out) >= stop:
+                    if stop is not None and len(out) >= stop:
                         break
             return iter(out[plan.skip:stop])
         ids, _, _ = self._select(t, plan)
@@ -528,7 +514,8 @@ class MemoryBackend(Backend):
                     "examined": 0, "matched": 0}
         ids, _, how = self._candidates(t, plan)
         matched, examined, _ = self._select(t, plan)
-        ordered = self._ordered_scan(t, plan) is not None and plan.limit is not None
+        scan, narrow = self._ordered_scan(t, plan)
+        ordered = scan is not None and (plan.limit is not None or narrow)
         index = None if ids is None or how == "by id" else how
         return {
             "backend": self.name,
@@ -543,28 +530,41 @@ class MemoryBackend(Backend):
 
     # -- indexes --------------------------------------------------------------------------
     def create_index(self, table: str, path: Path, unique: bool) -> None:
+        self._create_index(table, path, unique)
+
+    def create_compound_index(self, table: str, paths: tuple[Path, ...], unique: bool) -> None:
+        self._create_index(table, paths, unique)
+
+    def _create_index(self, table: str, key: Key, unique: bool) -> None:
         t = self._table(table, create=True)
         assert t is not None
-        existing = t.indexes.get(path)
+        existing = t.indexes.get(key)
         if existing is not None and existing.unique == unique:
             return
-        specs = [s for s in t.meta["indexes"] if tuple(s["path"]) != path]
-        specs.append({"path": list(path), "unique": unique})
+        index = t.indexes.new(key, unique)
+        specs = [s for s in t.meta["indexes"] if spec_key(s) != key]
+        specs.append(index.describe())
         if unique:
-            Index(path, True, table).build(t.docs.items())  # raises DuplicateKeyError first
+            index.build(t.docs.items())  # raises DuplicateKeyError first
         self._apply(("meta", table, {"next_id": t.meta["next_id"], "indexes": specs}))
 
     def drop_index(self, table: str, path: Path) -> bool:
+        return self._drop_index(table, path)
+
+    def drop_compound_index(self, table: str, paths: tuple[Path, ...]) -> bool:
+        return self._drop_index(table, paths)
+
+    def _drop_index(self, table: str, key: Key) -> bool:
         t = self._tables.get(table)
-        if t is None or path not in t.indexes:
+        if t is None or t.indexes.get(key) is None:
             return False
-        specs = [s for s in t.meta["indexes"] if tuple(s["path"]) != path]
+        specs = [s for s in t.meta["indexes"] if spec_key(s) != key]
         self._apply(("meta", table, {"next_id": t.meta["next_id"], "indexes": specs}))
         return True
 
     def indexes(self, table: str) -> list[dict[str, Any]]:
         t = self._tables.get(table)
-        return [] if t is None else [index.describe() for index in t.indexes.values()]
+        return [] if t is None else t.indexes.describe()
 
     def __repr__(self) -> str:
         return f"MemoryBackend({self.store!r})"
