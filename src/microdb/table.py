@@ -300,23 +300,35 @@ class Table:
             self._backend.truncate(self._name)
 
     # -- indexes ----------------------------------------------------------------------
-    def create_index(self, field: Any, *, unique: bool = False) -> None:
+    def create_index(self, field: Any, *fields: Any, unique: bool = False) -> None:
         """Index ``field`` (a name, a dot path, or ``Query().a.b``); ``unique`` rejects duplicates.
+
+        Several fields make one compound index, ordered by the first field, then the next:
+        ``create_index('city', 'age')`` serves ``city == X`` alone, ``city == X`` with a
+        range on ``age``, and ``city == X`` sorted by ``age``. A list names one nested path
+        (``['address', 'city']``), as everywhere.
 
         Raises ``DuplicateKeyError`` (and creates nothing) if a unique index would already
         be broken by the stored documents.
         """
         path = parse_field(field)
         with self._write():
-            self._backend.create_index(self._name, path, bool(unique))
+            if fields:
+                paths = (path, *(parse_field(f) for f in fields))
+                self._backend.create_compound_index(self._name, paths, bool(unique))
+            else:
+                self._backend.create_index(self._name, path, bool(unique))
 
-    def drop_index(self, field: Any) -> bool:
-        """Remove the index on ``field``; true when there was one."""
+    def drop_index(self, field: Any, *fields: Any) -> bool:
+        """Remove the index on ``field`` (or the compound index on all the fields); true when there was one."""
         path = parse_field(field)
         with self._write():
+            if fields:
+                paths = (path, *(parse_field(f) for f in fields))
+                return self._backend.drop_compound_index(self._name, paths)
             return self._backend.drop_index(self._name, path)
 
     def indexes(self) -> list[dict[str, Any]]:
-        """The table's indexes, as ``{'path': [...], 'unique': bool}``."""
+        """The table's indexes, as ``{'path': [...], 'unique': bool}`` (``'paths'`` for a compound one)."""
         with self._read():
             return self._backend.indexes(self._name)

@@ -8,8 +8,8 @@ prefix (``city == X and age < Y``), and a sort on the paths after the prefix (``
 sorted by ``age``), reading only the matching keys.
 
 A document missing a path is filed with the missing value's key (lowest of all), so a
-prefix query still finds it; a unique compound index ignores documents missing every
-path. Arrays are filed whole: while any document holds an array (or goes through one)
+prefix query still finds it; a unique compound index ignores documents missing any of
+its paths (as SQL unique indexes ignore rows with a NULL). Arrays are filed whole: while any document holds an array (or goes through one)
 along an indexed path, the planner does not use the index, since MongoDB-style queries
 look inside arrays and a whole-array key cannot answer them.
 """
@@ -80,7 +80,7 @@ class CompoundIndex:
         if not self.unique:
             return
         key, _ = self._key(doc)
-        if all(part == _MISSING_KEY for part in key):
+        if _MISSING_KEY in key:
             return
         held = self.entries.get(key)
         if held is not None:

@@ -119,7 +119,7 @@ class SQLReads(SQLRegistry):
             params.extend(f.where.params)
         if order is not None:
             sql += f" ORDER BY {order.order_by}"
-        elif f.pushed and node_paths(node) & {tuple(x["path"]) for x in info.indexes}:
+        elif f.pushed and node_paths(node) & indexed_paths(info):
             sql += f" ORDER BY {d.id_order_indexed}"
         else:
             sql += " ORDER BY id"
