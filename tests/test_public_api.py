@@ -14,6 +14,7 @@ EXPECTED = {
     "DocumentNotFound", "DuplicateKeyError", "FormatVersionError", "LockTimeout", "MicroDB",
     "MicroDBError", "Query", "QueryError", "ReadOnlyError", "Result", "StorageError", "Table",
     "TransactionError", "UnsupportedFeature", "UpdateError", "__version__", "register_type", "where",
+    "FilterLimits", "untrusted_filter", "encode", "decode", "dumps", "loads",
 }
 
 
@@ -26,7 +27,8 @@ def test_all_is_sorted_and_complete() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["microdb.storage", "microdb.errors", "microdb.query", "microdb.operations", "microdb.serialization"]
+    "module", ["microdb.storage", "microdb.errors", "microdb.query", "microdb.operations", "microdb.serialization",
+     "microdb.tagged", "microdb.query.untrusted"]
 )
 def test_submodule_all_is_sorted_and_importable(module: str) -> None:
     """Each public module's ``__all__`` is sorted and every name in it exists."""

@@ -27,9 +27,11 @@ from microdb.errors import (
     UpdateError,
 )
 from microdb.query.builders import Query, where
+from microdb.query.untrusted import FilterLimits, untrusted_filter
 from microdb.results import Result
 from microdb.serialization import register_type
 from microdb.table import Table
+from microdb.tagged import decode, dumps, encode, loads
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,7 @@ __all__ = [
     "DocumentError",
     "DocumentNotFound",
     "DuplicateKeyError",
+    "FilterLimits",
     "FormatVersionError",
     "LockTimeout",
     "MicroDB",
@@ -55,6 +58,11 @@ __all__ = [
     "UnsupportedFeature",
     "UpdateError",
     "__version__",
+    "decode",
+    "dumps",
+    "encode",
+    "loads",
     "register_type",
+    "untrusted_filter",
     "where",
 ]

@@ -24,8 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from microdb import MicroDB, MicroDBError, Query, where
-from microdb.serialization import encode
+from microdb import MicroDB, MicroDBError, Query, encode, untrusted_filter, where
 
 __all__ = ["main"]
 
@@ -38,12 +37,9 @@ def _filter(text: str | None) -> Any:
     if not text:
         return None
     try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"microdb: the filter is not valid JSON: {exc}") from exc
-    if not isinstance(parsed, dict):
-        raise SystemExit("microdb: the filter must be a JSON object, e.g. '{\"age\": {\"$lt\": 30}}'")
-    return parsed
+        return untrusted_filter(text)
+    except MicroDBError as exc:
+        raise SystemExit(f"microdb: {exc}") from exc
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
