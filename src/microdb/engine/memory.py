@@ -21,9 +21,10 @@ from typing import Any
 
 from microdb.backend import Backend, Plan, assign_ids
 from microdb.compile.python import compile_query, resolve
+from microdb.engine.blocks import ReadBlock, WriteBlock
 from microdb.engine.indexset import IndexSet, Key, spec_key
 from microdb.engine.planner import choose, ordered_compound, residual
-from microdb.errors import DatabaseClosedError, DuplicateKeyError, ReadOnlyError, StorageError
+from microdb.errors import DatabaseClosedError, DuplicateKeyError, StorageError
 from microdb.query.ast import Node, Path
 from microdb.query.values import sort_key
 from microdb.storage.base import Op, State, Storage, TableState, new_meta
@@ -46,98 +47,6 @@ class _Table:
         return TableState(self.docs, self.meta)
 
 
-class _ReadBlock:
-    """The read block of a backend: hold its lock and catch up with other processes.
-
-    A plain class rather than a generator-based context manager: every read passes
-    through here, and this halves the cost of a get by id.
-    """
-
-    __slots__ = ("_backend",)
-
-    def __init__(self, backend: MemoryBackend):
-        self._backend = backend
-
-    def __enter__(self) -> None:
-        backend = self._backend
-        backend._lock.acquire()
-        try:
-            if backend._closed:
-                raise DatabaseClosedError("the database is closed")
-            if backend._depth == 0 and backend._shared_store:
-                backend._sync()
-        except BaseException:
-            backend._lock.release()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self._backend._lock.release()
-
-
-class _WriteBlock:
-    """The write block of a backend: its lock, the store's lock, and one commit at the end.
-
-    Blocks nest (a transaction holds several writes); only the outermost one takes the
-    store's lock, catches up with other processes, and commits what the block changed.
-    An exception rolls back what its own block changed. A plain class rather than a
-    generator-based context manager, like :class:`_ReadBlock`: every write passes here.
-    Only the thread holding the backend's lock enters or leaves, so one stack serves.
-    """
-
-    __slots__ = ("_backend", "_frames")
-
-    def __init__(self, backend: MemoryBackend):
-        self._backend = backend
-        #: per open block: the store lock it took (outermost only), undo and ops marks
-        self._frames: list[tuple[contextlib.AbstractContextManager[Any] | None, int, int]] = []
-
-    def __enter__(self) -> None:
-        backend = self._backend
-        backend._lock.acquire()
-        try:
-            backend._check_open()
-            if backend.store.read_only:
-                raise ReadOnlyError("the database is open read-only")
-            store_lock: contextlib.AbstractContextManager[Any] | None = None
-            if backend._depth == 0:
-                store_lock = backend.store.lock()
-                store_lock.__enter__()
-                try:
-                    backend._sync()
-                except BaseException:
-                    store_lock.__exit__(None, None, None)
-                    raise
-                backend._ops = []
-                backend._undo = []
-            self._frames.append((store_lock, len(backend._undo), len(backend._ops)))
-            backend._depth += 1
-        except BaseException:
-            backend._lock.release()
-            raise
-
-    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        backend = self._backend
-        store_lock, mark, ops_mark = self._frames.pop()
-        try:
-            if kind is not None:
-                backend._rollback_to(mark, ops_mark)
-            elif store_lock is not None and backend._ops:
-                try:
-                    backend.store.commit(backend._ops, backend.state())
-                except BaseException:
-                    backend._rollback_to(0, 0)
-                    raise
-        finally:
-            backend._depth -= 1
-            try:
-                if store_lock is not None:
-                    backend._ops = []
-                    backend._undo = []
-                    store_lock.__exit__(None, None, None)
-            finally:
-                backend._lock.release()
-
-
 class MemoryBackend(Backend):
     """A :class:`~microdb.backend.Backend` holding the data in memory over a ``Storage``."""
 
@@ -149,11 +58,13 @@ class MemoryBackend(Backend):
         self._lock = threading.RLock()
         self._depth = 0
         self._closed = False
+        #: commits whose durability was waited for after the locks (group commit)
+        self.commits = 0
         self._ops: list[Op] = []
         self._undo: list[tuple[Any, ...]] = []
         self._tables: dict[str, _Table] = {}
-        self._reader = _ReadBlock(self)
-        self._writer = _WriteBlock(self)
+        self._reader = ReadBlock(self)
+        self._writer = WriteBlock(self)
         # Stores only this object writes (memory, a mapping) never have news: skip the call.
         self._shared_store = type(store).sync is not Storage.sync
         self._install(store.load())

@@ -17,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from microdb.durability import fsync_fd, is_denied, is_full, pread_all, pwrite_all, storage_error
 from microdb.errors import MicroDBError, ReadOnlyError, StorageError
 from microdb.locking import FileLock
 from microdb.serialization import dumpb, loads_strict
 from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX, CheckpointedFile, Codec, identity
+from microdb.storage.groupsync import GroupSync
 from microdb.storage.options import DEFAULT_CHECKPOINT_BYTES, FileOptions
 from microdb.storage.records import FORMAT_VERSION, encode_value, frame_record, is_marker, read_header, scan
 from microdb.storage.snapshot import BINARY
@@ -36,6 +37,7 @@ __all__ = [
     "Codec",
     "FileOptions",
     "JournaledFile",
+    "Ticket",
     "encode_value",
     "frame_record",
 ]
@@ -46,6 +48,14 @@ _pread = getattr(os, "pread", None) or (lambda fd, n, offset: pread_all(fd, n, o
 _RESTAT_EVERY = 1.0  # seconds between safety stats of the journal's path
 
 S = TypeVar("S")
+
+
+class Ticket(NamedTuple):
+    """A deferred durable commit: which journal, and where its record lies in it."""
+
+    journal: tuple[int, int]
+    start: int
+    end: int
 
 
 class JournaledFile(CheckpointedFile[S]):
@@ -59,6 +69,8 @@ class JournaledFile(CheckpointedFile[S]):
     def __init__(self, path: str | os.PathLike[str], codec: Codec[S], options: FileOptions | None = None):
         super().__init__(path, codec, options if options is not None else FileOptions())
         self._stale = False  # the journal on disk belongs to no snapshot (the snapshot was removed)
+        #: durable commits that ask to wait after the write lock (see ``append(defer=True)``)
+        self._group: GroupSync | None = None
 
     # -- reading ------------------------------------------------------------------------------
     def _open_journal(self) -> int | None:
@@ -155,6 +167,9 @@ class JournaledFile(CheckpointedFile[S]):
                     raise StorageError(f"cannot create {self.path!r}: the folder {self.folder!r} does not exist")
                 os.makedirs(self.folder, exist_ok=True)
             self._lock = FileLock(self.lock_path, timeout=self.options.lock_timeout)
+            if self.durable:
+                # fsync_fd looked up at each call, as append's own fsync is.
+                self._group = GroupSync(self.lock_path, lambda fd: fsync_fd(fd))
             with self.lock():
                 # Catch up under the lock: another writer may have committed since we read,
                 # and what looked like a torn tail then may be its finished record now.
@@ -304,8 +319,13 @@ class JournaledFile(CheckpointedFile[S]):
         return records, end, start + len(body)
 
     # -- writing --------------------------------------------------------------------------------
-    def append(self, payload: Any, state: S) -> None:
-        """Commit one record (under the lock); ``state`` is memory after it, for a checkpoint."""
+    def append(self, payload: Any, state: S, *, defer: bool = False) -> Ticket | None:
+        """Commit one record (under the lock); ``state`` is memory after it, for a checkpoint.
+
+        With ``defer``, a durable commit returns before its ``fsync``, with a ticket for
+        :meth:`settle`, which the caller runs after releasing the lock (group commit:
+        :mod:`microdb.storage.groupsync`). The commit is not durable until it returns.
+        """
         if self.read_only:
             raise ReadOnlyError(f"{self.path!r} is open read-only")
         if self._fd is None or self._closed:
@@ -329,7 +349,11 @@ class JournaledFile(CheckpointedFile[S]):
                 # No room to allocate ahead; the record alone may still fit.
                 pad = needed
                 pwrite_all(fd, record + bytes(pad) if pad else record, offset)
-            if self.durable:
+            group = self._group if defer and self.durable else None
+            if group is not None:
+                assert self._journal_id is not None
+                group.written(fd, self._journal_id, end)
+            elif self.durable:
                 fsync_fd(fd)
         except OSError as exc:
             try:
@@ -337,6 +361,7 @@ class JournaledFile(CheckpointedFile[S]):
             except OSError:
                 self._tail_end = max(self._tail_end, end)
             raise storage_error(exc, "write to", self.journal_path) from exc
+        ticket = None if group is None or self._journal_id is None else Ticket(self._journal_id, offset, end)
         self._offset = self._tail_end = end
         self._seen_size = max(self._seen_size, end + pad)
         self._marker_pending = False
@@ -347,6 +372,32 @@ class JournaledFile(CheckpointedFile[S]):
                 # The commit itself is durable; a failed checkpoint only means a longer
                 # journal. Try again once it has grown by another threshold.
                 self._next_checkpoint = self._offset + self._threshold()
+        return ticket
+
+    def settle(self, ticket: Ticket) -> None:
+        """Wait (without the lock) until a deferred commit is durable; ``StorageError`` if it
+        may not be (then try :meth:`take_back`)."""
+        assert self._group is not None
+        try:
+            self._group.wait(ticket.journal, ticket.end)
+        except OSError as exc:
+            raise storage_error(exc, "write to", self.journal_path) from exc
+
+    def take_back(self, ticket: Ticket) -> bool:
+        """Zero a deferred commit whose ``fsync`` failed, when nothing was written after it
+        (by any thread or process); true when done. Call it holding the lock."""
+        if self._fd is None or self._journal_id != ticket.journal or self._offset != ticket.end:
+            return False
+        try:
+            if identity(os.stat(self.journal_path)) != ticket.journal:
+                return False  # replaced by another process's checkpoint, which holds the commit
+            if _pread(self._fd, 1, ticket.end) not in (b"", b"\0"):
+                return False  # another process wrote after it
+            pwrite_all(self._fd, bytes(ticket.end - ticket.start), ticket.start)
+        except OSError:
+            return False
+        self._offset = ticket.start
+        return True
 
     @property
     def closed(self) -> bool:
@@ -371,6 +422,8 @@ class JournaledFile(CheckpointedFile[S]):
                         self._checkpoint(state)
         finally:
             self._closed = True
+            if self._group is not None:
+                self._group.close()
             self._close_fds()
 
     def __repr__(self) -> str:

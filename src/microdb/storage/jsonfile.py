@@ -22,7 +22,7 @@ from microdb.errors import CorruptDatabaseError, MicroDBError, StorageError
 from microdb.serialization import decode, encode
 from microdb.storage.base import Op, State, Storage, SyncResult, TableState, apply_ops
 from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX
-from microdb.storage.journal import JournaledFile
+from microdb.storage.journal import JournaledFile, Ticket
 from microdb.storage.options import FileOptions
 from microdb.storage.records import FORMAT_VERSION, encode_value, frame_record
 
@@ -178,11 +178,19 @@ class JSONFileStorage(Storage):
         self.read_only = self.file.read_only
         return state
 
-    def commit(self, ops: list[Op], state: State) -> None:
-        """Append one journal record holding ``ops`` (fsynced when durable)."""
+    def commit(self, ops: list[Op], state: State) -> Ticket | None:
+        """Append one journal record holding ``ops``; when durable, a ticket to :meth:`settle`."""
         if not ops:
-            return
-        self.file.append(record_of(ops), state)
+            return None
+        return self.file.append(record_of(ops), state, defer=True)
+
+    def settle(self, ticket: Any) -> None:
+        """Wait until the commit is on disk: one ``fsync`` serves every writer waiting."""
+        self.file.settle(ticket)
+
+    def take_back(self, ticket: Any) -> bool:
+        """Zero a commit whose ``fsync`` failed, if nothing was written after it."""
+        return self.file.take_back(ticket)
 
     def sync(self) -> SyncResult:
         """Other processes' commits since our last look (one ``stat`` when there are none)."""
