@@ -1,4 +1,4 @@
-"""The package's layers: every import in ``src/microdb`` points down, and no import cycle exists.
+"""The package's shape: every import in ``src/microdb`` points down, no cycle, no module over 600 lines.
 
 Every ``import`` statement of every module counts: at the top, inside functions, and under
 ``if TYPE_CHECKING:``, since each of them is a dependency a reader has to follow. The table
@@ -9,14 +9,17 @@ prefix that names it.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
 PACKAGE = "microdb"
+DESIGN = ROOT / "docs" / "design.md"
 
 #: layer -> the module prefixes it holds (the longest matching prefix wins).
 LAYERS: dict[str, tuple[str, ...]] = {
@@ -36,6 +39,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "backend": ("microdb.backend",),
     "engine": ("microdb.engine",),
     "sql": ("microdb.sql",),
+    "schema": ("microdb.schema",),
     "compile": ("microdb.compile",),
     "query": ("microdb.query",),
     "storage": ("microdb.storage",),
@@ -55,11 +59,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     "shells": frozenset({"api"}),
     # The TinyDB layer re-creates TinyDB's classes on MicroDB's engine and storages.
     "tinydb": frozenset({"api", "backend", "engine", "query", "storage", "ground"}),
-    "api": frozenset({"backend", "engine", "sql", "compile", "query", "storage", "ground"}),
+    "api": frozenset({"backend", "engine", "sql", "schema", "compile", "query", "storage", "ground"}),
     "backend": frozenset({"query", "ground"}),
     # Two engines, side by side: neither imports the other; only the in-memory one has storages.
     "engine": frozenset({"backend", "compile", "query", "storage", "ground"}),
     "sql": frozenset({"backend", "compile", "query", "ground"}),
+    # Schemas: a JSON Schema validator and Python types as schemas; pure, over documents.
+    "schema": frozenset({"ground"}),
     "compile": frozenset({"query", "ground"}),
     # Queries are data: the AST and its builders import no compiler and no engine.
     "query": frozenset({"ground"}),
@@ -73,6 +79,14 @@ PUBLIC = frozenset({"microdb"})
 
 #: Known exceptions, each with the reason it is still there (empty when the code is clean).
 EXCEPTIONS: dict[tuple[str, str], str] = {}
+
+#: The longest a module of the package may be: one concept in a few hundred lines.
+MAX_LINES = 600
+
+#: Modules still over MAX_LINES, each with the reason (empty when the code is clean).
+OVERSIZED: dict[str, str] = {
+    "microdb.schema.jsonschema": "the JSON Schema keywords and their compiler in one module, to be split (issue 17)",
+}
 
 #: Packages outside the standard library, and the modules allowed to import them (the
 #: optional extras declared in pyproject.toml).
@@ -204,7 +218,15 @@ def cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
     return found
 
 
+def module_lines(src: Path = SRC) -> dict[str, int]:
+    """Module -> its number of lines, for every module of the package."""
+    return {
+        module_name(p): len(p.read_text(encoding="utf-8").splitlines()) for p in (src / PACKAGE).rglob("*.py")
+    }
+
+
 GRAPH = import_graph()
+LINES = module_lines()
 
 
 def test_every_module_is_in_a_layer() -> None:
@@ -226,6 +248,42 @@ def test_exceptions_are_still_needed() -> None:
     """Each listed exception is an import the code really has (so the list cannot rot)."""
     for module, target in EXCEPTIONS:
         assert target in GRAPH.get(module, set()), (module, target)
+
+
+def test_no_module_is_over_the_limit() -> None:
+    """Every module holds one concept in at most MAX_LINES lines (see OVERSIZED)."""
+    assert {m: n for m, n in LINES.items() if n > MAX_LINES and m not in OVERSIZED} == {}
+
+
+def test_oversized_modules_are_still_oversized() -> None:
+    """Each module listed in OVERSIZED is still too long (remove it from the list once split)."""
+    for module in OVERSIZED:
+        assert LINES.get(module, 0) > MAX_LINES, f"{module} is within {MAX_LINES} lines now: remove it from OVERSIZED"
+
+
+def test_design_names_only_real_modules() -> None:
+    """Every ``.py`` file docs/design.md names exists (so the drawing follows moves and renames)."""
+    package = SRC / PACKAGE
+    basenames = {p.name for p in package.rglob("*.py")}
+    named = set(re.findall(r"[\w/]+\.py\b", DESIGN.read_text(encoding="utf-8")))
+    missing = [
+        name for name in sorted(named)
+        if not ((package / name).exists() or (ROOT / name).exists() if "/" in name else name in basenames)
+    ]
+    assert missing == []
+
+
+def test_design_draws_every_top_level_module() -> None:
+    """docs/design.md's layers drawing shows each top-level module and sub-package of the package."""
+    package = SRC / PACKAGE
+    top = sorted(
+        p.name + ("/" if p.is_dir() else "")
+        for p in package.iterdir()
+        if (p.is_dir() and (p / "__init__.py").exists()) or p.suffix == ".py"
+    )
+    text = DESIGN.read_text(encoding="utf-8")
+    drawing = text[text.index("## The layers"):text.index("## The data path")]
+    assert [name for name in top if name not in drawing] == []
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from microdb import errors
 EXPECTED = {
     "AutoSavingDict", "CorruptDatabaseError", "DatabaseClosedError", "Document", "DocumentError",
     "DocumentNotFound", "DuplicateKeyError", "FormatVersionError", "LockTimeout", "MicroDB",
-    "MicroDBError", "Query", "QueryError", "ReadOnlyError", "Result", "StorageError", "Table",
-    "TransactionError", "UnsupportedFeature", "UpdateError", "__version__", "register_type", "where",
+    "MicroDBError", "Query", "QueryError", "ReadOnlyError", "Result", "SchemaError", "StorageError", "Table",
+    "TransactionError", "UnsupportedFeature", "UpdateError", "ValidationError", "__version__", "register_type", "where",
     "FilterLimits", "untrusted_filter", "encode", "decode", "dumps", "loads",
 }
 
@@ -47,7 +47,9 @@ def test_error_tree() -> None:
         "DocumentNotFound": KeyError,
         "DuplicateKeyError": ValueError,
         "QueryError": ValueError,
+        "SchemaError": ValueError,
         "UpdateError": ValueError,
+        "ValidationError": TypeError,
         "UnsupportedFeature": NotImplementedError,
         "StorageError": OSError,
         "CorruptDatabaseError": OSError,

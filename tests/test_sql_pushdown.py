@@ -88,10 +88,44 @@ def test_pushdown_of_filter_sort_and_limit(people: Any) -> None:
     assert [d.doc_id for d in result] == [d.doc_id for d in expected[2:5]]
 
 
-def test_count_runs_in_sql(people: Any) -> None:
-    """count() of an exact query is one SELECT count(*)."""
-    assert people.count(where("city") == "c3") == 10
-    assert people.query(where("city") == "c3").count() == 10
+def _record_statements(table: Any) -> list[str]:
+    """The SQL text of every statement ``table``'s backend runs from now on (a live list)."""
+    backend = table._backend
+    seen: list[str] = []
+    for name in ("_execute", "_execute_many", "_stream"):
+        run = getattr(backend, name)
+
+        def recording(s: Any, sql: str, *args: Any, _run: Any = run) -> Any:
+            seen.append(sql)
+            return _run(s, sql, *args)
+
+        setattr(backend, name, recording)
+    return seen
+
+
+def _document_statements(seen: list[str]) -> list[str]:
+    """The statements that read or write documents (not transactions, not the registry)."""
+    return [sql for sql in seen if "mdb_" in sql and "microdb_tables" not in sql]
+
+
+@pytest.mark.parametrize("count", [
+    lambda t: t.count(where("city") == "c3"),
+    lambda t: t.query(where("city") == "c3").count(),
+], ids=["table.count", "result.count"])
+def test_count_runs_in_sql(people: Any, count: Any) -> None:
+    """count() of an exact query is one SELECT count(*) and reads no document."""
+    seen = _record_statements(people)
+    assert count(people) == 10
+    statements = _document_statements(seen)
+    assert len(statements) == 1, statements
+    assert statements[0].startswith("SELECT count(*) FROM ") and " WHERE " in statements[0]
+
+
+def test_count_with_a_python_residual_is_not_one_count(people: Any) -> None:
+    """A query SQL cannot decide alone is not counted by SELECT count(*) (the check above can fail)."""
+    seen = _record_statements(people)
+    assert people.count((where("city") == "c3") & where("name").test(lambda v: v.endswith("3"))) == 10
+    assert not any(sql.startswith("SELECT count(*)") for sql in _document_statements(seen))
 
 
 @pytest.mark.parametrize("field, query", [
@@ -175,3 +209,18 @@ def test_limit_is_pushed_down_when_python_has_nothing_to_reject(people: Any) -> 
     plan = people.query(where("age") > 80).sort("name").limit(4).explain()
     assert plan["pushed"]["limit"] == "python"
     assert people.query(where("age") > 80).sort("name").limit(4).ids()[0] == expected[1].doc_id
+
+
+def test_a_dialect_must_build_every_engine_specific_piece() -> None:
+    """Dialect is an ABC: a dialect that leaves out a builder cannot be created at all."""
+
+    class Partial(Dialect):
+        name = "partial"
+
+        def type_of(self, t: Any) -> str:
+            return f"json_type({t.base})"
+
+    with pytest.raises(TypeError, match="abstract"):
+        Partial()
+    assert {"term", "type_of", "rank", "json_text"} <= Dialect.__abstractmethods__
+    assert not type(SQLITE).__abstractmethods__ and not type(POSTGRES).__abstractmethods__

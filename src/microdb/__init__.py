@@ -21,10 +21,12 @@ from microdb.errors import (
     MicroDBError,
     QueryError,
     ReadOnlyError,
+    SchemaError,
     StorageError,
     TransactionError,
     UnsupportedFeature,
     UpdateError,
+    ValidationError,
 )
 from microdb.query.builders import Query, where
 from microdb.query.untrusted import FilterLimits, untrusted_filter
@@ -52,11 +54,13 @@ __all__ = [
     "QueryError",
     "ReadOnlyError",
     "Result",
+    "SchemaError",
     "StorageError",
     "Table",
     "TransactionError",
     "UnsupportedFeature",
     "UpdateError",
+    "ValidationError",
     "__version__",
     "decode",
     "dumps",

@@ -30,7 +30,7 @@ def _check_key(key: Any) -> str:
         if not isinstance(key, str):
             raise DocumentError(f"AutoSavingDict keys are strings (JSON object keys), got {key!r:.60}")
         return str(key)
-    return key  # type: ignore[no-any-return]
+    return key
 
 
 def _check_value(key: str, value: Any) -> Any:

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from microdb.errors import DuplicateKeyError
+from microdb.errors import DuplicateKeyError, UnsupportedFeature
 from microdb.query.ast import Node, Path
 from microdb.query.values import distinct_values
 
@@ -204,3 +204,15 @@ class Backend(ABC):
     def indexes(self, table: str) -> list[dict[str, Any]]:
         """The table's indexes as ``{"path": [...], "unique": bool}``, or ``{"paths": [[...],
         ...], "unique": bool}`` for a compound index."""
+
+    # -- table options (a schema, ...) ------------------------------------------------------
+    def table_options(self, table: str) -> dict[str, Any]:
+        """What is stored with a table besides documents and indexes (its schema...); ``{}`` if none.
+
+        Called inside a read or write block; the caller must not change the dict.
+        """
+        return {}
+
+    def set_table_options(self, table: str, options: dict[str, Any]) -> None:
+        """Store a table's options (a JSON-encodable dict), creating the table; called in a write block."""
+        raise UnsupportedFeature(f"the {self.name} backend cannot store table options")

@@ -10,7 +10,7 @@ from typing import Any
 
 from microdb.backend import Backend
 from microdb.engine import MemoryBackend
-from microdb.errors import DatabaseClosedError, QueryError
+from microdb.errors import DatabaseClosedError, QueryError, SchemaError
 from microdb.storage.base import Storage
 from microdb.table import Table
 from microdb.transfer import copy_database
@@ -90,16 +90,32 @@ class MicroDB(Table):
         if self._backend.closed:
             raise DatabaseClosedError("the database is closed")
 
-    def table(self, name: str) -> Table:
-        """The table called ``name`` (created on its first write)."""
+    def table(self, name: str, *, schema: Any = None, validation: str = "error", models: bool = False) -> Table:
+        """The table called ``name`` (created on its first write).
+
+        ``schema`` (a JSON Schema, a dataclass, a ``TypedDict`` or a pydantic model) is stored
+        with the table, and every write is checked against it (``validation='warn'`` logs
+        instead of refusing); see docs/schemas.md. ``models=True`` returns documents as
+        instances of the model class given as ``schema``.
+        """
         self._check_open()
+        if models and schema is not None and isinstance(schema, dict):
+            raise SchemaError("models=True needs a model class as schema= (a dataclass, TypedDict or pydantic model)")
         if name == self.default_table_name:
-            return self
-        with self._cache_lock:
-            table = self._table_cache.get(name)
-            if table is None:
-                table = self._table_cache[name] = Table(self._backend, name)
-            return table
+            table: Table = self
+        else:
+            with self._cache_lock:
+                found = self._table_cache.get(name)
+                if found is None:
+                    found = self._table_cache[name] = Table(self._backend, name)
+                table = found
+        if schema is not None:
+            table.set_schema(schema, validation=validation)
+        if models:
+            if table._schema_model is None:
+                raise SchemaError("models=True needs a model class as schema= (a dataclass, TypedDict or pydantic model)")
+            table._model = table._schema_model
+        return table
 
     def tables(self) -> set[str]:
         """The names of the tables that hold data or were created."""

@@ -6,9 +6,11 @@ The tree, rooted at :class:`MicroDBError`::
     ├── DatabaseClosedError      (RuntimeError)  the database or table was closed
     ├── TransactionError         (RuntimeError)  misuse of ``db.transaction()``
     ├── DocumentError            (TypeError)     not a mapping, or a value JSON cannot hold
+    │   └── ValidationError                      a document breaks its table's schema (path, rule)
     ├── DocumentNotFound         (KeyError)      no document with that id
     ├── DuplicateKeyError        (ValueError)    a unique index rejected a value
     ├── QueryError               (ValueError)    a malformed query or unknown operator
+    ├── SchemaError              (ValueError)    a malformed schema (unknown keyword, bad operand)
     ├── UpdateError              (ValueError)    a malformed or impossible update
     ├── UnsupportedFeature       (NotImplementedError)  a backend cannot do this
     └── StorageError             (OSError)       the storage failed; nothing was applied
@@ -35,10 +37,12 @@ __all__ = [
     "MicroDBError",
     "QueryError",
     "ReadOnlyError",
+    "SchemaError",
     "StorageError",
     "TransactionError",
     "UnsupportedFeature",
     "UpdateError",
+    "ValidationError",
 ]
 
 
@@ -58,6 +62,20 @@ class DocumentError(MicroDBError, TypeError):
     """A document is not a mapping or holds a value that cannot be stored."""
 
 
+class ValidationError(DocumentError):
+    """A document breaks its table's schema; nothing was written.
+
+    ``path`` is where in the document (``"address.zip"``, ``"tags.2"``; ``""`` for the
+    document itself), ``rule`` the schema keyword that failed (``"required"``, ``"type"``...).
+    """
+
+    def __init__(self, message: str, *, path: str = "", rule: str = "", doc_id: int | None = None):
+        super().__init__(message)
+        self.path = path
+        self.rule = rule
+        self.doc_id = doc_id
+
+
 class DocumentNotFound(MicroDBError, KeyError):
     """No document has the given id."""
 
@@ -72,6 +90,10 @@ class DuplicateKeyError(MicroDBError, ValueError):
 
 class QueryError(MicroDBError, ValueError):
     """A query is malformed, uses an unknown operator, or an operand of the wrong kind."""
+
+
+class SchemaError(MicroDBError, ValueError):
+    """A schema is malformed: an unknown keyword, or an operand of the wrong kind."""
 
 
 class UpdateError(MicroDBError, ValueError):

@@ -13,6 +13,7 @@ from microdb.errors import QueryError
 from microdb.query.ast import Path
 from microdb.query.fields import parse_field
 from microdb.query.values import MISSING, distinct_values
+from microdb.schema.models import model_instance
 from microdb.serialization import copy_value
 
 __all__ = ["Result", "ResultSource"]
@@ -23,6 +24,7 @@ class ResultSource(Protocol):
     this module does not import the table module, which imports it)."""
 
     _backend: Backend
+    _schema_model: type | None
 
     @property
     def name(self) -> str: ...
@@ -195,6 +197,16 @@ class Result:
 
     def __iter__(self) -> Iterator[Document]:
         return iter(self.all())
+
+    def models(self, model: type | None = None) -> list[Any]:
+        """The selected documents as instances of ``model`` (a dataclass, ``TypedDict`` or
+        pydantic model); by default the class given as the table's ``schema=``."""
+        cls = model if model is not None else self._table._schema_model
+        if cls is None:
+            raise QueryError("models() needs a model class, or a table opened with schema=<a model class>")
+        plan = self._plan
+        return [model_instance(cls, _project(d, plan.fields, plan.exclude) if plan.fields is not None else copy_value(d))
+                for _, d in self._run()]
 
     def first(self) -> Document | None:
         """The first selected document, or ``None``."""

@@ -16,6 +16,8 @@ from microdb.query.ast import Node
 from microdb.query.builders import to_node
 from microdb.query.fields import parse_field
 from microdb.results import Result
+from microdb.schema import checks as _schema
+from microdb.schema.models import model_instance
 from microdb.serialization import IMMUTABLE_TYPES, check_document, copy_into, copy_value
 
 __all__ = ["Table"]
@@ -44,12 +46,15 @@ class Table:
     """
 
     document_class: type[Document] = Document
+    #: The model class documents come back as (``db.table(name, schema=Model, models=True)``).
+    _model: type | None = None
 
     def __init__(self, backend: Backend, name: str):
         if not isinstance(name, str) or not name:
             raise QueryError(f"a table name must be a non-empty string, got {name!r}")
         self._backend = backend
         self._name = name
+        self._schema_model: type | None = None
 
     @property
     def name(self) -> str:
@@ -70,6 +75,8 @@ class Table:
         return self._backend.write()
 
     def _document(self, doc: dict[str, Any], doc_id: int, copied: bool = False) -> Document:
+        if self._model is not None:
+            return model_instance(self._model, doc if copied else copy_value(doc))  # type: ignore[no-any-return]
         cls = self.document_class
         if cls is Document:
             # Skips Document.__init__ and a second copy: this is the hot path of every read.
@@ -86,7 +93,7 @@ class Table:
 
     def _documents(self, rows: Iterable[tuple[int, dict[str, Any]]]) -> list[Document]:
         """Documents for many ``(id, stored document)`` rows (the loop of every query)."""
-        if self.document_class is not Document or not self._backend.shares_documents:
+        if self.document_class is not Document or not self._backend.shares_documents or self._model is not None:
             return [self._document(doc, doc_id) for doc_id, doc in rows]
         # _document and copy_into, inlined: a call less per document is 5% of a large read.
         new, shared, copy = _new_document, IMMUTABLE_TYPES, copy_value
@@ -122,6 +129,43 @@ class Table:
             raise QueryError("give a query or doc_ids (use truncate() to remove every document)")
         return self._backend.ids(self._name, Plan(node=to_node(cond)))
 
+    # -- schema --------------------------------------------------------------------------
+    def _check(self, items: Iterable[tuple[int | None, dict[str, Any]]]) -> None:
+        """Check documents about to be written against the stored schema (in a write block)."""
+        options = self._backend.table_options(self._name)
+        if options:
+            _schema.check_documents(self._name, options, items)
+
+    def set_schema(self, schema: Any, *, validation: str = "error") -> None:
+        """Store ``schema`` with the table (``None`` removes it); every later write is checked.
+
+        ``schema`` is a JSON Schema dict, a dataclass, a ``TypedDict`` or a pydantic model
+        (see docs/schemas.md). Documents already stored are not checked: see :meth:`validate`.
+        """
+        with self._write():
+            options = dict(self._backend.table_options(self._name))
+            if schema is None:
+                options.pop("schema", None)
+                options.pop("validation", None)
+                model = None
+            else:
+                made, model = _schema.make_options(schema, validation)
+                options.update(made)
+            if options != self._backend.table_options(self._name):
+                self._backend.set_table_options(self._name, options)
+        self._schema_model = model
+
+    def schema(self) -> dict[str, Any] | None:
+        """The JSON Schema stored with the table, or ``None``."""
+        with self._read():
+            return _schema.stored_schema(self._backend.table_options(self._name))
+
+    def validate(self) -> list[dict[str, Any]]:
+        """The stored documents that break the table's schema: ``{doc_id, path, rule, message}`` each."""
+        with self._read():
+            options = self._backend.table_options(self._name)
+            return _schema.violations(options, self._backend.run(self._name, Plan()))
+
     # -- inserting ---------------------------------------------------------------------
     def _prepare(self, document: Any) -> tuple[int | None, dict[str, Any]]:
         doc = check_document(document)
@@ -134,6 +178,7 @@ class Table:
         """Store a document and return its new id (a ``Document`` keeps its own ``doc_id``)."""
         item = self._prepare(document)
         with self._write():
+            self._check([item])
             return self._backend.insert(self._name, [item])[0]
 
     def insert_many(self, documents: Iterable[Mapping[str, Any]]) -> list[int]:
@@ -148,6 +193,7 @@ class Table:
             if not items:
                 return []
             with self._write():
+                self._check(items)
                 return self._backend.insert(self._name, items)
 
     # -- reading ----------------------------------------------------------------------
@@ -220,6 +266,7 @@ class Table:
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise UpdateError(f"the update failed on document {doc_id}: {exc!r}") from exc
             changes[doc_id] = check_document(doc)
+        self._check(changes.items())
         return changes
 
     def update(self, fields: Any, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:
@@ -273,7 +320,9 @@ class Table:
                     changes = self._update_ids(dict(document), [doc_id])
                     self._backend.replace(self._name, changes)
                     return [doc_id]
-                return self._backend.insert(self._name, [(doc_id, check_document(document))])
+                item = (doc_id, check_document(document))
+                self._check([item])
+                return self._backend.insert(self._name, [item])
             ids = self._target_ids(cond, None)
             if ids:
                 changes = self._update_ids(document, ids)
@@ -285,6 +334,7 @@ class Table:
                 new = check_document(base)
             else:
                 new = check_document(document)
+            self._check([(None, new)])
             return self._backend.insert(self._name, [(None, new)])
 
     def remove(self, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:

@@ -165,7 +165,7 @@ _LEAVES = (ast.Compare, ast.AnyOf, ast.ElemMatch, ast.OneOf, ast.Regex, ast.Type
 
 
 def _leaf_path(node: ast.Node) -> ast.Path:
-    return node.path if type(node) in _LEAVES else ()  # type: ignore[attr-defined, no-any-return]
+    return node.path if type(node) in _LEAVES else ()  # type: ignore[attr-defined]
 
 
 def _by_path(items: tuple[ast.Node, ...]) -> list[list[ast.Node]]:

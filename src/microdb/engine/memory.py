@@ -299,7 +299,7 @@ class MemoryBackend(Backend):
             return
         self.delete(table, list(t.docs))
         # Keep the next id in the metadata: the ids are gone from the documents.
-        self._apply(("meta", table, {"next_id": t.meta["next_id"], "indexes": list(t.meta["indexes"])}))
+        self._apply(("meta", table, {**t.meta, "indexes": list(t.meta["indexes"])}))
 
     def fetch(self, table: str, doc_id: int) -> dict[str, Any] | None:
         t = self._tables.get(table)
@@ -325,7 +325,7 @@ class MemoryBackend(Backend):
             t = self._table(table, create=True)
             assert t is not None
             if t.meta["next_id"] < next_id:
-                self._apply(("meta", table, {"next_id": next_id, "indexes": list(t.meta["indexes"])}))
+                self._apply(("meta", table, {**t.meta, "next_id": next_id, "indexes": list(t.meta["indexes"])}))
 
     # -- queries ------------------------------------------------------------------------
     def _candidates(self, t: _Table, plan: Plan) -> tuple[list[int] | None, Node | None, str]:
@@ -457,7 +457,7 @@ class MemoryBackend(Backend):
         specs.append(index.describe())
         if unique:
             index.build(t.docs.items())  # raises DuplicateKeyError first
-        self._apply(("meta", table, {"next_id": t.meta["next_id"], "indexes": specs}))
+        self._apply(("meta", table, {**t.meta, "indexes": specs}))
 
     def drop_index(self, table: str, path: Path) -> bool:
         return self._drop_index(table, path)
@@ -470,12 +470,25 @@ class MemoryBackend(Backend):
         if t is None or t.indexes.get(key) is None:
             return False
         specs = [s for s in t.meta["indexes"] if spec_key(s) != key]
-        self._apply(("meta", table, {"next_id": t.meta["next_id"], "indexes": specs}))
+        self._apply(("meta", table, {**t.meta, "indexes": specs}))
         return True
 
     def indexes(self, table: str) -> list[dict[str, Any]]:
         t = self._tables.get(table)
         return [] if t is None else t.indexes.describe()
+
+    # -- table options ----------------------------------------------------------------------
+    def table_options(self, table: str) -> dict[str, Any]:
+        t = self._tables.get(table)
+        return {} if t is None else t.meta.get("options") or {}
+
+    def set_table_options(self, table: str, options: dict[str, Any]) -> None:
+        t = self._table(table, create=True)
+        assert t is not None
+        meta = {key: value for key, value in t.meta.items() if key != "options"}
+        if options:
+            meta["options"] = options
+        self._apply(("meta", table, meta))
 
     def __repr__(self) -> str:
         return f"MemoryBackend({self.store!r})"

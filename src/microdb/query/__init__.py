@@ -1,4 +1,7 @@
-"""The query language: one AST (:mod:`.ast`), its builders, and its compilers."""
+"""The query language as data: one AST (:mod:`.ast`), field paths, its builders and dict filters.
+
+The compilers live in :mod:`microdb.compile`; nothing here imports them.
+"""
 
 from __future__ import annotations
 

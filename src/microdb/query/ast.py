@@ -111,7 +111,7 @@ class Node:
     def _key(self) -> tuple[Any, ...]:
         return (type(self).__name__,) + tuple(freeze(getattr(self, f)) for f in self._fields)
 
-    def __eq__(self, other: object) -> bool:  # type: ignore[override]
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Node):
             return NotImplemented
         return self is other or (type(self) is type(other) and self._key() == other._key())

@@ -123,7 +123,7 @@ class Query(FieldPath):
         return path_repr(self._path) if self._path else "Query()"
 
     # -- TinyDB's methods ----------------------------------------------------------
-    def exists(self, field: Any = None) -> Node:  # type: ignore[override]
+    def exists(self, field: Any = None) -> Node:
         """The field exists; ``Query().exists('f')`` is the seed's form of ``Query().f.exists()``."""
         if field is not None:
             base = Exists(self._path + parse_field(field)) if self._path else Exists(parse_field(field))

@@ -1,22 +1,11 @@
-"""What the SQLite and PostgreSQL backends share: schema, documents, queries and transactions.
+"""What the SQLite and PostgreSQL backends share: the whole :class:`Backend`, and ``explain``.
 
-Layout in the database (both engines)::
-
-    microdb_tables(tid, name, next_id, indexes)   one row per MicroDB table
-    mdb_<tid>(id, doc ...)                        the documents of one table
-
-``tid`` is never reused, so a process holding a stale ``tid`` for a dropped table cannot
-write into a new table of the same name. ``next_id`` lives in the registry: ids increase
-and are never reused, even after the highest is removed. ``indexes`` is the JSON list of
-index definitions (``{"path": [...], "unique": bool}``); each maps to SQL indexes that the
-dialect builds (:meth:`SQLBackend._index_ddl`).
-
-Queries compile with :mod:`microdb.compile.sql`: SQL narrows the rows, Python checks only
-the rows SQL could not decide. Sorting is pushed down as ``ORDER BY`` kind rank, then
-value; rows tied in SQL that hold objects, arrays or rich values are re-sorted in Python.
-An include-projection reads only the top-level fields it (and the sort) needs, as exact
-JSON text; ``distinct`` groups values in SQL and finishes in Python only where MongoDB's
-rules reach through arrays of sub-documents (:meth:`SQLBackend.distinct`).
+The tables live in the database as the registry (:mod:`microdb.sql.registry` draws the
+layout) and one SQL table per MicroDB table. Queries compile with
+:mod:`microdb.compile.sql`: SQL narrows the rows, Python checks only the rows SQL could
+not decide (:mod:`microdb.sql.reads`); ``distinct`` groups values in SQL and finishes in
+Python only where MongoDB's rules reach through arrays of sub-documents
+(:mod:`microdb.sql.distinct`).
 """
 
 from __future__ import annotations

@@ -255,8 +255,11 @@ class PostgresBackend(SQLBackend):
         self._execute(
             s,
             f"CREATE TABLE IF NOT EXISTS {REGISTRY} (tid BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
-            "next_id BIGINT NOT NULL DEFAULT 1, indexes TEXT NOT NULL DEFAULT '[]')",
+            "next_id BIGINT NOT NULL DEFAULT 1, indexes TEXT NOT NULL DEFAULT '[]', "
+            "options TEXT NOT NULL DEFAULT '{}')",
         )
+        # A database made before table options existed gains the column.
+        self._execute(s, f"ALTER TABLE {REGISTRY} ADD COLUMN IF NOT EXISTS options TEXT NOT NULL DEFAULT '{{}}'")
 
     def _create_table_sql(self, info: TableInfo) -> list[str]:
         return [

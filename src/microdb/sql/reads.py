@@ -16,10 +16,9 @@ from typing import Any
 from microdb.backend import Plan
 from microdb.compile.python import predicate
 from microdb.compile.sql import Frag, SQLFilter, SQLSort, compile_filter, compile_sort, node_paths
-from microdb.compile.sql.fragments import COMPLEX_RANKS
 from microdb.query import ast
 from microdb.sql.registry import SQLRegistry
-from microdb.sql.rows import CHUNK, boundary_tied, decode_doc, decode_part, python_sort, sort_group, tie_sort
+from microdb.sql.rows import RowLayout, boundary_tied, decode_doc, python_sort, tie_sort
 from microdb.sql.schema import TableInfo, indexed_paths
 from microdb.sql.session import Session
 
@@ -51,9 +50,7 @@ class SQLReads(SQLRegistry):
     def _fetch_ids(self, s: Session, info: TableInfo, ids: list[int], where: Frag) -> dict[int, Any]:
         found: dict[int, Any] = {}
         lock = self._lock_clause(s)
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start:start + CHUNK]
-            marks = ", ".join(self.dialect.param for _ in chunk)
+        for chunk, marks in self._id_lists(ids):
             sql = f"SELECT id, {self.body_column} FROM {info.sql} WHERE id IN ({marks}) AND {where.sql}{lock}"
             for doc_id, text in self._execute(s, sql, list(chunk) + list(where.params)):
                 found[int(doc_id)] = text
@@ -90,11 +87,12 @@ class SQLReads(SQLRegistry):
         self, s: Session, info: TableInfo, f: SQLFilter, order: SQLSort | None,
         limit: int | None = None, offset: int = 0, node: ast.Node | None = None,
         narrow: tuple[str, ...] | None = None,
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[str, list[Any], RowLayout]:
         """``SELECT id, body, [sure], [sort columns...], [narrow fields...]`` for a filter.
 
         With ``narrow``, ``body`` is NULL except on rows Python must still check (which
         need the whole document), and the named top-level fields follow as JSON text.
+        The :class:`RowLayout` names the columns of its rows.
         """
         d = self.dialect
         body = self.body_column
@@ -130,7 +128,7 @@ class SQLReads(SQLRegistry):
                 sql += f" OFFSET {d.param}"
                 params.append(offset)
         sql += self._lock_clause(s)
-        return sql, params
+        return sql, params, RowLayout(f.exact, order, narrow)
 
     def _rows(self, s: Session, info: TableInfo, plan: Plan) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
         """The plan's rows, and how they were found (for ``explain``)."""
@@ -152,34 +150,34 @@ class SQLReads(SQLRegistry):
         order = compile_sort(plan.sort, d) if plan.sort else None
         if plan.sort and order is None:
             # A key function: SQL filters, Python sorts.
-            sql, params = self._select_sql(s, info, f, None, node=plan.node)
-            out = self._collect(s, sql, params, f, check, None, None)
+            sql, params, layout = self._select_sql(s, info, f, None, node=plan.node)
+            out = self._collect(s, sql, params, layout, check, None, None)
             how.update(sort="python", limit="python", sql=sql, params=params)
             return python_sort(out, plan)[plan.skip:stop], how
         how["sort"] = "sql" if order is not None else None
         narrow = self._narrow(plan)
         how["projection"] = list(narrow) if narrow is not None else None
         if f.exact and stop is not None:
-            sql, params = self._select_sql(s, info, f, order, plan.limit, plan.skip, plan.node, narrow)
+            sql, params, layout = self._select_sql(s, info, f, order, plan.limit, plan.skip, plan.node, narrow)
             rows = self._execute(s, sql, params)
             full = plan.limit is not None and len(rows) == plan.limit
-            if order is None or not boundary_tied(rows, order, 2, plan.skip > 0, full):
+            if order is None or not boundary_tied(rows, layout, plan.skip > 0, full):
                 how.update(limit="sql", sql=sql, params=params)
-                return self._finish(rows, f, None, order, narrow), how
+                return self._finish(rows, layout, None, order), how
             # Rows tied in SQL at the edge of the page may be reordered by Python: read on.
         elif stop is not None:
             # Usually every row of the page is sure (Python would reject none of them):
             # then LIMIT in SQL gives the exact page. Otherwise read on without it.
-            sql, params = self._select_sql(s, info, f, order, stop, 0, plan.node, narrow)
+            sql, params, layout = self._select_sql(s, info, f, order, stop, 0, plan.node, narrow)
             rows = self._execute(s, sql, params)
-            if all(r[2] for r in rows) and (
-                order is None or not boundary_tied(rows, order, 3, False, len(rows) == stop)
+            if all(layout.is_sure(r) for r in rows) and (
+                order is None or not boundary_tied(rows, layout, False, len(rows) == stop)
             ):
                 how.update(limit="sql", sql=sql, params=params)
-                return self._finish(rows, f, None, order, narrow)[plan.skip:], how
-        sql, params = self._select_sql(s, info, f, order, node=plan.node, narrow=narrow)
+                return self._finish(rows, layout, None, order)[plan.skip:], how
+        sql, params, layout = self._select_sql(s, info, f, order, node=plan.node, narrow=narrow)
         how.update(limit="python" if stop is not None else None, sql=sql, params=params)
-        out = self._collect(s, sql, params, f, check, order, stop, narrow)
+        out = self._collect(s, sql, params, layout, check, order, stop)
         return out[plan.skip:stop], how
 
     def _narrow(self, plan: Plan) -> tuple[str, ...] | None:
@@ -210,23 +208,22 @@ class SQLReads(SQLRegistry):
         return tuple(keys)
 
     def _collect(
-        self, s: Session, sql: str, params: list[Any], f: SQLFilter, check: Any,
-        order: SQLSort | None, stop: int | None, narrow: tuple[str, ...] | None = None,
+        self, s: Session, sql: str, params: list[Any], layout: RowLayout, check: Any,
+        order: SQLSort | None, stop: int | None,
     ) -> list[tuple[int, dict[str, Any]]]:
         """Rows of ``sql`` that pass the residual check, sorted, stopping once ``stop`` are sure."""
         out: list[tuple[int, dict[str, Any]]] = []
-        extra = 0 if f.exact else 1
         group: list[tuple[Any, ...]] = []
         group_key: tuple[Any, ...] | None = None
         finished = False
 
         def flush() -> None:
             if group:
-                out.extend(self._finish(group, f, check, order, narrow))
+                out.extend(self._finish(group, layout, check, order))
                 group.clear()
 
         for row in (self._stream(s, sql, params) if stop is not None else self._execute(s, sql, params)):
-            key = sort_group(row, 2 + extra, order) if order is not None else None
+            key = layout.group(row) if order is not None else None
             if key != group_key or key is None:
                 flush()
                 group_key = key
@@ -239,8 +236,7 @@ class SQLReads(SQLRegistry):
         return out
 
     def _finish(
-        self, rows: Sequence[tuple[Any, ...]], f: SQLFilter, check: Any, order: SQLSort | None,
-        narrow: tuple[str, ...] | None = None,
+        self, rows: Sequence[tuple[Any, ...]], layout: RowLayout, check: Any, order: SQLSort | None,
     ) -> list[tuple[int, dict[str, Any]]]:
         """Decode rows, run the residual check, and re-sort SQL ties that Python orders.
 
@@ -249,20 +245,16 @@ class SQLReads(SQLRegistry):
         """
         out: list[tuple[int, dict[str, Any]]] = []
         complex_rows = False
+        doc_id, body, whole = layout.ID, layout.BODY, layout.names is None
         for row in rows:
-            if row[1] is not None or narrow is None:
-                doc = decode_doc(row[1])
-            else:
-                doc = decode_part(row, narrow)
-            if not f.exact and not row[2] and check is not None and not check(doc):
+            doc = decode_doc(row[body]) if whole or row[body] is not None else layout.part(row)
+            if check is not None and not layout.is_sure(row) and not check(doc):
                 continue
-            out.append((int(row[0]), doc))
+            out.append((int(row[doc_id]), doc))
             if order is not None and not complex_rows:
-                base = 2 + (0 if f.exact else 1)
-                ranks = [row[base + sum(len(k) for k in order.columns[:i])] for i in range(len(order.columns))]
-                complex_rows = any(int(r) in COMPLEX_RANKS for r in ranks)
+                complex_rows = layout.has_complex(row)
         if order is not None and complex_rows:
-            out = tie_sort(out, rows, order, 2 + (0 if f.exact else 1))
+            out = tie_sort(out, rows, order, layout)
         return out
 
     def run(self, table: str, plan: Plan) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -2,7 +2,7 @@
 
 Layout in the database (both engines)::
 
-    microdb_tables(tid, name, next_id, indexes)   one row per MicroDB table
+    microdb_tables(tid, name, next_id, indexes, options)   one row per MicroDB table
     mdb_<tid>(id, doc ...)                        the documents of one table
 
 ``tid`` is never reused, so a process holding a stale ``tid`` for a dropped table cannot
@@ -10,7 +10,9 @@ write into a new table of the same name. ``next_id`` lives in the registry: ids 
 and are never reused, even after the highest is removed. ``indexes`` is the JSON list of
 index definitions (``{"path": [...], "unique": bool}``, or ``{"paths": [[...], ...], ...}``
 for a compound index); each maps to SQL indexes that the dialect builds
-(:meth:`SQLRegistry._index_ddl`, :meth:`SQLRegistry._compound_ddl`).
+(:meth:`SQLRegistry._index_ddl`, :meth:`SQLRegistry._compound_ddl`). ``options`` is a JSON
+object of what else is stored with the table (its schema); databases made before it
+existed gain the column when opened for writing.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from microdb.sql.session import Session, SQLSessions
 
 class SQLRegistry(SQLSessions):
     """The part of :class:`~microdb.sql.backend.SQLBackend` that knows the tables and their indexes."""
+
+    #: False for a database opened read-only that predates the ``options`` column.
+    _options_column = True
 
 
     @abstractmethod
@@ -83,9 +88,10 @@ class SQLRegistry(SQLSessions):
             info = s.tables[name]
             if info is not None or not create:
                 return info
-        rows = self._execute(s, f"SELECT tid, indexes FROM {REGISTRY} WHERE name = {self.dialect.param}", (name,))
+        options = "options" if self._options_column else "'{}'"
+        rows = self._execute(s, f"SELECT tid, indexes, {options} FROM {REGISTRY} WHERE name = {self.dialect.param}", (name,))
         if rows:
-            info = TableInfo(int(rows[0][0]), name, json.loads(rows[0][1]))
+            info = TableInfo(int(rows[0][0]), name, json.loads(rows[0][1]), self._options(rows[0][2]))
         elif create:
             tid = self._insert_registry(s, name)
             info = TableInfo(tid, name, [])
@@ -99,6 +105,33 @@ class SQLRegistry(SQLSessions):
     def _save_indexes(self, s: Session, info: TableInfo) -> None:
         p = self.dialect.param
         self._execute(s, f"UPDATE {REGISTRY} SET indexes = {p} WHERE tid = {p}", (json.dumps(info.indexes), info.tid))
+
+    def _options(self, text: str | None) -> dict[str, Any]:
+        # One parse per distinct text: the same dict comes back while the options stay the
+        # same, so a table can cache what it derives from them (its compiled schema).
+        if not text or text == "{}":
+            return {}
+        cache: dict[str, dict[str, Any]] = self.__dict__.setdefault("_options_cache", {})
+        found = cache.get(text)
+        if found is None:
+            if len(cache) > 64:
+                cache.clear()
+            found = cache[text] = json.loads(text)
+        return found
+
+    def table_options(self, table: str) -> dict[str, Any]:
+        with self._op() as s:
+            info = self._info(s, table)
+            return {} if info is None else info.options
+
+    def set_table_options(self, table: str, options: dict[str, Any]) -> None:
+        with self._op(write=True) as s:
+            info = self._info(s, table, create=True)
+            assert info is not None
+            text = json.dumps(options, sort_keys=True)
+            p = self.dialect.param
+            self._execute(s, f"UPDATE {REGISTRY} SET options = {p} WHERE tid = {p}", (text, info.tid))
+            info.options = self._options(text)
 
     def tables(self) -> list[str]:
         with self._op() as s:

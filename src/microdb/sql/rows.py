@@ -1,4 +1,4 @@
-"""Rows of the SQL engine: documents as stored JSON text, and re-sorting rows SQL left tied."""
+"""Rows of the SQL engine: documents as JSON text, the columns of a read by name, re-sorting ties."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from microdb.compile.sql.fragments import COMPLEX_RANKS
 from microdb.query.values import sort_key
 from microdb.serialization import decode, dumps, encode, loads
 
-#: How many ids go into one ``IN (...)`` list.
-CHUNK = 500
-
 
 def encode_doc(doc: dict[str, Any]) -> str:
     """The stored JSON text of a checked document."""
@@ -26,48 +23,80 @@ def decode_doc(text: str | bytes) -> dict[str, Any]:
     return decode(loads(text))  # type: ignore[no-any-return]
 
 
-def decode_part(row: Sequence[Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """The part of a document made of ``keys``, read from the JSON texts ending ``row``."""
-    start = len(row) - len(keys)
-    return {key: decode(loads(text)) for key, text in zip(keys, row[start:]) if text is not None}
+class RowLayout:
+    """Where each part of a row read by :meth:`~microdb.sql.reads.SQLReads._select_sql` sits.
+
+    A row is ``id, body, [sure], [sort key columns...], [fields...]``:
+
+    - ``body`` is the document's JSON text (NULL in a narrow read of a row SQL decided);
+    - ``sure`` is there when the filter is not exact: 1 when SQL alone decided the row;
+    - each sort key has its columns, its kind rank first (:class:`SQLSort`);
+    - ``fields`` are the JSON texts of the top-level fields a narrow read names.
+    """
+
+    __slots__ = ("fields", "names", "ranks", "spans", "sure")
+
+    #: The columns every row starts with.
+    ID = 0
+    BODY = 1
+
+    def __init__(self, exact: bool, order: SQLSort | None = None, names: tuple[str, ...] | None = None):
+        at = self.BODY + 1
+        #: The column of the sure flag (``None``: the filter is exact, every row is sure).
+        self.sure: int | None = None if exact else at
+        at += 0 if exact else 1
+        spans: list[tuple[int, int]] = []
+        for key in order.columns if order is not None else ():
+            spans.append((at, at + len(key)))
+            at += len(key)
+        #: ``(first, end)`` columns of each sort key, and the rank column of each.
+        self.spans = tuple(spans)
+        self.ranks = tuple(first for first, _ in spans)
+        #: The first column of the narrow fields, and their names (``None``: whole documents).
+        self.fields = at
+        self.names = names
+
+    def is_sure(self, row: Sequence[Any]) -> bool:
+        """Whether SQL alone decided ``row`` (Python need not check it)."""
+        return self.sure is None or bool(row[self.sure])
+
+    def has_complex(self, row: Sequence[Any]) -> bool:
+        """Whether a sort key of ``row`` is of a kind SQL orders only by kind (see :meth:`group`)."""
+        return any(int(row[at]) in COMPLEX_RANKS for at in self.ranks)
+
+    def group(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        """The SQL sort key of a row up to its first key of a complex kind.
+
+        SQL orders complex values (objects, arrays, rich types) only by kind, so every row
+        that agrees up to such a key may still move in Python's order: they form one group.
+        """
+        out: list[Any] = []
+        for first, end in self.spans:
+            out.extend(row[first:end])
+            if int(row[first]) in COMPLEX_RANKS:
+                break
+        return tuple(out)
+
+    def part(self, row: Sequence[Any]) -> dict[str, Any]:
+        """The part of a document a narrow read names, from the row's field columns."""
+        assert self.names is not None
+        texts = row[self.fields:self.fields + len(self.names)]
+        return {key: decode(loads(text)) for key, text in zip(self.names, texts) if text is not None}
 
 
-
-def boundary_tied(rows: Sequence[tuple[Any, ...]], order: SQLSort, base: int, first: bool, last: bool) -> bool:
+def boundary_tied(rows: Sequence[tuple[Any, ...]], layout: RowLayout, first: bool, last: bool) -> bool:
     """Whether a page cut by LIMIT/OFFSET may split rows that Python would reorder."""
     if not rows:
         return first
     checks = ([rows[0]] if first else []) + ([rows[-1]] if last else [])
-    for row in checks:
-        at = base
-        for key in order.columns:
-            if int(row[at]) in COMPLEX_RANKS:
-                return True
-            at += len(key)
-    return False
-
-
-def sort_group(row: Sequence[Any], base: int, order: SQLSort) -> tuple[Any, ...]:
-    """The SQL sort key of a row up to its first key of a complex kind.
-
-    SQL orders complex values (objects, arrays, rich types) only by kind, so every row that
-    agrees up to such a key may still move in Python's order: they form one group.
-    """
-    out: list[Any] = []
-    at = base
-    for key in order.columns:
-        out.extend(row[at:at + len(key)])
-        if int(row[at]) in COMPLEX_RANKS:
-            break
-        at += len(key)
-    return tuple(out)
+    return any(layout.has_complex(row) for row in checks)
 
 
 def tie_sort(
-    out: list[tuple[int, dict[str, Any]]], rows: Sequence[tuple[Any, ...]], order: SQLSort, base: int
+    out: list[tuple[int, dict[str, Any]]], rows: Sequence[tuple[Any, ...]], order: SQLSort, layout: RowLayout
 ) -> list[tuple[int, dict[str, Any]]]:
     """Re-sort, in Python, runs of rows that SQL's sort key could not tell apart."""
-    keys = {int(r[0]): sort_group(r, base, order) for r in rows}
+    keys = {int(r[layout.ID]): layout.group(r) for r in rows}
     result: list[tuple[int, dict[str, Any]]] = []
     run: list[tuple[int, dict[str, Any]]] = []
     current: tuple[Any, ...] | None = None

@@ -19,6 +19,8 @@ class TableInfo:
     tid: int
     name: str
     indexes: list[dict[str, Any]] = field(default_factory=list)
+    #: What else is stored with the table (its schema...), a JSON object.
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sql(self) -> str:

@@ -14,6 +14,9 @@ from microdb.compile.sql import Dialect
 from microdb.errors import DatabaseClosedError, MicroDBError
 from microdb.sql.schema import TableInfo
 
+#: How many ids go into one ``IN (...)`` list.
+CHUNK = 500
+
 
 @dataclass
 class Session:
@@ -71,6 +74,12 @@ class SQLSessions(Backend):
         """Commit or roll back the outermost transaction."""
 
 
+    def _id_lists(self, ids: Sequence[int]) -> Iterator[tuple[Sequence[int], str]]:
+        """The ids in lists of at most :data:`CHUNK`, each with its ``IN (...)`` placeholders."""
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
+            yield chunk, ", ".join(self.dialect.param for _ in chunk)
+
     # -- lifecycle --------------------------------------------------------------------
     @property
     def closed(self) -> bool:
@@ -93,57 +102,51 @@ class SQLSessions(Backend):
         with self._session() as s:
             if s.depth == 0:
                 s.tables = {}
-                s.writing = write
-                try:
-                    self._begin(s, write)
-                except BaseException:
-                    s.writing = False
-                    raise
-                s.depth = 1
-                try:
+                with self._transaction(s, write):
                     yield
-                except BaseException:
-                    s.depth = 0
-                    try:
-                        self._end(s, commit=False)
-                    finally:
-                        s.writing = False
-                    raise
-                s.depth = 0
-                try:
-                    self._end(s, commit=True)
-                finally:
-                    s.writing = False
-                return
-            if not write:
+            elif not write:
                 s.depth += 1
                 try:
                     yield
                 finally:
                     s.depth -= 1
-                return
-            if not s.writing and not self.reads_in_transaction:
+            elif not s.writing and not self.reads_in_transaction:
                 # A write inside a read block: the write is a transaction of its own.
-                self._begin(s, True)
-                s.writing = True
-                s.depth += 1
-                try:
+                with self._transaction(s, True):
                     yield
-                except BaseException:
-                    self._end(s, commit=False)
-                    raise
-                else:
-                    self._end(s, commit=True)
-                finally:
-                    s.depth -= 1
-                    s.writing = False
-                return
-            with self._savepoint(s):
-                s.depth += 1
-                try:
-                    yield
-                finally:
-                    s.depth -= 1
+            else:
+                with self._savepoint(s):
+                    s.depth += 1
+                    try:
+                        yield
+                    finally:
+                        s.depth -= 1
+
+    @contextlib.contextmanager
+    def _transaction(self, s: Session, write: bool) -> Iterator[None]:
+        """A transaction of its own on ``s``: committed at the end, rolled back if the block raises."""
+        s.writing = write
+        try:
+            self._begin(s, write)
+        except BaseException:
+            s.writing = False
+            raise
+        s.depth += 1
+        try:
+            try:
+                yield
+            finally:
+                s.depth -= 1
+        except BaseException:
+            try:
+                self._end(s, commit=False)
+            finally:
+                s.writing = False
+            raise
+        try:
+            self._end(s, commit=True)
+        finally:
+            s.writing = False
 
     @contextlib.contextmanager
     def _savepoint(self, s: Session) -> Iterator[None]:

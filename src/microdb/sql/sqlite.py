@@ -91,6 +91,9 @@ class SQLiteBackend(SQLBackend):
         if not self.read_only:
             with self._op(write=True) as s:
                 self._create_schema(s)
+        else:
+            with self._op() as s:
+                self._options_column = self._has_options_column(s)
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({self.url!r})"
@@ -169,8 +172,15 @@ class SQLiteBackend(SQLBackend):
         self._execute(
             s,
             f"CREATE TABLE IF NOT EXISTS {REGISTRY} (tid INTEGER PRIMARY KEY AUTOINCREMENT, "
-            "name TEXT NOT NULL UNIQUE, next_id INTEGER NOT NULL DEFAULT 1, indexes TEXT NOT NULL DEFAULT '[]')",
+            "name TEXT NOT NULL UNIQUE, next_id INTEGER NOT NULL DEFAULT 1, indexes TEXT NOT NULL DEFAULT '[]', "
+            "options TEXT NOT NULL DEFAULT '{}')",
         )
+        if not self._has_options_column(s):
+            # A database made before table options existed.
+            self._execute(s, f"ALTER TABLE {REGISTRY} ADD COLUMN options TEXT NOT NULL DEFAULT '{{}}'")
+
+    def _has_options_column(self, s: Session) -> bool:
+        return any(row[1] == "options" for row in self._execute(s, f"PRAGMA table_info({REGISTRY})"))
 
     def _create_table_sql(self, info: TableInfo) -> list[str]:
         return [f"CREATE TABLE IF NOT EXISTS {info.sql} (id INTEGER PRIMARY KEY, doc TEXT NOT NULL)"]

@@ -9,7 +9,7 @@ from typing import Any
 from microdb.backend import assign_ids
 from microdb.errors import DuplicateKeyError
 from microdb.sql.registry import SQLRegistry
-from microdb.sql.rows import CHUNK, encode_doc
+from microdb.sql.rows import encode_doc
 from microdb.sql.schema import REGISTRY, TableInfo
 from microdb.sql.session import Session
 
@@ -29,9 +29,7 @@ class SQLWrites(SQLRegistry):
 
     def _existing(self, s: Session, info: TableInfo, ids: Sequence[int]) -> list[int]:
         found: list[int] = []
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start:start + CHUNK]
-            marks = ", ".join(self.dialect.param for _ in chunk)
+        for chunk, marks in self._id_lists(ids):
             found.extend(int(r[0]) for r in self._execute(s, f"SELECT id FROM {info.sql} WHERE id IN ({marks})", chunk))
         return found
 
@@ -75,9 +73,7 @@ class SQLWrites(SQLRegistry):
             if info is None:
                 return
             ids = list(dict.fromkeys(doc_ids))
-            for start in range(0, len(ids), CHUNK):
-                chunk = ids[start:start + CHUNK]
-                marks = ", ".join(self.dialect.param for _ in chunk)
+            for chunk, marks in self._id_lists(ids):
                 self._execute(s, f"DELETE FROM {info.sql} WHERE id IN ({marks})", chunk)
 
     def truncate(self, table: str) -> None:

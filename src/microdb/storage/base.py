@@ -16,7 +16,8 @@ Operations (tuples, first item the kind):
     remove that document (a no-op when it is absent).
 ``("meta", table, meta)``
     create ``table`` if needed and set its metadata: ``{"next_id": int, "indexes": [...]}``
-    where each index is ``{"path": [...], "unique": bool}``.
+    where each index is ``{"path": [...], "unique": bool}``; a table with options (its
+    schema...) also has ``"options"``, a JSON object.
 ``("drop", table)``
     remove the table, its documents and its metadata.
 

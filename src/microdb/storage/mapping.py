@@ -101,6 +101,8 @@ class MappingStorage(Storage):
                     raise CorruptDatabaseError(f"bad table metadata under key {key!r}: {value!r:.80}")
                 saved_next = max(ts.meta["next_id"], value["next_id"])
                 ts.meta = {"next_id": saved_next, "indexes": list(value.get("indexes", []))}
+                if value.get("options"):
+                    ts.meta["options"] = value["options"]
                 self._saved_next[table] = value["next_id"]
             elif suffix.isdigit():
                 if not isinstance(value, dict):
@@ -138,6 +140,8 @@ class MappingStorage(Storage):
 
     def _write_meta(self, table: str, meta: dict[str, Any]) -> None:
         value = {"next_id": meta["next_id"], "indexes": [dict(i) for i in meta["indexes"]]}
+        if meta.get("options"):
+            value["options"] = meta["options"]  # JSON already: the table encodes it
         self._call("write", self.mapping.__setitem__, f"{table}/{_META}", value)
         self._saved_next[table] = meta["next_id"]
 

@@ -63,7 +63,7 @@ class TrackedStorage(Storage):
         self.inner = inner
         self.generation = 0
 
-    @property  # type: ignore[override]
+    @property
     def read_only(self) -> bool:
         """Whether the wrapped store refuses writes."""
         return self.inner.read_only

@@ -1,7 +1,13 @@
-"""What differs between SQL engines: the :class:`Dialect` base class."""
+"""What differs between SQL engines: the :class:`Dialect` abstract base class.
+
+A dialect is data (the placeholder, the literals for true and false, the engine's JSON
+type names, which features it has) and the handful of builders whose SQL differs between
+engines, declared abstract so a dialect that misses one cannot be created.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -13,7 +19,7 @@ from microdb.query.values import KIND_RANK
 # Dialects
 # ---------------------------------------------------------------------------------------
 
-class Dialect:
+class Dialect(ABC):
     """What differs between SQL engines, as data and a few small builders."""
 
     name: ClassVar[str] = "sql"
@@ -35,13 +41,13 @@ class Dialect:
         """A string literal (constant text, so expression indexes can match it)."""
         return "'" + text.replace("'", "''") + "'"
 
+    @abstractmethod
     def term(self, base: str, path: ast.Path, root: bool) -> Term | None:
         """The value at ``path`` below ``base``, or ``None`` when SQL cannot address it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def type_of(self, t: Term) -> str:
         """SQL giving the JSON type name of the value, NULL when it is missing."""
-        raise NotImplementedError
 
     def kind_is(self, t: Term, *kinds: str) -> Frag:
         """The value is of one of these kinds (JSON types only; tags are separate)."""
@@ -54,25 +60,25 @@ class Dialect:
         """The path leads to a value."""
         return Frag(f"{self.type_of(t)} IS NOT NULL")
 
+    @abstractmethod
     def tagged(self, t: Term, tag: str) -> Frag:
         """The value may be a tagged rich value (an object with the key ``tag``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def number_cmp(self, t: Term, op: str, operand: int | float) -> Frag | None:
         """A JSON number compared with ``operand`` (``None``: SQL cannot do it exactly)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def string_cmp(self, t: Term, op: str, operand: str) -> Frag:
         """A JSON string compared with ``operand`` by code point."""
-        raise NotImplementedError
 
+    @abstractmethod
     def in_strings(self, t: Term, values: Sequence[str]) -> Frag:
         """The value is a string among ``values``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def bool_cmp(self, t: Term, op: str, operand: bool) -> Frag:
         """A JSON boolean compared with ``operand`` (``False < True``)."""
-        raise NotImplementedError
 
     def contains(self, t: Term, value: Any) -> Frag | None:
         """Containment of ``{path: value}`` in the document, where the engine has it."""
@@ -82,13 +88,13 @@ class Dialect:
         """The string value matches ``node`` exactly as Python would, or ``None``."""
         return None
 
+    @abstractmethod
     def array_length(self, t: Term) -> str:
         """SQL giving the length of an array value."""
-        raise NotImplementedError
 
+    @abstractmethod
     def elements(self, t: Term, alias: str) -> tuple[str, str]:
         """``(FROM clause, element base)`` iterating the elements of an array value."""
-        raise NotImplementedError
 
     def coalesce(self, frag: Frag) -> Frag:
         """``frag`` with NULL read as false (two-valued, for use under NOT)."""
@@ -106,29 +112,29 @@ class Dialect:
         """
         return isinstance(key, str) and not key.startswith("$") and '"' not in key and "\\" not in key
 
+    @abstractmethod
     def json_text(self, body: str, keys: Sequence[str]) -> str:
         """SQL giving the exact JSON text at ``keys`` in the stored text ``body`` (NULL when missing).
 
         Exact text, not the engine's reading of it: ``1.0`` stays a float and ``1e16`` is
         not turned into an integer, so decoding it in Python gives the value stored.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def json_items(self, text: str, alias: str) -> tuple[str, str, str]:
         """``(FROM item, position, JSON text)`` for each element of the JSON array ``text``.
 
         ``text`` is SQL giving JSON text; callers use it only on arrays.
         """
-        raise NotImplementedError
 
     # -- sorting -----------------------------------------------------------------------
+    @abstractmethod
     def rank(self, t: Term) -> str:
         """SQL giving the kind rank of :mod:`microdb.query.values` (0 when missing)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def sort_scalars(self, t: Term) -> list[str]:
         """SQL expressions ordering values inside the simple ranks (numbers, strings, bools)."""
-        raise NotImplementedError
 
     def object_rank(self, keys_from: str, key: str) -> str:
         """A scalar subquery ranking an object by its single ``$`` tag (4 when untagged)."""
