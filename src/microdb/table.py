@@ -18,7 +18,7 @@ from microdb.query.fields import parse_field
 from microdb.results import Result
 from microdb.schema import checks as _schema
 from microdb.schema.models import model_instance
-from microdb.serialization import IMMUTABLE_TYPES, check_document, copy_into, copy_value
+from microdb.serialization import IMMUTABLE_TYPES, check_document, check_private, copy_into, copy_value
 
 __all__ = ["Table"]
 
@@ -257,15 +257,17 @@ class Table:
     def _update_ids(self, spec: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
         updater = compile_update(spec)
         changes: dict[int, dict[str, Any]] = {}
+        shared = self._backend.shares_documents
         for doc_id, stored in self._backend.fetch_many(self._name, ids):
-            doc = copy_value(stored) if self._backend.shares_documents else stored
+            doc = copy_value(stored) if shared else stored
             try:
                 updater(doc)
             except (UpdateError, DocumentError):
                 raise
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise UpdateError(f"the update failed on document {doc_id}: {exc!r}") from exc
-            changes[doc_id] = check_document(doc)
+            # Our copy when shared: checked where it is, not copied a second time.
+            changes[doc_id] = check_private(doc) if shared else check_document(doc)
         self._check(changes.items())
         return changes
 
