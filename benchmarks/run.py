@@ -6,7 +6,9 @@ Usage::
 
 ``engine`` is ``bench_engine.py`` (queries, indexes, bulk inserts and memory of the
 in-memory engine), ``storage`` is ``bench_storage.py`` (the durable JSON file) and ``sql``
-is ``bench_sql.py`` (the SQLite and PostgreSQL backends). Each module exposes
+is ``bench_sql.py`` (the SQLite and PostgreSQL backends), ``live`` is ``bench_live.py`` (the
+change feed's latency across processes, the async API's event-loop lag, a watcher's cost),
+``aggregate`` is ``bench_aggregate.py`` (``$group`` in SQL vs in Python). Each module exposes
 ``run(quick: bool) -> list[dict]``; one that does not exist yet is skipped with a note.
 ``--markdown FILE`` also writes the results as markdown, with the machine and the method.
 """
@@ -33,8 +35,10 @@ if HERE not in sys.path:
 from common import format_rows  # noqa: E402
 
 #: Suite name -> module name, in the order they run.
-SUITES: dict[str, str] = {"engine": "bench_engine", "storage": "bench_storage", "sql": "bench_sql",
-                          "scale": "bench_scale"}
+SUITES: dict[str, str] = {
+    "engine": "bench_engine", "storage": "bench_storage", "sql": "bench_sql", "live": "bench_live",
+    "aggregate": "bench_aggregate", "scale": "bench_scale",
+}
 
 METHOD = """\
 - Every system gets the same generated documents (about 240 bytes of JSON each: name,

@@ -178,3 +178,14 @@ def test_sorted_keys_behave_like_a_sorted_set(ops: list[tuple[bool, int]], low: 
             got = list(keys.irange(low, low_inc, low + span, high_inc, reverse))
             assert got == (want[::-1] if reverse else want)
             assert keys.count(low, low_inc, low + span, high_inc) == len(want)
+
+
+def test_copy_to_keeps_compound_indexes(tmp_path: Any) -> None:
+    """``copy_to`` recreates a compound index on the target, as it does single ones."""
+    source = MicroDB()
+    people = _people(source)
+    people.create_index("city", "age", unique=False)
+    target = MicroDB(str(tmp_path / "copy.json"))
+    source.copy_to(target)
+    assert {"paths": [["city"], ["age"]], "unique": False} in target.table("people").indexes()
+    target.close()

@@ -35,11 +35,13 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.transfer",
         "microdb.autosave",
         "microdb.aio",
+        "microdb.changes",
     ),
-    "backend": ("microdb.backend",),
+    "backend": ("microdb.backend", "microdb.expiry"),
     "engine": ("microdb.engine",),
     "sql": ("microdb.sql",),
     "schema": ("microdb.schema",),
+    "aggregate": ("microdb.aggregate",),
     "compile": ("microdb.compile",),
     "query": ("microdb.query",),
     "storage": ("microdb.storage",),
@@ -50,6 +52,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.durability",
         "microdb.locking",
         "microdb.gcpause",
+        "microdb.feed",
     ),
 }
 
@@ -59,13 +62,16 @@ ALLOWED: dict[str, frozenset[str]] = {
     "shells": frozenset({"api"}),
     # The TinyDB layer re-creates TinyDB's classes on MicroDB's engine and storages.
     "tinydb": frozenset({"api", "backend", "engine", "query", "storage", "ground"}),
-    "api": frozenset({"backend", "engine", "sql", "schema", "compile", "query", "storage", "ground"}),
+    "api": frozenset({"backend", "engine", "sql", "schema", "aggregate", "compile", "query", "storage", "ground"}),
     "backend": frozenset({"query", "ground"}),
     # Two engines, side by side: neither imports the other; only the in-memory one has storages.
     "engine": frozenset({"backend", "compile", "query", "storage", "ground"}),
-    "sql": frozenset({"backend", "compile", "query", "ground"}),
+    "sql": frozenset({"backend", "aggregate", "compile", "query", "ground"}),
     # Schemas: a JSON Schema validator and Python types as schemas; pure, over documents.
     "schema": frozenset({"ground"}),
+    # Aggregation pipelines: parsed into stages, run in Python over documents (SQL runs a
+    # $group itself, importing this layer).
+    "aggregate": frozenset({"compile", "query", "ground"}),
     "compile": frozenset({"query", "ground"}),
     # Queries are data: the AST and its builders import no compiler and no engine.
     "query": frozenset({"ground"}),

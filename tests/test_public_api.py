@@ -10,7 +10,7 @@ import microdb
 from microdb import errors
 
 EXPECTED = {
-    "AutoSavingDict", "CorruptDatabaseError", "DatabaseClosedError", "Document", "DocumentError",
+    "AutoSavingDict", "Change", "ChangesExpiredError", "CorruptDatabaseError", "DatabaseClosedError", "Document", "DocumentError",
     "DocumentNotFound", "DuplicateKeyError", "FormatVersionError", "LockTimeout", "MicroDB",
     "MicroDBError", "Query", "QueryError", "ReadOnlyError", "Result", "SchemaError", "StorageError", "Table",
     "TransactionError", "UnsupportedFeature", "UpdateError", "ValidationError", "__version__", "register_type", "where",
@@ -28,7 +28,7 @@ def test_all_is_sorted_and_complete() -> None:
 
 @pytest.mark.parametrize(
     "module", ["microdb.storage", "microdb.errors", "microdb.query", "microdb.operations", "microdb.serialization",
-     "microdb.tagged", "microdb.query.untrusted"]
+     "microdb.tagged", "microdb.query.untrusted", "microdb.aio", "microdb.changes", "microdb.feed"]
 )
 def test_submodule_all_is_sorted_and_importable(module: str) -> None:
     """Each public module's ``__all__`` is sorted and every name in it exists."""
@@ -51,6 +51,7 @@ def test_error_tree() -> None:
         "UpdateError": ValueError,
         "ValidationError": TypeError,
         "UnsupportedFeature": NotImplementedError,
+        "ChangesExpiredError": LookupError,
         "StorageError": OSError,
         "CorruptDatabaseError": OSError,
         "FormatVersionError": OSError,

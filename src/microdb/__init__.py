@@ -11,6 +11,7 @@ from microdb.autosave import AutoSavingDict
 from microdb.database import MicroDB
 from microdb.document import Document
 from microdb.errors import (
+    ChangesExpiredError,
     CorruptDatabaseError,
     DatabaseClosedError,
     DocumentError,
@@ -28,6 +29,7 @@ from microdb.errors import (
     UpdateError,
     ValidationError,
 )
+from microdb.feed import Change
 from microdb.query.builders import Query, where
 from microdb.query.untrusted import FilterLimits, untrusted_filter
 from microdb.results import Result
@@ -39,6 +41,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AutoSavingDict",
+    "Change",
+    "ChangesExpiredError",
     "CorruptDatabaseError",
     "DatabaseClosedError",
     "Document",

@@ -9,12 +9,13 @@ finds and counts documents, keeps indexes, and makes a block of writes atomic.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from microdb.errors import DuplicateKeyError, UnsupportedFeature
+from microdb.expiry import Rule, expired_node, utc_now
 from microdb.query.ast import Node, Path
 from microdb.query.values import distinct_values
 
@@ -77,6 +78,10 @@ class Backend(ABC):
     shares_documents: bool = True
     #: A short name for ``explain()`` and error messages.
     name: str = "backend"
+    #: True when the backend itself hides expired documents (from its table options) in
+    #: :meth:`run`, :meth:`count`, :meth:`ids` and :meth:`distinct`; else the table adds
+    #: :func:`microdb.expiry.live_node` to each plan.
+    hides_expired: bool = False
 
     # -- lifecycle ---------------------------------------------------------------------
     @abstractmethod
@@ -145,6 +150,15 @@ class Backend(ABC):
         """
         return [doc_id for doc_id, _ in self.run(table, plan)]
 
+    def aggregate(self, table: str, plan: Plan, stages: Sequence[Any]) -> tuple[Iterable[dict[str, Any]], int]:
+        """The documents ``plan`` selects, with as many of the pipeline ``stages`` that follow
+        run as this backend can run itself; and how many it ran (the table runs the rest).
+
+        The documents may be the backend's own objects: the caller must not change them.
+        The default runs none of the stages; SQL backends run a ``$group`` in SQL.
+        """
+        return (doc for _, doc in self.run(table, plan)), 0
+
     @abstractmethod
     def count(self, table: str, plan: Plan) -> int:
         """How many documents a plan selects."""
@@ -212,6 +226,12 @@ class Backend(ABC):
         Called inside a read or write block; the caller must not change the dict.
         """
         return {}
+
+    def remove_expired(self, table: str, rules: tuple[Rule, ...], limit: int) -> list[int]:
+        """Delete up to ``limit`` expired documents (in a write block); their ids."""
+        ids = self.ids(table, Plan(node=expired_node(rules, utc_now()), limit=limit))
+        self.delete(table, ids)
+        return ids
 
     def set_table_options(self, table: str, options: dict[str, Any]) -> None:
         """Store a table's options (a JSON-encodable dict), creating the table; called in a write block."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from typing import Any
 
 from microdb.backend import Backend
+from microdb.changes import ChangeStream, open_change_log
 from microdb.engine import MemoryBackend
 from microdb.errors import DatabaseClosedError, QueryError, SchemaError
 from microdb.storage.base import Storage
@@ -142,6 +143,33 @@ class MicroDB(Table):
         """
         self._check_open()
         return self._backend.write()
+
+    def changes(
+        self,
+        since: int | None = None,
+        tables: str | Collection[str] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ChangeStream:
+        """The committed changes of every process, in commit order, as they come.
+
+        ``since``: a sequence number to resume after (``None``: from now on); ``tables``:
+        only these tables; ``timeout``: stop iterating after that many seconds without a
+        change (``None``: wait for ever). Raises ``ChangesExpiredError`` when the history
+        kept no longer reaches back to ``since``. See docs/changes.md.
+        """
+        self._check_open()
+        return ChangeStream(open_change_log(self._backend), since=since, tables=tables, timeout=timeout)
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest committed change (0 when there is none yet)."""
+        self._check_open()
+        log = open_change_log(self._backend)
+        try:
+            return log.last_seq()
+        finally:
+            log.close()
 
     def copy_to(
         self,

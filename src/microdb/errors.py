@@ -13,6 +13,7 @@ The tree, rooted at :class:`MicroDBError`::
     ├── SchemaError              (ValueError)    a malformed schema (unknown keyword, bad operand)
     ├── UpdateError              (ValueError)    a malformed or impossible update
     ├── UnsupportedFeature       (NotImplementedError)  a backend cannot do this
+    ├── ChangesExpiredError      (LookupError)   the change feed no longer holds that history
     └── StorageError             (OSError)       the storage failed; nothing was applied
         ├── CorruptDatabaseError                 a file cannot be parsed (file, offset)
         ├── FormatVersionError                   written by a newer MicroDB
@@ -27,6 +28,7 @@ Each leaf also subclasses the matching built-in exception, so code that catches
 from __future__ import annotations
 
 __all__ = [
+    "ChangesExpiredError",
     "CorruptDatabaseError",
     "DatabaseClosedError",
     "DocumentError",
@@ -102,6 +104,20 @@ class UpdateError(MicroDBError, ValueError):
 
 class UnsupportedFeature(MicroDBError, NotImplementedError):
     """The backend in use cannot offer this feature."""
+
+
+class ChangesExpiredError(MicroDBError, LookupError):
+    """A change feed cannot resume where asked: that history is no longer kept (or was lost).
+
+    ``seq`` is the sequence number the reader asked to resume after (or the missing commit).
+    """
+
+    def __init__(self, message: str, *, seq: int | None = None):
+        super().__init__(message)
+        self.seq = seq
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class StorageError(MicroDBError, OSError):

@@ -35,6 +35,8 @@ class ResultSource(Protocol):
 
     def _documents(self, rows: Iterable[tuple[int, dict[str, Any]]]) -> list[Document]: ...
 
+    def _live(self, plan: Plan) -> Plan: ...
+
 
 _Tree = dict[str, Any]  # step -> True (the whole value) or a sub-tree
 
@@ -180,7 +182,7 @@ class Result:
     def _run(self) -> list[tuple[int, dict[str, Any]]]:
         if self._rows is None:
             with self._table._read():
-                self._rows = list(self._table._backend.run(self._table.name, self._plan))
+                self._rows = list(self._table._backend.run(self._table.name, self._table._live(self._plan)))
         return self._rows
 
     def _doc(self, doc_id: int, doc: dict[str, Any]) -> Document:
@@ -197,6 +199,22 @@ class Result:
 
     def __iter__(self) -> Iterator[Document]:
         return iter(self.all())
+
+    def batches(self, size: int = 1000) -> Iterator[list[Document]]:
+        """The selected documents in lists of ``size``, copied one list at a time.
+
+        The selection is made (and fixed) at the first list; copying in small lists keeps
+        memory and pauses short (the async API reads large results this way).
+        """
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise QueryError(f"batches() needs a positive int, got {size!r}")
+        rows = self._run()
+        for start in range(0, len(rows), size):
+            chunk = rows[start:start + size]
+            if self._plan.fields is None:
+                yield self._table._documents(chunk)
+            else:
+                yield [self._doc(i, d) for i, d in chunk]
 
     def models(self, model: type | None = None) -> list[Any]:
         """The selected documents as instances of ``model`` (a dataclass, ``TypedDict`` or
@@ -226,14 +244,14 @@ class Result:
         if self._rows is not None:
             return [i for i, _ in self._rows]
         with self._table._read():
-            return self._table._backend.ids(self._table.name, self._plan)
+            return self._table._backend.ids(self._table.name, self._table._live(self._plan))
 
     def count(self) -> int:
         """How many documents are selected (without copying them)."""
         if self._rows is not None:
             return len(self._rows)
         with self._table._read():
-            return self._table._backend.count(self._table.name, self._plan)
+            return self._table._backend.count(self._table.name, self._table._live(self._plan))
 
     def __len__(self) -> int:
         return self.count()
@@ -255,12 +273,12 @@ class Result:
         if self._rows is not None and (plan.fields is None or plan.exclude or path[:1] in (p[:1] for p in plan.fields)):
             return distinct_values((doc for _, doc in self._rows), path)
         with self._table._read():
-            return self._table._backend.distinct(self._table.name, self._plan, path)
+            return self._table._backend.distinct(self._table.name, self._table._live(self._plan), path)
 
     def explain(self) -> dict[str, Any]:
         """How the query runs: backend, access path (index or full scan), documents examined."""
         with self._table._read():
-            return self._table._backend.explain(self._table.name, self._plan)
+            return self._table._backend.explain(self._table.name, self._table._live(self._plan))
 
     def map(self, func: Callable[[Document], Any]) -> list[Any]:
         """``func`` applied to every selected document."""

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sized
+import dataclasses
+import datetime as _dt
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from contextlib import AbstractContextManager
 from typing import Any
 
-from microdb.backend import Backend, Plan
+from microdb.aggregate import parse_pipeline, run_stages
+from microdb.backend import Backend, Plan, SortKey
+from microdb.changes import ChangeStream, Watch, open_change_log
 from microdb.compile.update_ops import upsert_seed
 from microdb.compile.updates import compile_update, is_operator_update
 from microdb.document import Document
 from microdb.errors import DatabaseClosedError, DocumentError, DocumentNotFound, QueryError, UpdateError
+from microdb.expiry import SWEEP_BATCH, SWEEP_INTERVAL, is_expired, live_node, rules_of
 from microdb.gcpause import THRESHOLD, paused_gc
-from microdb.query.ast import Node
+from microdb.query.ast import And, Node
 from microdb.query.builders import to_node
 from microdb.query.fields import parse_field
 from microdb.results import Result
@@ -38,6 +44,18 @@ def _check_ids(doc_ids: Any) -> list[int]:
     return [_check_id(i) for i in doc_ids]
 
 
+def _seconds(expire_after: Any) -> float:
+    if isinstance(expire_after, _dt.timedelta):
+        seconds = expire_after.total_seconds()
+    elif isinstance(expire_after, (int, float)) and not isinstance(expire_after, bool):
+        seconds = float(expire_after)
+    else:
+        raise QueryError(f"expire_after needs a timedelta or a number of seconds, got {expire_after!r}")
+    if not seconds >= 0 or seconds == float("inf"):
+        raise QueryError(f"expire_after must be zero or more, got {expire_after!r}")
+    return seconds
+
+
 class Table:
     """A named collection of documents in a database.
 
@@ -55,6 +73,7 @@ class Table:
         self._backend = backend
         self._name = name
         self._schema_model: type | None = None
+        self._sweep_at = 0.0
 
     @property
     def name(self) -> str:
@@ -72,7 +91,36 @@ class Table:
     def _write(self) -> AbstractContextManager[None]:
         if self._backend.closed:
             raise DatabaseClosedError(f"table {self._name!r}: the database is closed")
+        if self._sweep_at <= time.monotonic():
+            self._sweep()
         return self._backend.write()
+
+    # -- expiring documents (see microdb.expiry) ------------------------------------------
+    def _sweep(self) -> None:
+        """Remove a batch of expired documents: writers do it, at most once a second."""
+        self._sweep_at = time.monotonic() + SWEEP_INTERVAL
+        # A look without a block first (the engine's memory may be a moment behind other
+        # processes; SQL reads its registry): a table without TTL costs no extra commit.
+        if not rules_of(self._backend.table_options(self._name)):
+            return
+        with self._backend.write():
+            rules = rules_of(self._backend.table_options(self._name))
+            if rules:
+                self._backend.remove_expired(self._name, rules, SWEEP_BATCH)
+
+    def _live(self, plan: Plan) -> Plan:
+        """``plan`` without the expired documents (inside a read or write block)."""
+        if self._backend.hides_expired:
+            return plan
+        rules = rules_of(self._backend.table_options(self._name))
+        if not rules:
+            return plan
+        live = live_node(rules)
+        return dataclasses.replace(plan, node=live if plan.node is None else And.of(plan.node, live))
+
+    def _alive(self, doc: dict[str, Any]) -> bool:
+        rules = rules_of(self._backend.table_options(self._name))
+        return not rules or not is_expired(doc, rules)
 
     def _document(self, doc: dict[str, Any], doc_id: int, copied: bool = False) -> Document:
         if self._model is not None:
@@ -120,14 +168,14 @@ class Table:
         """Ids selected by a query or an id list (inside a read or write block)."""
         if doc_ids is not None:
             ids = _check_ids(doc_ids)
-            found = [i for i, _ in self._backend.fetch_many(self._name, ids)]
+            found = [i for i, d in self._backend.fetch_many(self._name, ids) if self._alive(d)]
             if not missing_ok and len(found) != len(set(ids)):
                 absent = sorted(set(ids) - set(found))
                 raise DocumentNotFound(f"table {self._name!r} has no document with id {absent[0]}")
             return found
         if cond is None:
             raise QueryError("give a query or doc_ids (use truncate() to remove every document)")
-        return self._backend.ids(self._name, Plan(node=to_node(cond)))
+        return self._backend.ids(self._name, self._live(Plan(node=to_node(cond))))
 
     # -- schema --------------------------------------------------------------------------
     def _check(self, items: Iterable[tuple[int | None, dict[str, Any]]]) -> None:
@@ -220,11 +268,11 @@ class Table:
             backend = self._backend
             with backend.read():
                 doc = backend.fetch(self._name, doc_id)
-                return None if doc is None else self._document(doc, doc_id)
+                return None if doc is None or not self._alive(doc) else self._document(doc, doc_id)
         if doc_ids is not None:
             ids = _check_ids(doc_ids)
             with self._read():
-                return [self._document(d, i) for i, d in self._backend.fetch_many(self._name, ids)]
+                return [self._document(d, i) for i, d in self._backend.fetch_many(self._name, ids) if self._alive(d)]
         if cond is None:
             raise QueryError("get() needs a query, doc_id or doc_ids")
         return self.query(cond).first()
@@ -234,7 +282,8 @@ class Table:
         if doc_id is not None:
             _check_id(doc_id)
             with self._read():
-                return self._backend.fetch(self._name, doc_id) is not None
+                doc = self._backend.fetch(self._name, doc_id)
+                return doc is not None and self._alive(doc)
         if cond is None:
             raise QueryError("contains() needs a query or doc_id")
         return bool(self.query(cond))
@@ -245,6 +294,8 @@ class Table:
 
     def __len__(self) -> int:
         with self._read():
+            if rules_of(self._backend.table_options(self._name)):
+                return self._backend.count(self._name, self._live(Plan()))
             return self._backend.length(self._name)
 
     def __iter__(self) -> Iterator[Document]:
@@ -282,7 +333,7 @@ class Table:
         compile_update(fields)  # reject a malformed update before taking any lock
         with self._write():
             if cond is None and doc_ids is None:
-                ids = self._backend.ids(self._name, Plan())
+                ids = self._backend.ids(self._name, self._live(Plan()))
             else:
                 ids = self._target_ids(cond, doc_ids)
             changes = self._update_ids(fields, ids)
@@ -351,8 +402,43 @@ class Table:
         with self._write():
             self._backend.truncate(self._name)
 
+    # -- aggregation (see microdb.aggregate and docs/aggregation.md) -------------------------
+    def aggregate(self, pipeline: Any) -> list[dict[str, Any]]:
+        """Run a MongoDB-style aggregation pipeline over the table; the output documents.
+
+        Stages: ``$match``, ``$sort``, ``$project``, ``$limit``, ``$skip``, ``$unwind``,
+        ``$count``, ``$group`` and ``$lookup`` (from another table of this database). The
+        leading ``$match``/``$sort``/``$skip``/``$limit`` use indexes; on SQL a ``$group``
+        right after them runs as ``GROUP BY``.
+        """
+        stages = parse_pipeline(pipeline)
+        plan, head = Plan(), 0
+        for stage in stages:
+            op, arg = stage.op, stage.arg
+            if op == "$match" and not plan.sort and not plan.skip and plan.limit is None:
+                plan = dataclasses.replace(plan, node=arg if plan.node is None else And.of(plan.node, arg))
+            elif op == "$sort" and not plan.sort and not plan.skip and plan.limit is None:
+                plan = dataclasses.replace(plan, sort=tuple(SortKey(path=p, reverse=r) for p, r in arg))
+            elif op == "$skip":
+                limit = None if plan.limit is None else max(0, plan.limit - arg)
+                plan = dataclasses.replace(plan, skip=plan.skip + arg, limit=limit)
+            elif op == "$limit":
+                plan = dataclasses.replace(plan, limit=arg if plan.limit is None else min(plan.limit, arg))
+            else:
+                break
+            head += 1
+        rest = stages[head:]
+
+        def lookup(name: str) -> list[dict[str, Any]]:
+            other = Table(self._backend, name)
+            return [doc for _, doc in self._backend.run(name, other._live(Plan()))]
+
+        with self._read():
+            docs, done = self._backend.aggregate(self._name, self._live(plan), rest)
+            return run_stages(docs, rest[done:], lookup)
+
     # -- indexes ----------------------------------------------------------------------
-    def create_index(self, field: Any, *fields: Any, unique: bool = False) -> None:
+    def create_index(self, field: Any, *fields: Any, unique: bool = False, expire_after: Any = None) -> None:
         """Index ``field`` (a name, a dot path, or ``Query().a.b``); ``unique`` rejects duplicates.
 
         Several fields make one compound index, ordered by the first field, then the next:
@@ -361,26 +447,68 @@ class Table:
         (``['address', 'city']``), as everywhere.
 
         Raises ``DuplicateKeyError`` (and creates nothing) if a unique index would already
-        be broken by the stored documents.
+        be broken by the stored documents. ``expire_after`` (a ``timedelta`` or seconds)
+        makes it a TTL index, as in MongoDB: a document expires that long after the
+        ``datetime`` in ``field`` (see docs/api.md, "Expiring documents").
         """
         path = parse_field(field)
+        seconds = None if expire_after is None else _seconds(expire_after)
         with self._write():
             if fields:
+                if seconds is not None:
+                    raise QueryError("expire_after needs an index on one field, not a compound index")
                 paths = (path, *(parse_field(f) for f in fields))
                 self._backend.create_compound_index(self._name, paths, bool(unique))
-            else:
-                self._backend.create_index(self._name, path, bool(unique))
+                return
+            self._backend.create_index(self._name, path, bool(unique))
+            if seconds is not None:
+                options = dict(self._backend.table_options(self._name))
+                ttl = [r for r in options.get("ttl", []) if tuple(r["path"]) != path]
+                options["ttl"] = [*ttl, {"path": list(path), "seconds": seconds}]
+                self._backend.set_table_options(self._name, options)
 
     def drop_index(self, field: Any, *fields: Any) -> bool:
-        """Remove the index on ``field`` (or the compound index on all the fields); true when there was one."""
+        """Remove the index on ``field`` (and its expiry, for a TTL index), or the compound
+        index on all the fields; true when there was one."""
         path = parse_field(field)
         with self._write():
             if fields:
                 paths = (path, *(parse_field(f) for f in fields))
                 return self._backend.drop_compound_index(self._name, paths)
+            options = self._backend.table_options(self._name)
+            if any(tuple(r["path"]) == path for r in options.get("ttl", [])):
+                ttl = [r for r in options["ttl"] if tuple(r["path"]) != path]
+                new = {k: v for k, v in options.items() if k != "ttl"}
+                self._backend.set_table_options(self._name, {**new, "ttl": ttl} if ttl else new)
             return self._backend.drop_index(self._name, path)
 
     def indexes(self) -> list[dict[str, Any]]:
-        """The table's indexes, as ``{'path': [...], 'unique': bool}`` (``'paths'`` for a compound one)."""
+        """The table's indexes, as ``{'path': [...], 'unique': bool}`` (``'paths'`` for a
+        compound one, and ``expire_after`` for TTL)."""
         with self._read():
-            return self._backend.indexes(self._name)
+            found = self._backend.indexes(self._name)
+            for path, seconds in rules_of(self._backend.table_options(self._name)):
+                for spec in found:
+                    if tuple(spec.get("path", ())) == path:
+                        spec["expire_after"] = _dt.timedelta(seconds=seconds)
+            return found
+
+    def watch(
+        self,
+        callback: Callable[[Any], Any] | None = None,
+        *,
+        since: int | None = None,
+        timeout: float | None = None,
+    ) -> Watch:
+        """This table's committed changes, from every process (see docs/changes.md).
+
+        Without ``callback``, iterate the result: it waits for each change, and ends after
+        ``timeout`` seconds without one. With ``callback``, a background thread calls
+        ``callback(change)`` for each change until ``stop()``. ``since`` resumes after a
+        sequence number (``None``: from now on).
+        """
+        if self._backend.closed:
+            raise DatabaseClosedError("the database is closed")
+        stream = ChangeStream(open_change_log(self._backend), since=since, tables=self._name, timeout=timeout)
+        watch = Watch(stream)
+        return watch if callback is None else watch.start(callback)

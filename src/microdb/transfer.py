@@ -52,7 +52,11 @@ def copy_database(
             # An empty table exists on the target too.
             target.insert(name, [])
             for spec in indexes:
-                target.create_index(name, tuple(spec["path"]), bool(spec.get("unique")))
+                if "paths" in spec:
+                    paths = tuple(tuple(p) for p in spec["paths"])
+                    target.create_compound_index(name, paths, bool(spec.get("unique")))
+                else:
+                    target.create_index(name, tuple(spec["path"]), bool(spec.get("unique")))
         done = 0
         for batch in source.iter_batches(name, batch_size):
             if not batch:

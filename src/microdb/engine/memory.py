@@ -254,7 +254,7 @@ class MemoryBackend(Backend):
             # no duplicate id possible, and the dict stays in id order.
             doc_id, doc = t.meta["next_id"], docs[0][1]
             self._check_unique(t, [(doc_id, doc)])
-            self._apply(("put", table, doc_id, doc))
+            self._apply(("put", table, doc_id, doc, True))
             return [doc_id]
         assigned = assign_ids(table, docs, t.meta["next_id"])
         if len(assigned) >= _RELAY:
@@ -273,11 +273,11 @@ class MemoryBackend(Backend):
             self._undo.append(("bulk", table, [doc_id for doc_id, _ in assigned], t.meta["next_id"]))
             for doc_id, doc in assigned:
                 docs_map[doc_id] = doc
-                ops.append(("put", table, doc_id, doc))
+                ops.append(("put", table, doc_id, doc, True))
             t.meta["next_id"] = max(t.meta["next_id"], max(doc_id for doc_id, _ in assigned) + 1)
         else:
             for doc_id, doc in assigned:
-                self._apply(("put", table, doc_id, doc))
+                self._apply(("put", table, doc_id, doc, True))
         ids = [doc_id for doc_id, _ in assigned]
         if ids and (ids[0] < last_id or any(a > b for a, b in zip(ids, ids[1:]))):
             # Explicit ids out of order: keep the dict in id order, which scans rely on.

@@ -18,6 +18,7 @@ from typing import Any
 from microdb.backend import Plan
 from microdb.compile.sql import compile_filter, node_paths
 from microdb.query import ast
+from microdb.sql.aggregate import SQLAggregate
 from microdb.sql.distinct import SQLDistinct
 from microdb.sql.schema import TableInfo, indexed_paths
 from microdb.sql.session import Session
@@ -26,7 +27,7 @@ from microdb.sql.writes import SQLWrites
 __all__ = ["SQLBackend"]
 
 
-class SQLBackend(SQLDistinct, SQLWrites):
+class SQLBackend(SQLAggregate, SQLDistinct, SQLWrites):
     """A :class:`~microdb.backend.Backend` on a SQL engine (see the module docstring).
 
     Its parts: sessions and transactions (:mod:`microdb.sql.session`), the table registry

@@ -10,13 +10,13 @@ from typing import Any
 from microdb import serialization
 from microdb.backend import Plan
 from microdb.compile.python import predicate
-from microdb.compile.sql import Frag, SQLCompiler, compile_filter
+from microdb.compile.sql import Frag, SQLCompiler
 from microdb.query import ast
 from microdb.query.values import distinct_values, reach, sort_key, values_equal
 from microdb.serialization import decode, dumps, encode, loads
 from microdb.sql.reads import SQLReads
 from microdb.sql.rows import decode_doc
-from microdb.sql.schema import TableInfo, indexed_paths
+from microdb.sql.schema import TableInfo
 from microdb.sql.session import Session
 
 
@@ -66,7 +66,7 @@ class SQLDistinct(SQLReads):
         """
         d = self.dialect
         c = SQLCompiler(d)
-        f = compile_filter(plan.node, d, "doc", indexed_paths(info))
+        f = self._filter(info, plan.node)
         keys = tuple(str(k) for k in path)
         body = self.body_column
         terms = [d.term("doc", keys[:i], True) for i in range(1, len(keys) + 1)]

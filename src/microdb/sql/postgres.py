@@ -28,11 +28,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from microdb.compile.sql import POSTGRES, PostgresDialect
+from microdb.compile.sql import POSTGRES, Frag, PostgresDialect
 from microdb.compile.sql.fragments import Term
 from microdb.errors import DocumentError, DuplicateKeyError, ReadOnlyError, StorageError, UnsupportedFeature
+from microdb.expiry import Rule
 from microdb.query import ast
 from microdb.sql.backend import SQLBackend
+from microdb.sql.feed import DEFAULT_KEEP_COUNT, check_retention
+from microdb.sql.pgfeed import PostgresChangeLog, create_sql, table_triggers_sql
 from microdb.sql.schema import REGISTRY, TableInfo, index_name
 from microdb.sql.session import Session
 
@@ -66,9 +69,12 @@ class PostgresBackend(SQLBackend):
 
     def __init__(
         self, url: str, *, schema: str | None = None, pool_size: int = 4, timeout: float = 30.0,
-        read_only: bool = False,
+        read_only: bool = False, changes: bool | None = None,
+        changes_keep_count: int | None = DEFAULT_KEEP_COUNT, changes_keep_seconds: float | None = None,
     ):
         super().__init__()
+        check_retention(changes_keep_count, changes_keep_seconds)
+        self._keep = (changes_keep_count, changes_keep_seconds)
         self._psycopg, pool_mod = _import()
         self.url = url
         self.schema = schema
@@ -99,9 +105,30 @@ class PostgresBackend(SQLBackend):
         if not self.read_only:
             with self._op(write=True) as s:
                 self._create_schema(s)
+                if changes:
+                    self._create_feed(s)
 
     def __repr__(self) -> str:
         return f"PostgresBackend(schema={self.schema!r})"
+
+    # -- change feed (microdb.sql.pgfeed) -------------------------------------------------
+    def _create_feed(self, s: Session) -> None:
+        self._execute(s, "SELECT pg_advisory_xact_lock(727274)")
+        for ddl in create_sql(*self._keep):
+            self._execute(s, ddl)
+        for (tid,) in self._execute(s, f"SELECT tid FROM {REGISTRY}"):
+            for ddl in table_triggers_sql(f"mdb_{int(tid)}"):
+                self._execute(s, ddl)
+
+    def change_log(self) -> PostgresChangeLog:
+        """A reader of the change feed, which starts now if it had not."""
+        self._check_open()
+        if not self.read_only:
+            with self._op(write=True) as s:
+                if not self._execute(s, "SELECT to_regclass('microdb_changes_kept') IS NOT NULL")[0][0]:
+                    self._create_feed(s)
+        search_path = None if self.schema is None else _ident(self.schema)
+        return PostgresChangeLog(self._psycopg, self.url, search_path, self.timeout)
 
     # -- connections ----------------------------------------------------------------------
     def _mine(self) -> Session:
@@ -264,7 +291,8 @@ class PostgresBackend(SQLBackend):
     def _create_table_sql(self, info: TableInfo) -> list[str]:
         return [
             f"CREATE TABLE IF NOT EXISTS {info.sql} (id BIGINT PRIMARY KEY, body TEXT NOT NULL, "
-            "doc JSONB GENERATED ALWAYS AS (body::jsonb) STORED)"
+            "doc JSONB GENERATED ALWAYS AS (body::jsonb) STORED)",
+            *table_triggers_sql(info.sql),
         ]
 
     def _insert_registry(self, s: Session, name: str) -> int:
@@ -286,6 +314,16 @@ class PostgresBackend(SQLBackend):
                     copy.write_row(row)
 
         self._run(s, call, "COPY", retry=False)
+
+    def _expired_sql(self, rule: Rule) -> Frag:
+        # The server's clock (now(): the transaction's start). Stored datetimes are ISO 8601
+        # text; one without an offset counts as UTC. Anything else at the path is NULL.
+        path, seconds = rule
+        text = "(doc #>> %s::text[])"
+        stamp = (rf"CASE WHEN {text} ~ '[+-][0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\.[0-9]+)?)?$' "
+                 f"THEN {text}::timestamptz ELSE {text}::timestamp AT TIME ZONE 'UTC' END")
+        steps = [str(p) for p in path] + ["$datetime"]
+        return Frag(f"COALESCE({stamp} <= now() - make_interval(secs => %s), false)", (steps, steps, steps, seconds))
 
     def _index_ddl(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
         t = self.dialect.term("doc", path, True)

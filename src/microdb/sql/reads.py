@@ -15,7 +15,7 @@ from typing import Any
 
 from microdb.backend import Plan
 from microdb.compile.python import predicate
-from microdb.compile.sql import Frag, SQLFilter, SQLSort, compile_filter, compile_sort, node_paths
+from microdb.compile.sql import Frag, SQLFilter, SQLSort, compile_sort, node_paths
 from microdb.query import ast
 from microdb.sql.registry import SQLRegistry
 from microdb.sql.rows import RowLayout, boundary_tied, decode_doc, python_sort, tie_sort
@@ -133,7 +133,7 @@ class SQLReads(SQLRegistry):
     def _rows(self, s: Session, info: TableInfo, plan: Plan) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
         """The plan's rows, and how they were found (for ``explain``)."""
         d = self.dialect
-        f = compile_filter(plan.node, d, "doc", indexed_paths(info))
+        f = self._filter(info, plan.node)
         check = predicate(plan.node) if f.residual is not None and plan.node is not None else None
         stop = None if plan.limit is None else plan.skip + plan.limit
         how: dict[str, Any] = {"filter": f.pushed, "exact": f.exact}
@@ -277,7 +277,7 @@ class SQLReads(SQLRegistry):
             info = self._info(s, table)
             if info is None:
                 return 0
-            f = compile_filter(plan.node, self.dialect, "doc", indexed_paths(info))
+            f = self._filter(info, plan.node)
             if plan.skip or plan.limit is not None or plan.doc_ids is not None or not f.exact:
                 if plan.doc_ids is None and not plan.skip and plan.limit is None:
                     return self._count_residual(s, info, f, plan)

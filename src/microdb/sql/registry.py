@@ -21,9 +21,11 @@ import json
 from abc import abstractmethod
 from typing import Any
 
+from microdb.compile.sql import Frag, SQLFilter, compile_filter
 from microdb.errors import UnsupportedFeature
+from microdb.expiry import Rule, rules_of
 from microdb.query import ast
-from microdb.sql.schema import REGISTRY, TableInfo, index_name
+from microdb.sql.schema import REGISTRY, TableInfo, index_name, indexed_paths
 from microdb.sql.session import Session, SQLSessions
 
 
@@ -32,6 +34,34 @@ class SQLRegistry(SQLSessions):
 
     #: False for a database opened read-only that predates the ``options`` column.
     _options_column = True
+    #: Expired documents are left out in SQL, by the database's clock (see :meth:`_filter`).
+    hides_expired = True
+
+    def _expired_sql(self, rule: Rule) -> Frag:
+        """SQL true for the rows that expired under ``rule`` (see :mod:`microdb.expiry`)."""
+        raise UnsupportedFeature(f"the {self.name} backend has no expiring documents")
+
+    def _filter(self, info: TableInfo, node: ast.Node | None) -> SQLFilter:
+        """``node`` compiled for the table, leaving out the documents that have expired."""
+        f = compile_filter(node, self.dialect, "doc", indexed_paths(info))
+        rules = rules_of(info.options)
+        if not rules:
+            return f
+        parts = [self._expired_sql(rule) for rule in rules]
+        live = Frag("NOT (" + " OR ".join(p.sql for p in parts) + ")", tuple(x for p in parts for x in p.params))
+        where = live if not f.pushed else Frag(f"({f.where.sql}) AND {live.sql}", (*f.where.params, *live.params))
+        sure = Frag(f"({f.sure.sql}) AND {live.sql}", (*f.sure.params, *live.params))
+        return SQLFilter(where, sure, f.exact, f.residual)
+
+    def remove_expired(self, table: str, rules: tuple[Rule, ...], limit: int) -> list[int]:
+        with self._op(write=True) as s:
+            info = self._info(s, table)
+            if info is None:
+                return []
+            parts = [self._expired_sql(rule) for rule in rules]
+            sql = (f"DELETE FROM {info.sql} WHERE id IN (SELECT id FROM {info.sql} WHERE "
+                   + " OR ".join(p.sql for p in parts) + f" LIMIT {int(limit)}) RETURNING id")
+            return [int(r[0]) for r in self._execute(s, sql, [x for p in parts for x in p.params])]
 
 
     @abstractmethod

@@ -20,10 +20,19 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from microdb.compile.sql import SQLITE, SQLiteDialect, regex_match
-from microdb.errors import DocumentError, DuplicateKeyError, QueryError, ReadOnlyError, StorageError
+from microdb.compile.sql import SQLITE, Frag, SQLiteDialect, regex_match
+from microdb.errors import (
+    DocumentError,
+    DuplicateKeyError,
+    QueryError,
+    ReadOnlyError,
+    StorageError,
+    UnsupportedFeature,
+)
+from microdb.expiry import Rule
 from microdb.query import ast
 from microdb.sql.backend import SQLBackend
+from microdb.sql.feed import DEFAULT_KEEP_COUNT, SQLiteChangeLog, SQLiteFeed
 from microdb.sql.schema import REGISTRY, TableInfo, index_name
 from microdb.sql.session import Session
 
@@ -53,15 +62,29 @@ class SQLiteBackend(SQLBackend):
 
     Options: ``timeout`` (seconds to wait for another process's write lock, default 30),
     ``durable`` (fsync every commit, default True; False survives a process crash but
-    not a power loss), ``read_only`` (open the file read-only).
+    not a power loss), ``read_only`` (open the file read-only), and the change feed's
+    ``changes`` (``True``: start it now) and retention, ``changes_keep_count`` (commits,
+    default 100,000) and ``changes_keep_seconds`` (:mod:`microdb.sql.feed`).
     """
 
     dialect: SQLiteDialect = SQLITE
     name = "sqlite"
     body_column = "doc"
 
-    def __init__(self, url: str, *, timeout: float = 30.0, durable: bool = True, read_only: bool = False):
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        durable: bool = True,
+        read_only: bool = False,
+        changes: bool | None = None,
+        changes_keep_count: int | None = DEFAULT_KEEP_COUNT,
+        changes_keep_seconds: float | None = None,
+    ):
         super().__init__()
+        self._feed = SQLiteFeed(changes_keep_count, changes_keep_seconds)
+        self._changed_at = 0  # the connection's total_changes when the block began
         self.url = url
         self.path = parse_sqlite_url(url)
         self.read_only = bool(read_only)
@@ -91,12 +114,25 @@ class SQLiteBackend(SQLBackend):
         if not self.read_only:
             with self._op(write=True) as s:
                 self._create_schema(s)
+                if changes:
+                    self._feed.create(conn)
         else:
             with self._op() as s:
                 self._options_column = self._has_options_column(s)
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({self.url!r})"
+
+    def change_log(self) -> SQLiteChangeLog:
+        """A reader of the change feed, which starts now if it had not (see :mod:`microdb.sql.feed`)."""
+        if self.path == ":memory:":
+            raise UnsupportedFeature("a SQLite database in memory keeps no change feed: use a file")
+        if not self.read_only:
+            with self._op(write=True):
+                self._feed.create(self._conn)
+        elif not self._feed.exists(self._conn):
+            raise UnsupportedFeature(f"{self.path!r} has no change feed and is open read-only")
+        return SQLiteChangeLog(self.path)
 
     # -- connection ---------------------------------------------------------------------
     @contextlib.contextmanager
@@ -152,12 +188,15 @@ class SQLiteBackend(SQLBackend):
         # IMMEDIATE takes the write lock now: a read-modify-write cannot interleave with
         # another process's (no lost update), and waits up to the busy timeout for it.
         self._execute(s, "BEGIN IMMEDIATE" if write else "BEGIN")
+        self._changed_at = self._conn.total_changes
 
     def _end(self, s: Session, commit: bool) -> None:
         if not self._conn.in_transaction:
             return
         if commit:
             try:
+                if self._conn.total_changes != self._changed_at:
+                    self._feed.seal(self._conn)  # number the block's changes, in its transaction
                 self._execute(s, "COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -182,8 +221,19 @@ class SQLiteBackend(SQLBackend):
     def _has_options_column(self, s: Session) -> bool:
         return any(row[1] == "options" for row in self._execute(s, f"PRAGMA table_info({REGISTRY})"))
 
+    def _expired_sql(self, rule: Rule) -> Frag:
+        # julianday() reads ISO 8601 with or without an offset (none counts as UTC), the
+        # form datetimes are stored in; anything else at the path is NULL: never expired.
+        path, seconds = rule
+        steps = "".join(f"[{p}]" if isinstance(p, int) else '."' + str(p) + '"' for p in path)
+        return Frag("COALESCE(julianday(json_extract(doc, ?)) <= julianday('now') - ?, 0)",
+                    ("$" + steps + '."$datetime"', seconds / 86400.0))
+
     def _create_table_sql(self, info: TableInfo) -> list[str]:
-        return [f"CREATE TABLE IF NOT EXISTS {info.sql} (id INTEGER PRIMARY KEY, doc TEXT NOT NULL)"]
+        ddl = [f"CREATE TABLE IF NOT EXISTS {info.sql} (id INTEGER PRIMARY KEY, doc TEXT NOT NULL)"]
+        if self._feed.on(self._conn):
+            ddl.extend(self._feed.triggers(info.tid, info.name))
+        return ddl
 
     def _insert_registry(self, s: Session, name: str) -> int:
         rows = self._execute(s, f"INSERT INTO {REGISTRY} (name, next_id) VALUES (?, 1) RETURNING tid", (name,))

@@ -12,6 +12,8 @@ Operations (tuples, first item the kind):
 ``("put", table, doc_id, doc)``
     store ``doc`` (a checked Python document, see :mod:`microdb.serialization`) under
     ``doc_id``, replacing what was there. The engine never mutates ``doc`` afterwards.
+    A put made by an insert carries a fifth item, ``True`` (the change feed reports it as
+    an insert rather than an update); stores that do not care ignore it.
 ``("delete", table, doc_id)``
     remove that document (a no-op when it is absent).
 ``("meta", table, meta)``

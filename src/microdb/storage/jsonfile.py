@@ -22,6 +22,7 @@ from microdb.errors import CorruptDatabaseError, MicroDBError, StorageError
 from microdb.serialization import decode, encode
 from microdb.storage.base import Op, State, Storage, SyncResult, TableState, apply_ops
 from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX
+from microdb.storage.feed import DEFAULT_KEEP_BYTES, FeedReader, FeedWriter, feed_path
 from microdb.storage.journal import JournaledFile, Ticket
 from microdb.storage.options import FileOptions
 from microdb.storage.records import FORMAT_VERSION, encode_value, frame_record
@@ -164,25 +165,54 @@ class JSONFileStorage(Storage):
     """A database in one JSON file, written through a journal: crash-safe and multi-process.
 
     ``options`` is a :class:`~microdb.storage.options.FileOptions`; keywords (``durable=``,
-    ``read_only=``, ``lock_timeout=``...: its fields) override it.
+    ``read_only=``, ``lock_timeout=``...: its fields) override it. The change feed
+    (:mod:`microdb.storage.feed`): ``changes`` (``None``: recorded while
+    ``mydb.json.changes`` exists, which the first reader creates; ``True``: from now on)
+    and its retention, ``changes_keep_bytes``/``changes_keep_count``/``changes_keep_seconds``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], options: FileOptions | None = None, **keywords: Any):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        options: FileOptions | None = None,
+        *,
+        changes: bool | None = None,
+        changes_keep_bytes: int | None = DEFAULT_KEEP_BYTES,
+        changes_keep_count: int | None = None,
+        changes_keep_seconds: float | None = None,
+        **keywords: Any,
+    ):
         self.file: JournaledFile[State] = JournaledFile(path, _TablesCodec(), FileOptions.of(options, keywords))
         self.path = self.file.path
         self.read_only = self.file.read_only
+        self.feed: FeedWriter | None = FeedWriter(
+            feed_path(self.path), enabled=changes, keep_bytes=changes_keep_bytes,
+            keep_count=changes_keep_count, keep_seconds=changes_keep_seconds,
+        )
 
     def load(self) -> State:
         """Read the snapshot and replay the journal."""
         state = self.file.open()
         self.read_only = self.file.read_only
+        if self.read_only:
+            self.feed = None
+        elif self.feed is not None and self.feed.enabled:
+            with self.lock():
+                self.feed.create()
         return state
 
     def commit(self, ops: list[Op], state: State) -> Ticket | None:
-        """Append one journal record holding ``ops``; when durable, a ticket to :meth:`settle`."""
+        """Append one journal record holding ``ops``, then its feed line; when durable, a
+        ticket to :meth:`settle` (the record is synced after the lock: group commit)."""
         if not ops:
             return None
-        return self.file.append(record_of(ops), state, defer=True)
+        feed = self.feed
+        if feed is None:
+            return self.file.append(record_of(ops), state, defer=True)
+        before = [self.file.generation, self.file.pending_bytes]
+        ticket = self.file.append(record_of(ops), state, defer=True)
+        feed.record(ops, before, [self.file.generation, self.file.pending_bytes])
+        return ticket
 
     def settle(self, ticket: Any) -> None:
         """Wait until the commit is on disk: one ``fsync`` serves every writer waiting."""
@@ -191,6 +221,13 @@ class JSONFileStorage(Storage):
     def take_back(self, ticket: Any) -> bool:
         """Zero a commit whose ``fsync`` failed, if nothing was written after it."""
         return self.file.take_back(ticket)
+
+    def change_log(self) -> FeedReader:
+        """A reader of this file's change feed, creating the feed when it is missing."""
+        if self.feed is not None:
+            with self.lock():
+                self.feed.create()
+        return FeedReader(feed_path(self.path))
 
     def sync(self) -> SyncResult:
         """Other processes' commits since our last look (one ``stat`` when there are none)."""
@@ -206,11 +243,20 @@ class JSONFileStorage(Storage):
 
     def compact(self, state: State) -> None:
         """Fold the journal into a new snapshot now."""
+        if self.feed is not None:
+            # Before the journal is folded away: a commit it holds that the feed lacks
+            # becomes a reported gap (the engine caught up under the lock just before).
+            here = [self.file.generation, self.file.pending_bytes]
+            self.feed.record([], here, here)
         self.file.checkpoint(state)
 
     def close(self, state: State) -> None:
         """Checkpoint, then release the files and the lock."""
-        self.file.close(state)
+        try:
+            self.file.close(state)
+        finally:
+            if self.feed is not None:
+                self.feed.close()
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else ("durable" if self.file.durable else "fast")

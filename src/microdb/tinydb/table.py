@@ -179,8 +179,10 @@ class Table(_CoreTable):
     def _rows(self, node: Node) -> Rows:
         """The ``(id, stored document)`` pairs matching ``node``, from the cache when valid."""
         with self._read():
-            if not _cacheable(node) or self._engine.backend.in_transaction:
-                return list(self._backend.run(self._name, Plan(node=node)))
+            plan = self._live(Plan(node=node))
+            # Expiring documents leave a result as time passes: such queries are not cached.
+            if plan.node is not node or not _cacheable(node) or self._engine.backend.in_transaction:
+                return list(self._backend.run(self._name, plan))
             generation = self._engine.generation
             with self._cache_lock:
                 hit = self._query_cache.get(node)
