@@ -189,3 +189,21 @@ def test_copy_to_keeps_compound_indexes(tmp_path: Any) -> None:
     source.copy_to(target)
     assert {"paths": [["city"], ["age"]], "unique": False} in target.table("people").indexes()
     target.close()
+_element = st.one_of(st.sampled_from(("a", "b", "c")), st.integers(0, 2), st.just(1.0), st.booleans(), st.none(),
+                     st.just(["a"]), st.just({"x": 1}))
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays=st.lists(st.lists(_element, max_size=4), max_size=25),
+       values=st.lists(st.one_of(st.sampled_from(("a", "b", "c")), st.integers(0, 2), st.just(1.0), st.booleans()),
+                       min_size=1, max_size=3))
+def test_multikey_answers_equal_a_scan_when_every_value_is_an_array(arrays: list[list[Any]], values: list[Any]) -> None:
+    """``any``, ``all`` and ``$elemMatch`` answered from a multikey index holding only arrays equal a scan."""
+    plain, indexed = MicroDB().table("plain"), MicroDB().table("indexed")
+    for table in (plain, indexed):
+        table.insert_many([{"tags": a} for a in arrays])
+    indexed.create_index("tags")
+    for query in (where("tags").any(values), where("tags").all(values),
+                  {"tags": {"$elemMatch": {"$eq": values[0]}}}, {"tags": {"$all": values}}):
+        assert indexed.query(query).ids() == plain.query(query).ids(), query
+        assert indexed.count(query) == plain.count(query), query

@@ -100,7 +100,7 @@ class Index:
     """One index over one path of one table."""
 
     __slots__ = ("path", "unique", "entries", "numbers", "strings", "others", "missing", "multikey",
-                 "through_arrays", "filed", "_table", "_step")
+                 "through_arrays", "filed", "scalars", "_table", "_step")
 
     def __init__(self, path: Path, unique: bool = False, table: str = ""):
         self.path = path
@@ -122,6 +122,9 @@ class Index:
         self.through_arrays = 0
         #: how many (id, key) pairs are filed, for estimates
         self.filed = 0
+        #: how many documents hold a value that is not an array (while none do, "array
+        #: holds x" answers from the index are exact)
+        self.scalars = 0
         #: the key of a one-step path (most indexes), read with one ``dict.get``
         self._step = path[0] if len(path) == 1 and type(path[0]) is str else None
 
@@ -241,6 +244,7 @@ class Index:
             for key in self.keys_of(doc):
                 self._file(key, doc_id)
         else:
+            self.scalars += 1
             self._file(file_key(value), doc_id)
 
     def remove(self, doc_id: int, doc: dict[str, Any]) -> None:
@@ -256,6 +260,7 @@ class Index:
             for key in self.keys_of(doc):
                 self._unfile(key, doc_id)
         else:
+            self.scalars -= 1
             self._unfile(file_key(value), doc_id)
 
     def build(self, docs: Iterable[tuple[int, dict[str, Any]]]) -> None:
@@ -268,6 +273,7 @@ class Index:
         self.multikey = 0
         self.through_arrays = 0
         self.filed = 0
+        self.scalars = 0
         if self.unique:
             pending: dict[Any, int] = {}
             for doc_id, doc in docs:

@@ -71,6 +71,26 @@ def _union(index: Index, values: tuple[Any, ...], label: str) -> Access:
     return Access(est, fetch, f"{label} in {len(values)} values")
 
 
+def _arrays_only(index: Index) -> bool:
+    """Whether every value the index holds is an array, reached without crossing one: then
+    "the array holds x" is exactly "filed under x" (elements are filed one by one)."""
+    return not index.scalars and (len(index.path) == 1 or not index.through_arrays)
+
+
+def _intersection(index: Index, values: tuple[Any, ...], label: str) -> Access:
+    sizes = sorted(values, key=index.size_of)
+
+    def fetch() -> set[int]:
+        out = set(index.equal(sizes[0]))
+        for v in sizes[1:]:
+            if not out:
+                break
+            out &= index.equal(v)
+        return out
+
+    return Access(index.size_of(sizes[0]), fetch, f"{label} holding all of {len(values)} values")
+
+
 def _compare(index: Index, op: str, operand: Any, label: str) -> Access | None:
     if op == "eq":
         ids = index.equal(operand)
@@ -257,11 +277,22 @@ def _access(node: ast.Node, indexes: dict[ast.Path, Index]) -> Access | None:
             access.exact = (node,)
         return access
     if isinstance(node, ast.AnyOf) and index is not None and not isinstance(node.cond, ast.Node):
-        return _union(index, node.cond, label)
+        access = _union(index, node.cond, label)
+        if node.cond and _arrays_only(index) and all(_exact_operand(v) for v in node.cond):
+            access.exact = (node,)
+        return access
+    if isinstance(node, ast.AllOf) and index is not None and not isinstance(node.cond, ast.Node) and node.cond:
+        access = _intersection(index, node.cond, label)
+        if _arrays_only(index) and all(_exact_operand(v) for v in node.cond):
+            access.exact = (node,)
+        return access
     if isinstance(node, ast.ElemMatch) and index is not None:
         cond = node.cond
         if isinstance(cond, ast.Compare) and cond.path == ():
-            return _compare(index, cond.op, cond.operand, label + " elements")
+            access = _compare(index, cond.op, cond.operand, label + " elements")
+            if access is not None and _arrays_only(index) and _exact_operand(cond.operand):
+                access.exact = (node,)
+            return access
     if isinstance(node, ast.Fragment) and not node.path:
         options = [
             _compare(indexes[(key,)], "eq", value, f"index {ast.path_repr((key,))}")
