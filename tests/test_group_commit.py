@@ -192,3 +192,22 @@ def test_killed_group_committers_keep_every_acknowledged_insert(tmp_path: Path) 
     with MicroDB(path) as db:
         stored = {d.doc_id for d in db.all()}
     assert acked <= stored
+
+
+def test_a_new_journal_never_inherits_an_old_synced_mark(tmp_path: Path) -> None:
+    """A journal reusing an old one's identity (inode reuse) starts with nothing synced."""
+    fd, jid = _journal(tmp_path)
+    sync_a, sync_b = _CountingSync(), _CountingSync()
+    a = GroupSync(str(tmp_path / "x.lock"), sync_a)
+    a.written(fd, jid, 5000)
+    a.wait(jid, 5000)
+    other = os.open(tmp_path / "y.journal", os.O_RDWR | os.O_CREAT)
+    a.written(other, (jid[0], jid[1] + 1), 10)  # a checkpoint moved to another journal
+    a.close()
+    b = GroupSync(str(tmp_path / "x.lock"), sync_b)
+    b.written(fd, jid, 300)  # the old identity again, as a new journal
+    b.wait(jid, 300)
+    assert sync_b.calls == 1
+    b.close()
+    os.close(fd)
+    os.close(other)

@@ -87,6 +87,15 @@ class GroupSync:
                 self._fd = os.dup(fd)
                 self._journal = journal
                 self._synced = 0
+            if self._shared is not None:
+                # A new journal may have the inode number of an old one (a checkpoint
+                # replaced it and every descriptor of it is closed): an old "synced" value
+                # must not be read as this journal's. The first writer of a journal clears
+                # it; a later one clearing it again only costs an fsync.
+                try:
+                    os.pwrite(self._shared, _pack(journal, 0), _SYNCED_AT)
+                except OSError:
+                    self._shared = None
         if self._shared is not None:
             try:
                 os.pwrite(self._shared, _pack(journal, end), _WRITTEN_AT)
