@@ -43,9 +43,9 @@ if HERE not in sys.path:
 from common import iter_docs, make_docs, print_rows, ratio_row  # noqa: E402
 
 from microdb import MicroDB  # noqa: E402
-from microdb.storage.options import DEFAULT_CHECKPOINT_BYTES  # noqa: E402
+from microdb.storage.options import DEFAULT_CHECKPOINT_BYTES, DEFAULT_CHECKPOINT_INTERVAL  # noqa: E402
 
-__all__ = ["bench_growth", "bench_reopen", "bench_single_inserts", "run"]
+__all__ = ["bench_growth", "bench_interval", "bench_reopen", "bench_single_inserts", "run"]
 
 SUITE = "storage"
 
@@ -75,13 +75,16 @@ class _System:
 
 
 class _MicroDB(_System):
-    def __init__(self, durable: bool):
+    def __init__(self, durable: bool, interval: float | None = DEFAULT_CHECKPOINT_INTERVAL):
         self.durable = durable
+        self.interval = interval
         self.name = "MicroDB durable" if durable else "MicroDB fast (durable=False)"
+        if interval != DEFAULT_CHECKPOINT_INTERVAL:
+            self.name += f", checkpoint_interval={interval}"
         self.db: MicroDB | None = None
 
     def open(self, path: str) -> None:
-        self.db = MicroDB(path + ".json", durable=self.durable)
+        self.db = MicroDB(path + ".json", durable=self.durable, checkpoint_interval=self.interval)
 
     def insert(self, doc: Doc) -> None:
         assert self.db is not None
@@ -240,6 +243,38 @@ def bench_growth(folder: str, sizes: tuple[int, int], k: int, rounds: int) -> li
     return rows
 
 
+def bench_interval(folder: str, size: int, seconds: float, rounds: int) -> list[dict[str, Any]]:
+    """What the time rule (``checkpoint_interval``, 1 s) costs: inserts into a file of ``size``
+    documents for ``seconds``, with the rule and without it (size rule only)."""
+    prefill = make_docs(size, seed=1)
+    extra = make_docs(20_000, seed=3)
+    rows: list[dict[str, Any]] = []
+    for durable in (True, False):
+        systems: list[_MicroDB] = [_MicroDB(durable), _MicroDB(durable, None)]
+        times: dict[str, list[float]] = {s.name: [] for s in systems}
+        for r in range(rounds):
+            for system in systems:
+                path = _fresh(folder, f"interval-{durable}-{r}-{id(system)}")
+                system.open(path)
+                system.fill(prefill)
+                system.close()
+                system.open(path)
+                count, start = 0, time.perf_counter()
+                while time.perf_counter() - start < seconds:
+                    system.insert(extra[count % len(extra)])
+                    count += 1
+                times[system.name].append((time.perf_counter() - start) / count)
+                system.close()
+                shutil.rmtree(os.path.dirname(path))
+        per = {name: statistics.median(t) for name, t in times.items()}
+        for name, value in per.items():
+            rows.append(_row(f"one insert into a file of n documents, for {seconds:g} s", name, size, value))
+        with_rule, without = per[systems[0].name], per[systems[1].name]
+        rows.append(ratio_row(SUITE, f"{systems[0].name}: with the 1 s time rule / without", size, with_rule / without,
+                              "per-insert time with checkpoint_interval=1 over None", "<= 1.25"))
+    return rows
+
+
 def bench_checkpoint(folder: str, n: int, rounds: int) -> list[dict[str, Any]]:
     """Time of a checkpoint (compact) of ``n`` documents, and its share of each insert."""
     path = os.path.join(folder, "checkpoint", "db.json")
@@ -337,6 +372,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         sizes = (1_000, 20_000) if quick else (1_000, 100_000)
         rows += bench_growth(folder, sizes, k=300 if quick else 1_000, rounds=2 if quick else 3)
         rows += bench_checkpoint(folder, sizes[1], rounds=2 if quick else 3)
+        print("[storage] the time rule's cost...", file=sys.stderr, flush=True)
+        rows += bench_interval(folder, sizes[1], seconds=1.5 if quick else 4.0, rounds=1 if quick else 3)
         print("[storage] reopening...", file=sys.stderr, flush=True)
         rows += bench_reopen(folder, sizes[1], rounds=3 if quick else 5)
     rank = {"time": 0, "ratio": 1, "info": 2}

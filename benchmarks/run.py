@@ -8,7 +8,8 @@ Usage::
 in-memory engine), ``storage`` is ``bench_storage.py`` (the durable JSON file) and ``sql``
 is ``bench_sql.py`` (the SQLite and PostgreSQL backends), ``live`` is ``bench_live.py`` (the
 change feed's latency across processes, the async API's event-loop lag, a watcher's cost),
-``aggregate`` is ``bench_aggregate.py`` (``$group`` in SQL vs in Python). Each module exposes
+``aggregate`` is ``bench_aggregate.py`` (``$group`` in SQL vs in Python), ``web`` is
+``bench_web.py`` (the web page's first table page on a large SQLite database). Each module exposes
 ``run(quick: bool) -> list[dict]``; one that does not exist yet is skipped with a note.
 ``--markdown FILE`` also writes the results as markdown, with the machine and the method.
 """
@@ -37,7 +38,7 @@ from common import format_rows  # noqa: E402
 #: Suite name -> module name, in the order they run.
 SUITES: dict[str, str] = {
     "engine": "bench_engine", "storage": "bench_storage", "sql": "bench_sql", "live": "bench_live",
-    "aggregate": "bench_aggregate", "scale": "bench_scale",
+    "aggregate": "bench_aggregate", "web": "bench_web", "cli": "bench_cli", "scale": "bench_scale",
 }
 
 METHOD = """\

@@ -73,6 +73,15 @@ def test_checkpoint_reports_its_time_and_share(bench: Any, tmp_path: Path) -> No
     assert any(r["kind"] == "info" and "single inserts" in r["note"] for r in rows)
 
 
+def test_interval_compares_with_and_without_the_time_rule(bench: Any, tmp_path: Path) -> None:
+    """The time rule's cost is measured in both durability modes, one ratio each."""
+    rows = bench.bench_interval(str(tmp_path), 30, seconds=0.05, rounds=1)
+    _check(rows, {
+        "MicroDB durable", "MicroDB durable, checkpoint_interval=None",
+        "MicroDB fast (durable=False)", "MicroDB fast (durable=False), checkpoint_interval=None",
+    }, ratios=2)
+
+
 def test_reopen_compares_with_json_load(bench: Any, tmp_path: Path) -> None:
     """Reopening a file is timed beside json.load of the same snapshot."""
     rows = bench.bench_reopen(str(tmp_path), 50, rounds=1)

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,9 @@ def test_new_database_files(path: Path) -> None:
     """Opening a new path creates the snapshot, its journal and the lock file."""
     db = MicroDB(str(path))
     assert json.loads(path.read_text()) == {}
-    assert journal_lines(path) == [header(meta={})]
+    (head,) = journal_lines(path)
+    data = path.read_bytes()
+    assert head == header(meta={}, snapshot={"size": len(data), "crc": zlib.crc32(data), "mtime_ns": path.stat().st_mtime_ns})
     assert Path(str(path) + ".lock").exists()
     db.close()
 

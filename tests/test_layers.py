@@ -51,6 +51,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.tagged",
         "microdb.durability",
         "microdb.locking",
+        "microdb.process",
         "microdb.gcpause",
         "microdb.feed",
     ),
@@ -100,6 +101,10 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
     "orjson": ("microdb.serialization",),
     "psycopg": ("microdb.sql.postgres",),
     "psycopg_pool": ("microdb.sql.postgres",),
+    "starlette": ("microdb.web",),
+    "uvicorn": ("microdb.web",),
+    "jinja2": ("microdb.web",),
+    "markupsafe": ("microdb.web",),
     "regex": ("microdb.query.untrusted",),
 }
 

@@ -14,8 +14,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+from microdb import process
 from microdb.errors import CorruptDatabaseError, DatabaseClosedError, DocumentError, ReadOnlyError
-from microdb.serialization import check_document, copy_value, decode
+from microdb.serialization import MAX_DEPTH, check_document, copy_value, decode, nests_too_deep
 from microdb.storage.journal import JournaledFile
 from microdb.storage.options import FileOptions
 from microdb.storage.records import encode_value
@@ -50,7 +51,18 @@ class _DictCodec:
             return {}
         if not isinstance(snapshot, dict):
             raise where(f"the file holds a JSON {type(snapshot).__name__}, not an object", "")
-        return {key: decode(value) for key, value in snapshot.items()} if tagged else snapshot
+        for key, value in snapshot.items():
+            if nests_too_deep(value, 2):
+                raise where(f"the value of {key!r} nests deeper than {MAX_DEPTH} levels", f'"{key}"')
+        if not tagged:
+            return snapshot
+        out = {}
+        for key, value in snapshot.items():
+            try:
+                out[key] = decode(value)
+            except DocumentError as exc:
+                raise where(f"the value of {key!r} holds a bad tagged value ({exc})", f'"{key}"') from exc
+        return out
 
     def replay(self, state: dict[str, Any], payload: Any, offset: int, path: str) -> None:
         _apply(state, _changes(payload, offset, path))
@@ -69,6 +81,8 @@ def _changes(payload: Any, offset: int, path: str) -> list[tuple[Any, ...]]:
         for item in payload:
             kind = item[0]
             if kind == "s" and type(item[1]) is str:
+                if nests_too_deep(item[2], 2):
+                    raise ValueError(f"the value nests deeper than {MAX_DEPTH} levels")
                 out.append(("s", item[1], decode(item[2])))
             elif kind == "d" and type(item[1]) is str:
                 out.append(("d", item[1]))
@@ -109,6 +123,7 @@ class AutoSavingDict(MutableMapping[str, Any]):
         self._file: JournaledFile[dict[str, Any]] = JournaledFile(path, _DictCodec(), FileOptions.of(options, keywords))
         self._lock = threading.RLock()
         self._data: dict[str, Any] = self._file.open()
+        process.at_exit(self.at_exit)
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -322,6 +337,18 @@ class AutoSavingDict(MutableMapping[str, Any]):
         """Write a last checkpoint and release the file; later use raises ``DatabaseClosedError``."""
         with self._lock:
             self._file.close(self._data)
+
+    def at_exit(self) -> None:
+        """At interpreter exit: fold the journal into the file, so the file alone holds everything."""
+        if not self._lock.acquire(timeout=1.0):
+            return  # another thread is stuck mid-change: the journal stays the truth
+        try:
+            if not self._file.closed and not self._file.read_only:
+                with self._file.lock():
+                    self._sync()
+                    self._file.fold(self._data)
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> AutoSavingDict:
         self._check_open()

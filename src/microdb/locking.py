@@ -4,7 +4,8 @@ POSIX systems use ``fcntl.flock``: the lock belongs to the open file description
 handles in one process exclude each other just as two processes do, and closing some other
 descriptor of the same file does not drop it (the trap of ``fcntl.lockf``). Windows uses
 ``msvcrt.locking`` on the file's first byte. The OS drops the lock when its holder dies, so
-a crashed process never leaves the database locked.
+a crashed process never leaves the database locked. A process made by ``os.fork()``
+opens the lock file again for itself (see :mod:`microdb.process`).
 
 Neither call takes a timeout, so waiting is a poll with a short, growing, jittered sleep,
 bounded by the timeout; :class:`~microdb.errors.LockTimeout` is raised when it runs out.
@@ -19,6 +20,7 @@ import threading
 import time
 from types import TracebackType
 
+from microdb import process
 from microdb.durability import WINDOWS
 from microdb.errors import LockTimeout, StorageError
 
@@ -70,6 +72,7 @@ class FileLock:
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
+        process.after_fork(self)
 
     def _open(self) -> int:
         flags = os.O_CREAT | getattr(os, "O_BINARY", 0)
@@ -160,6 +163,23 @@ class FileLock:
                     self._depth = 0
                 os.close(self._fd)
                 self._fd = None
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's descriptor, so this process locks for itself.
+
+        ``flock`` locks belong to the open file description, which a fork shares: through
+        the inherited descriptor the child would hold (or take) the very lock its parent
+        holds, and the two would not exclude each other. The descriptor is closed, never
+        unlocked (that would release the parent's lock); the parent's copy keeps it alive.
+        """
+        fd, self._fd = self._fd, None
+        self._depth = 0
+        self._thread_lock = threading.RLock()
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def __enter__(self) -> FileLock:
         self.acquire()

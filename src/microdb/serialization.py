@@ -38,6 +38,7 @@ from typing import Any
 from microdb.errors import DocumentError
 
 __all__ = [
+    "MAX_DEPTH",
     "check_document",
     "copy_value",
     "decode",
@@ -46,6 +47,7 @@ __all__ = [
     "encode",
     "loads",
     "loads_strict",
+    "nests_too_deep",
     "register_type",
 ]
 
@@ -62,6 +64,10 @@ except ImportError:  # pragma: no cover - exercised where orjson is absent
 _ATOMS: frozenset[type] = frozenset((str, int, bool, type(None)))
 _PLAIN: frozenset[type] = frozenset((str, bool, type(None)))
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+#: How deeply a document may nest containers (objects, lists, sets, tuples), the document
+#: itself being level 1. One limit for every backend: deeper values would exceed Python's
+#: recursion limit somewhere (JSON parsers, SQL engines' JSON functions, copies).
+MAX_DEPTH = 100
 _RICH_IMMUTABLE: set[type] = {_dt.datetime, _dt.date, _dt.time, _dt.timedelta, uuid.UUID, Decimal, bytes}
 
 _lock = threading.Lock()
@@ -95,10 +101,22 @@ def _check_int(value: int, path: tuple[Any, ...]) -> int:
     return value
 
 
+def _too_deep(path: tuple[Any, ...]) -> DocumentError:
+    where = _where(path)
+    if len(where) > 80:
+        where = f"{where[:40]}...{where[-30:]}"
+    return DocumentError(
+        f"the document nests containers more than {MAX_DEPTH} levels deep (at {where}); "
+        "MicroDB stores documents up to that depth"
+    )
+
+
 def _check(value: Any, path: tuple[Any, ...]) -> Any:
     t = type(value)
     if t in _PLAIN:
         return value
+    if len(path) >= MAX_DEPTH and (t in _CONTAINERS or isinstance(value, (Mapping, list))):
+        raise _too_deep(path)
     if t is int:
         return _check_int(value, path)
     if t in _user_types:
@@ -154,9 +172,14 @@ class _Unusual(Exception):
     """Raised by the fast checker for anything it does not handle; the full checker decides."""
 
 
-def _fast(value: Any) -> Any:
+_CONTAINERS: frozenset[type] = frozenset((dict, list, tuple, set, frozenset))
+
+
+def _fast(value: Any, depth: int = 1) -> Any:
     # The common case (plain JSON values) without tracking paths: about twice as fast as
     # _check. Anything unusual, including errors, is handed to _check, which knows the path.
+    if depth > MAX_DEPTH:
+        raise _Unusual
     t = type(value)
     if t is dict:
         out = {}
@@ -175,7 +198,7 @@ def _fast(value: Any) -> Any:
                     raise _Unusual
                 out[key] = item
             else:
-                out[key] = _fast(item)
+                out[key] = _fast(item, depth + 1)
         return out
     if t is list:
         items = []
@@ -192,7 +215,7 @@ def _fast(value: Any) -> Any:
                     raise _Unusual
                 items.append(item)
             else:
-                items.append(_fast(item))
+                items.append(_fast(item, depth + 1))
         return items
     if t in _RICH_IMMUTABLE and t is not Decimal:
         return value
@@ -258,6 +281,24 @@ def check_document(doc: Any) -> dict[str, Any]:
         return _check(doc, ())  # type: ignore[no-any-return]
     except RecursionError as exc:
         raise DocumentError("the document is nested too deeply (or contains itself)") from exc
+
+
+def nests_too_deep(value: Any, level: int = 1) -> bool:
+    """Whether a loaded JSON value (at nesting ``level``) nests deeper than :data:`MAX_DEPTH`.
+
+    For values read from files, which never went through :func:`check_document`; it
+    descends at most ``MAX_DEPTH`` levels, so it cannot itself exceed the recursion limit.
+    """
+    t = type(value)
+    if t is not dict and t is not list:
+        return False
+    if level > MAX_DEPTH:
+        return True
+    for item in value.values() if t is dict else value:
+        ti = type(item)
+        if (ti is dict or ti is list) and nests_too_deep(item, level + 1):
+            return True
+    return False
 
 
 #: Types whose values are immutable: a copy may share them.
@@ -401,12 +442,14 @@ def decode(value: Any) -> Any:
             if key.startswith("$"):
                 if key == "$escape":
                     inner = value[key]
+                    if type(inner) is not dict:
+                        raise DocumentError(f"bad $escape value {inner!r:.60}: not an object")
                     return {k: decode(v) for k, v in inner.items()}
                 dec = _DECODERS.get(key)
                 if dec is not None:
                     try:
                         return dec(value[key])
-                    except (TypeError, ValueError, IndexError, KeyError) as exc:
+                    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
                         raise DocumentError(f"bad {key} value {value[key]!r:.60}: {exc}") from exc
                 user = _user_tags.get(key)
                 if user is not None:

@@ -27,6 +27,8 @@ from microdb.query.values import MISSING, kind, sort_key, values_equal
 __all__ = ["Compiled", "compile_query", "predicate", "resolve"]
 
 _NUMS = frozenset((int, float, Decimal))
+#: Nodes nested in one generated expression before the rest goes to a function of its own.
+_NESTING = 40
 _SEQS = (list, tuple)
 _ARRAYS = (list, tuple, set, frozenset)
 
@@ -44,7 +46,7 @@ def resolve(value: Any, path: ast.Path) -> Any:
                 return MISSING
         elif isinstance(value, _SEQS):
             if isinstance(step, str):
-                if not step.isdigit():
+                if not (step.isdigit() and step.isascii()):
                     return MISSING
                 step = int(step)
             try:
@@ -54,6 +56,37 @@ def resolve(value: Any, path: ast.Path) -> Any:
         else:
             return MISSING
     return value
+
+
+def _step(value: Any, step: Any) -> Any:
+    """The value one step below ``value`` (``resolve`` for a single step), or ``MISSING``."""
+    if isinstance(value, Mapping):
+        return value.get(step, MISSING)
+    if isinstance(value, _SEQS) and type(step) is str and step.isdigit() and step.isascii():
+        index = int(step)
+        return value[index] if index < len(value) else MISSING
+    return MISSING
+
+
+def _traverse(doc: Any, path: ast.Path, pred: Callable[[Any], bool]) -> bool:
+    """Whether a value reached along ``path`` through an array matches (see ``ast.Traverse``)."""
+    direct = doc
+    through: list[Any] = []  # values reached through at least one array
+    for i, step in enumerate(path):
+        found: list[Any] = []
+        for value in through:
+            below = _step(value, step)
+            if below is not MISSING:
+                found.append(below)
+            if isinstance(value, _SEQS):
+                found.extend(b for e in value if isinstance(e, Mapping) and (b := e.get(step, MISSING)) is not MISSING)
+        if i and isinstance(direct, _SEQS):
+            found.extend(b for e in direct if isinstance(e, Mapping) and (b := e.get(step, MISSING)) is not MISSING)
+        through = found
+        direct = _step(direct, step) if direct is not MISSING else MISSING
+        if direct is MISSING and not through:
+            return False
+    return any(pred(value) for value in through)
 
 
 def _ordered(a: Any, b: Any, op: str) -> bool:
@@ -224,6 +257,7 @@ class _Gen:
             "_all_of": _all_of,
             "_any_match": _any_match,
             "_all_match": _all_match,
+            "_traverse": _traverse,
             "_fragment": _fragment,
             "_type_is": _type_is,
             "_mod": _mod,
@@ -233,6 +267,7 @@ class _Gen:
             "_len": len,
         }
         self.n = 0
+        self.depth = 0
 
     def name(self, value: Any, prefix: str = "c") -> str:
         self.n += 1
@@ -265,7 +300,15 @@ class _Gen:
         method = getattr(self, "_" + type(node).__name__, None)
         if method is None:
             raise QueryError(f"the Python engine cannot evaluate {type(node).__name__} nodes")
-        return str(method(node, doc, is_dict))
+        if self.depth >= _NESTING and node.depth > 1:
+            # Python's parser refuses 200 nested parentheses: a deep query is cut into
+            # functions that call each other, each with a shallow expression.
+            return f"{self.name(predicate(node, is_dict=is_dict), 'q')}({doc})"
+        self.depth += 1
+        try:
+            return str(method(node, doc, is_dict))
+        finally:
+            self.depth -= 1
 
     def _Const(self, node: ast.Const, doc: str, is_dict: bool) -> str:
         return "True" if node.truth else "False"
@@ -366,6 +409,9 @@ class _Gen:
         v = self.var()
         x = self.value_at(node.path, doc, is_dict)
         return f"(({v} := {x}).__class__ in _SEQ_CLASSES and _any_match({v}, {self._sub(node.cond)}))"
+
+    def _Traverse(self, node: ast.Traverse, doc: str, is_dict: bool) -> str:
+        return f"_traverse({doc}, {self.name(node.path, 'p')}, {self._sub(node.cond)})"
 
     def _OneOf(self, node: ast.OneOf, doc: str, is_dict: bool) -> str:
         x = self.value_at(node.path, doc, is_dict)

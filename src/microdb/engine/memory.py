@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from microdb import process
 from microdb.backend import Backend, Plan, assign_ids
 from microdb.compile.python import compile_query, resolve
 from microdb.engine.blocks import ReadBlock, WriteBlock
@@ -70,6 +71,7 @@ class MemoryBackend(Backend):
         # Stores only this object writes (memory, a mapping) never have news: skip the call.
         self._shared_store = type(store).sync is not Storage.sync
         self._install(store.load())
+        process.at_exit(self.compact)  # the JSON file then folds its journal in (nothing else does)
 
     # -- state --------------------------------------------------------------------------
     def _install(self, state: State) -> None:

@@ -115,6 +115,9 @@ def _impossible(node: ast.Node, indexes: dict[ast.Path, Index]) -> bool:
     """True when ``node`` can match no document: it needs an array where indexes show none."""
     if isinstance(node, (ast.AnyOf, ast.AllOf, ast.ElemMatch)):
         return _no_arrays_at(node.path, indexes)
+    if isinstance(node, ast.Traverse):
+        # It only counts values reached through an array before the path's last step.
+        return all(_no_arrays_at(node.path[:i], indexes) for i in range(1, len(node.path)))
     return False
 
 

@@ -20,6 +20,7 @@ from microdb.errors import QueryError
 from microdb.query.fields import MapStep, Path, Step, parse_field, path_repr
 
 __all__ = [
+    "MAX_DEPTH",
     "AllOf",
     "And",
     "AnyOf",
@@ -39,6 +40,7 @@ __all__ = [
     "Regex",
     "Size",
     "Test",
+    "Traverse",
     "TypeIs",
     "Step",
     "fluent_condition",
@@ -57,6 +59,10 @@ COMPARE_OPS: dict[str, str] = {
     "gt": ">",
     "ge": ">=",
 }
+
+
+#: The deepest nesting of conditions a query may have (see :class:`Node`).
+MAX_DEPTH = 200
 
 
 def freeze(value: Any) -> Any:
@@ -102,10 +108,15 @@ def set_converter(converter: _Converter) -> None:
 
 
 class Node:
-    """Base class of every query node: combine with ``&``, ``|`` and ``~``; call with a document."""
+    """Base class of every query node: combine with ``&``, ``|`` and ``~``; call with a document.
 
-    __slots__ = ("_hash",)
+    Nesting past :data:`MAX_DEPTH` levels raises ``QueryError`` when the node is built.
+    """
+
+    __slots__ = ("_hash", "depth")
     _hash: int
+    #: Levels of nesting: 1 for a leaf, one more than its deepest child for the others.
+    depth: int
     _fields: ClassVar[tuple[str, ...]] = ()
 
     def _key(self) -> tuple[Any, ...]:
@@ -114,22 +125,49 @@ class Node:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Node):
             return NotImplemented
-        return self is other or (type(self) is type(other) and self._key() == other._key())
+        # A work list, not recursion: equal queries MAX_DEPTH deep would exhaust the stack.
+        pending: list[tuple[Node, Node]] = [(self, other)]
+        while pending:
+            a, b = pending.pop()
+            if a is b:
+                continue
+            if type(a) is not type(b) or hash(a) != hash(b):
+                return False
+            for name in a._fields:
+                x, y = getattr(a, name), getattr(b, name)
+                if isinstance(x, Node) and isinstance(y, Node):
+                    pending.append((x, y))
+                elif name == "items":
+                    if len(x) != len(y):
+                        return False
+                    pending.extend(zip(x, y))
+                elif freeze(x) != freeze(y):
+                    return False
+        return True
 
     def __hash__(self) -> int:
-        try:
-            return self._hash
-        except AttributeError:
-            h = hash(self._key())
-            object.__setattr__(self, "_hash", h)
-            return h
+        return self._hash
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
     def _set(self, **values: Any) -> None:
+        depth = 1
         for name, value in values.items():
             object.__setattr__(self, name, value)
+            for child in value if name == "items" else (value,):
+                depth = max(depth, child.depth + 1) if isinstance(child, Node) else depth
+        if depth > MAX_DEPTH:
+            raise QueryError(
+                f"a query may nest at most {MAX_DEPTH} levels deep (conditions inside ~, &, |, "
+                f"$and, $or, $not, $elemMatch...); this one nests {depth}"
+            )
+        object.__setattr__(self, "depth", depth)
+        try:
+            # Hashed now, bottom-up: hashing a deep query later would recurse through it.
+            object.__setattr__(self, "_hash", hash(self._key()))
+        except RecursionError:
+            raise QueryError(f"an operand of {type(self).__name__} nests too deep to compare") from None
 
     # -- combinators ---------------------------------------------------------------
     def __and__(self, other: Node) -> Node:
@@ -450,6 +488,32 @@ class ElemMatch(Node):
 
     def children(self) -> Iterator[Node]:
         yield self.cond
+
+
+class Traverse(Node):
+    """Some value reached along ``path`` *through an array* matches ``cond`` (dict filters' paths).
+
+    Each step reads the key (or, for a digit step on an array, the position) of the value
+    so far, and where that value is an array, also the key of each sub-document element
+    (``'items.sku'`` reaches ``items[i].sku``; ``'a.0'`` never reaches inside ``[[...]]``).
+    Only values reached through such an element count: dict filters write
+    ``leaf(path) | Traverse(path, leaf(()))``. ``cond`` sees each value as the document.
+    One pass along the path: the cost never grows with the ways to split the path.
+    """
+
+    __slots__ = ("path", "cond")
+    _fields = ("path", "cond")
+    path: Path
+    cond: Node
+
+    def __init__(self, path: Path, cond: Node):
+        self._set(path=tuple(path), cond=cond)
+
+    def children(self) -> Iterator[Node]:
+        yield self.cond
+
+    def __repr__(self) -> str:
+        return f"{path_repr(self.path)}.traverse({self.cond!r})"
 
 
 class Call(Node):

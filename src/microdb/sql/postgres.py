@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from microdb import process
 from microdb.compile.sql import POSTGRES, Frag, PostgresDialect
 from microdb.compile.sql.fragments import Term
 from microdb.errors import DocumentError, DuplicateKeyError, ReadOnlyError, StorageError, UnsupportedFeature
@@ -39,10 +41,13 @@ from microdb.sql.pgfeed import PostgresChangeLog, create_sql, table_triggers_sql
 from microdb.sql.schema import REGISTRY, TableInfo, index_name
 from microdb.sql.session import Session
 
-__all__ = ["PostgresBackend"]
+__all__ = ["CONNECT_TIMEOUT", "PostgresBackend"]
 
 _INSTALL = 'the PostgreSQL backend needs psycopg 3 and psycopg_pool: pip install "microdb[postgres]"'
 _cursor_names = itertools.count(1)
+#: Seconds to wait for the server to answer a new connection, unless the URL sets
+#: ``connect_timeout`` itself.
+CONNECT_TIMEOUT = 5
 
 
 def _import() -> tuple[Any, Any]:
@@ -54,12 +59,19 @@ def _import() -> tuple[Any, Any]:
     return psycopg, psycopg_pool
 
 
+#: Pools inherited through a fork, kept (never closed, never used) in the child.
+_ABANDONED: list[Any] = []
+
+
 class PostgresBackend(SQLBackend):
     """MicroDB on a PostgreSQL database (see the module docstring).
 
     Options: ``schema`` (the schema holding MicroDB's tables; created if missing; default:
     the connection's ``search_path``), ``pool_size`` (most connections kept, default 4),
     ``timeout`` (seconds to wait for a connection or a lock, default 30), ``read_only``.
+    A server that does not answer fails the open within :data:`CONNECT_TIMEOUT` seconds
+    (``connect_timeout=N`` in the URL changes it), with the server's or the network's own
+    error in the :class:`StorageError`.
     """
 
     dialect: PostgresDialect = POSTGRES
@@ -88,17 +100,37 @@ class PostgresBackend(SQLBackend):
             if schema is not None:
                 conn.execute("SELECT set_config('search_path', %s, false)", (_ident(schema),))
             conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{lock_ms}ms",))
+            # The JIT compiles a plan when its estimated cost passes jit_above_cost; the
+            # jsonb expressions of a dotted dict filter are costed so high that a query
+            # on 100 rows spent 1 to 10 s compiling and 1 ms running. Queries never use it.
+            conn.execute("SELECT set_config('jit', 'off', false)")
 
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in self._psycopg.conninfo.conninfo_to_dict(url):
+            kwargs["connect_timeout"] = CONNECT_TIMEOUT
         try:
-            self._pool = pool_mod.ConnectionPool(
+            # One connection first, outside the pool: an unreachable or refusing server
+            # fails here within the connect timeout, with the server's own message (the
+            # pool would retry until ``timeout`` and report only that it gave up).
+            self._psycopg.connect(url, **kwargs).close()
+        except self._psycopg.Error as exc:
+            raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
+
+        def make_pool() -> Any:
+            return pool_mod.ConnectionPool(
                 url, min_size=1, max_size=max(1, int(pool_size)), open=True, timeout=self.timeout,
-                kwargs={"autocommit": True}, configure=configure, name=f"microdb-{id(self):x}",
+                kwargs=kwargs, configure=configure, name=f"microdb-{id(self):x}",
             )
+
+        self._make_pool = make_pool
+        try:
+            self._pool = make_pool()
             self._pool.wait(timeout=self.timeout)
         except Exception as exc:
             with contextlib.suppress(Exception):
                 self._pool.close()
             raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
+        process.after_fork(self)
         if schema is not None and not self.read_only:
             with self._op(write=True) as s:
                 self._execute(s, f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
@@ -110,6 +142,22 @@ class PostgresBackend(SQLBackend):
 
     def __repr__(self) -> str:
         return f"PostgresBackend(schema={self.schema!r})"
+
+    def after_fork(self) -> None:
+        """In a forked child: a pool of its own (a connection must never serve two processes)."""
+        # The parent's pool is left as it is, never closed here: closing would end the
+        # parent's sessions on the server. It is kept referenced so it never is.
+        _ABANDONED.append(self._pool)
+        # Should the child ever free them, libpq would say goodbye to the server on the
+        # parent's sockets: point the child's copies of the idle ones at /dev/null.
+        for conn in list(getattr(self._pool, "_pool", ())):
+            with contextlib.suppress(Exception):
+                null = os.open(os.devnull, os.O_RDWR)
+                os.dup2(null, conn.pgconn.socket)
+                os.close(null)
+        self._local = threading.local()
+        if not self._closed:
+            self._pool = self._make_pool()
 
     # -- change feed (microdb.sql.pgfeed) -------------------------------------------------
     def _create_feed(self, s: Session) -> None:

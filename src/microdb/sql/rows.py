@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from microdb.backend import Plan
 from microdb.compile.python import resolve
 from microdb.compile.sql import SQLSort
 from microdb.compile.sql.fragments import COMPLEX_RANKS
-from microdb.query.values import sort_key
+from microdb.query.values import KIND_RANK, sort_key
 from microdb.serialization import decode, dumps, encode, loads
 
 
@@ -21,6 +22,28 @@ def encode_doc(doc: dict[str, Any]) -> str:
 def decode_doc(text: str | bytes) -> dict[str, Any]:
     """A document from its stored JSON text."""
     return decode(loads(text))  # type: ignore[no-any-return]
+
+
+#: Numbers from this size on may be ordered by SQL apart from Python's exact int/float
+#: order (PostgreSQL reads a stored float as the decimal it prints): their ties re-sort.
+_INEXACT = 2**53
+
+
+def _python_orders(row: Sequence[Any], at: int) -> bool:
+    """Whether the sort key whose rank is ``row[at]`` may need Python's order.
+
+    Complex kinds do; so does a number of 2**53 or more, whose first sort column is the
+    nearest float (see ``PostgresDialect.sort_scalars``).
+    """
+    rank = int(row[at])
+    if rank in COMPLEX_RANKS:
+        return True
+    value = row[at + 1] if rank == KIND_RANK["number"] and at + 1 < len(row) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return False
+    if isinstance(value, int):
+        return abs(value) >= _INEXACT
+    return abs(float(value)) >= _INEXACT  # a Decimal past float's range is inf: large too
 
 
 class RowLayout:
@@ -61,20 +84,22 @@ class RowLayout:
         return self.sure is None or bool(row[self.sure])
 
     def has_complex(self, row: Sequence[Any]) -> bool:
-        """Whether a sort key of ``row`` is of a kind SQL orders only by kind (see :meth:`group`)."""
-        return any(int(row[at]) in COMPLEX_RANKS for at in self.ranks)
+        """Whether a sort key of ``row`` may need Python's order (see :meth:`group`)."""
+        return any(_python_orders(row, at) for at in self.ranks)
 
     def group(self, row: Sequence[Any]) -> tuple[Any, ...]:
-        """The SQL sort key of a row up to its first key of a complex kind.
+        """The SQL sort key of a row up to its first key that may need Python's order.
 
         SQL orders complex values (objects, arrays, rich types) only by kind, so every row
         that agrees up to such a key may still move in Python's order: they form one group.
+        A large number groups with every number near it (the same nearest float).
         """
         out: list[Any] = []
         for first, end in self.spans:
-            out.extend(row[first:end])
-            if int(row[first]) in COMPLEX_RANKS:
+            if _python_orders(row, first):
+                out.extend(row[first:first + 2] if int(row[first]) == KIND_RANK["number"] else row[first:end])
                 break
+            out.extend(row[first:end])
         return tuple(out)
 
     def part(self, row: Sequence[Any]) -> dict[str, Any]:

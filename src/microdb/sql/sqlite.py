@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from microdb import process
 from microdb.compile.sql import SQLITE, Frag, SQLiteDialect, regex_match
 from microdb.errors import (
     DocumentError,
@@ -57,6 +58,10 @@ def parse_sqlite_url(url: str) -> str:
     return unquote(rest[1:])
 
 
+#: Connections inherited through a fork, kept (never closed, never used) in the child.
+_ABANDONED: list[Any] = []
+
+
 class SQLiteBackend(SQLBackend):
     """MicroDB on a SQLite file (see the module docstring).
 
@@ -90,27 +95,11 @@ class SQLiteBackend(SQLBackend):
         self.read_only = bool(read_only)
         self._lock = threading.RLock()
         self._state = Session()
-        try:
-            if self.path == ":memory:":
-                conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            else:
-                if not self.read_only:
-                    folder = os.path.dirname(os.path.abspath(self.path))
-                    if not os.path.isdir(folder):
-                        raise StorageError(f"cannot open {self.path!r}: folder {folder!r} does not exist")
-                mode = "ro" if self.read_only else "rwc"
-                uri = "file:" + _quote_path(os.path.abspath(self.path)) + f"?mode={mode}"
-                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
-                                       timeout=timeout)
-            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            if not self.read_only and self.path != ":memory:":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-            conn.create_function("microdb_regexp", 4, regex_match, deterministic=True)
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        self._timeout, self._durable = timeout, durable
+        conn = self._connect()
         self._conn = conn
         self._state.conn = conn
+        process.after_fork(self)
         if not self.read_only:
             with self._op(write=True) as s:
                 self._create_schema(s)
@@ -122,6 +111,41 @@ class SQLiteBackend(SQLBackend):
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({self.url!r})"
+
+    def _connect(self) -> sqlite3.Connection:
+        """A new connection to the database, set up as this backend uses it."""
+        try:
+            if self.path == ":memory:":
+                conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            else:
+                if not self.read_only:
+                    folder = os.path.dirname(os.path.abspath(self.path))
+                    if not os.path.isdir(folder):
+                        raise StorageError(f"cannot open {self.path!r}: folder {folder!r} does not exist")
+                mode = "ro" if self.read_only else "rwc"
+                uri = "file:" + _quote_path(os.path.abspath(self.path)) + f"?mode={mode}"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                                       timeout=self._timeout)
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            if not self.read_only and self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self._durable else 'NORMAL'}")
+            conn.create_function("microdb_regexp", 4, regex_match, deterministic=True)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        return conn
+
+    def after_fork(self) -> None:
+        """In a forked child: a connection of its own (SQLite connections must not cross a fork)."""
+        self._lock = threading.RLock()
+        if self._closed or self.path == ":memory:":
+            return  # a memory database is the child's own copy
+        # The parent's connection is left unclosed: closing it here could release or
+        # checkpoint files the parent still uses. It is kept referenced so it never is.
+        _ABANDONED.append(self._conn)
+        self._conn = self._connect()
+        self._state = Session()
+        self._state.conn = self._conn
 
     def change_log(self) -> SQLiteChangeLog:
         """A reader of the change feed, which starts now if it had not (see :mod:`microdb.sql.feed`)."""

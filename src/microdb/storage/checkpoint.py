@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -23,6 +24,7 @@ from microdb.durability import (
     WINDOWS,
     create_temp,
     fsync_dir,
+    fsync_fd,
     pwrite_all,
     remove_quietly,
     replace,
@@ -41,6 +43,9 @@ JOURNAL_SUFFIX = ".journal"
 LOCK_SUFFIX = ".lock"
 
 S = TypeVar("S")
+
+#: The time rule waits at least this many times as long as the last checkpoint took.
+_COST_FACTOR = 10
 
 
 def identity(st: os.stat_result) -> tuple[int, int]:
@@ -91,6 +96,8 @@ class CheckpointedFile(Generic[S]):
         self._seen_size = 0  # the journal's size (allocated space included) at our last look
         self._tail_end = 0  # the end of a torn record after _offset (== _offset when none)
         self._next_checkpoint = 0
+        self._checkpoint_due = float("inf")  # monotonic time from which a commit checkpoints
+        self._checkpoint_seconds = 0.0  # how long the last checkpoint of this process took
         self._marker_pending = False  # the journal ends with another process's checkpoint marker
         self._checked_at = 0.0  # when we last stat-ed the journal's path
         self._closed = False
@@ -139,6 +146,21 @@ class CheckpointedFile(Generic[S]):
         generation = header.get("generation", 0) if header is not None else 0
         self.generation = generation if isinstance(generation, int) else 0
         self._next_checkpoint = header_end + self._threshold()
+        self._postpone()
+
+    def _postpone(self) -> None:
+        """Start the time after which the next commit checkpoints (``checkpoint_interval``).
+
+        Never sooner than ten times the last checkpoint's duration: on a large file (or a
+        slow disk) the time rule then costs writers at most about a tenth of their time.
+        """
+        interval = self.options.checkpoint_interval
+        if interval is None:
+            self._checkpoint_due = float("inf")
+        else:
+            # 0 asks for a checkpoint at every commit, whatever it costs.
+            wait = max(interval, _COST_FACTOR * self._checkpoint_seconds) if interval else 0.0
+            self._checkpoint_due = time.monotonic() + wait
 
     def _close_journal(self) -> None:
         if self._fd is not None:
@@ -191,19 +213,13 @@ class CheckpointedFile(Generic[S]):
         snapshot with the old journal, whose records the new snapshot already holds:
         replaying them again changes nothing.
         """
-        header = {
-            "microdb": "journal",
-            "format": FORMAT_VERSION,
-            "kind": self.codec.kind,
-            "generation": self.generation + 1,
-            "meta": self.codec.meta(state),
-        }
-        head = frame_record(dumpb(header))
         temps: list[str] = []
         snapshot_fd: int | None = None
         journal_fd: int | None = None
+        started = time.monotonic()
         try:
             self._step("begin")
+            described = self.snapshot.describe()
             if not keep_snapshot:
                 data = self.snapshot.to_bytes(self.codec.snapshot(state))
                 snapshot_temp, snapshot_fd = create_temp(self.path, data, full=True)
@@ -211,19 +227,39 @@ class CheckpointedFile(Generic[S]):
                 with contextlib.suppress(OSError):
                     if self.snapshot.id is not None:
                         os.chmod(snapshot_temp, os.stat(self.path).st_mode & 0o7777)
+                # What the new journal's header (and the old journal's marker) records of
+                # the snapshot, so that an open can tell it from a damaged or edited one.
+                crc = zlib.crc32(data)
+                described = {"size": len(data), "crc": crc, "mtime_ns": os.fstat(snapshot_fd).st_mtime_ns}
                 self._step("snapshot-written")
+            header = {
+                "microdb": "journal",
+                "format": FORMAT_VERSION,
+                "kind": self.codec.kind,
+                "generation": self.generation + 1,
+                "meta": self.codec.meta(state),
+            }
+            if described is not None:
+                header["snapshot"] = described
+            head = frame_record(dumpb(header))
             journal_temp, journal_fd = create_temp(self.journal_path, head, full=True)
             temps.append(journal_temp)
             self._step("journal-written")
-            self._announce(header["generation"])
+            self._announce(self.generation + 1, None if keep_snapshot else described)
             if not keep_snapshot:
                 if WINDOWS and snapshot_fd is not None:
                     os.close(snapshot_fd)
                     snapshot_fd = None
                 replace(snapshot_temp, self.path)
                 temps.remove(snapshot_temp)
-                self.snapshot.adopt(snapshot_fd if snapshot_fd is not None else os.open(self.path, os.O_RDONLY | BINARY))
+                self.snapshot.adopt(
+                    snapshot_fd if snapshot_fd is not None else os.open(self.path, os.O_RDONLY | BINARY), crc
+                )
                 snapshot_fd = None
+                # The snapshot's new name must be durable before the journal's: a power cut
+                # that kept only the journal's rename would pair the old snapshot with a
+                # journal that no longer holds the commits since it.
+                fsync_dir(self.folder)
                 self._step("snapshot-replaced")
             if WINDOWS:
                 os.close(journal_fd)
@@ -240,6 +276,8 @@ class CheckpointedFile(Generic[S]):
             self._step("journal-replaced")
             fsync_dir(self.folder)
             self._step("done")
+            self._checkpoint_seconds = time.monotonic() - started
+            self._postpone()
         finally:
             for leftover in (snapshot_fd, journal_fd):
                 if leftover is not None:
@@ -247,13 +285,24 @@ class CheckpointedFile(Generic[S]):
             for temp in temps:
                 remove_quietly(temp)
 
-    def _announce(self, generation: int) -> None:
-        """Append the marker telling other processes that this journal is being replaced."""
+    def _announce(self, generation: int, described: dict[str, int] | None) -> None:
+        """Append the marker telling other processes that this journal is being replaced.
+
+        It also records the new snapshot: a crash between the two renames leaves the new
+        snapshot with this journal, and an open recognises that snapshot from the marker.
+        """
         if self._fd is None or not self._header_end:
             return
-        marker = frame_record(dumpb({"checkpoint": generation}))
+        value: dict[str, Any] = {"checkpoint": generation}
+        if described is not None:
+            value["snapshot"] = described
+        # Flagged as the commits are: until the sync below it may be lost with them.
+        marker = frame_record(dumpb(value), synced=self.durable)
         end = self._offset + len(marker)
         pwrite_all(self._fd, marker + bytes(max(self._tail_end - end, 0)), self._offset)
+        # Synced, with every commit before it: the new snapshot holds those commits, and
+        # after a power cut the old journal must not lack what the new snapshot has.
+        fsync_fd(self._fd)
         self._offset = self._tail_end = end
         self._seen_size = max(self._seen_size, end)
 

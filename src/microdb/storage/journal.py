@@ -26,7 +26,15 @@ from microdb.serialization import dumpb, loads_strict
 from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX, CheckpointedFile, Codec, identity
 from microdb.storage.groupsync import GroupSync
 from microdb.storage.options import DEFAULT_CHECKPOINT_BYTES, FileOptions
-from microdb.storage.records import FORMAT_VERSION, encode_value, frame_record, is_marker, read_header, scan
+from microdb.storage.records import (
+    FORMAT_VERSION,
+    any_unsynced,
+    encode_value,
+    frame_record,
+    is_marker,
+    read_header,
+    scan,
+)
 from microdb.storage.snapshot import BINARY
 
 __all__ = [
@@ -71,6 +79,8 @@ class JournaledFile(CheckpointedFile[S]):
         self._stale = False  # the journal on disk belongs to no snapshot (the snapshot was removed)
         #: durable commits that ask to wait after the write lock (see ``append(defer=True)``)
         self._group: GroupSync | None = None
+        self._unsynced = False  # the journal holds records not yet synced
+        self._edited = False  # the snapshot was edited by hand; the journal's header describes the old one
 
     # -- reading ------------------------------------------------------------------------------
     def _open_journal(self) -> int | None:
@@ -109,10 +119,12 @@ class JournaledFile(CheckpointedFile[S]):
                 size = 0
                 records: list[tuple[int, bytes]] = []
                 end = tail_end = header_end
+                unsynced = False
                 if fd is not None and header is not None:
                     size = os.fstat(fd).st_size
                     data = pread_all(fd, size - header_end, header_end)
                     records, end = scan(data, header_end, self.journal_path)
+                    unsynced = any_unsynced(data, header_end, records)
                     size = header_end + len(data)
                     tail_end = header_end + len(data.rstrip(b"\0"))
                 try:
@@ -128,12 +140,16 @@ class JournaledFile(CheckpointedFile[S]):
                     continue  # a checkpoint replaced the journal while we read: again
                 stale = snapshot is None and fd is not None and self.snapshot.id is None
                 marker_last = False
+                edited = False
                 if not stale:
+                    values = []
                     for offset, payload in records:
                         try:
-                            value = loads_strict(payload)
-                        except ValueError as exc:
+                            values.append((offset, loads_strict(payload)))
+                        except (ValueError, RecursionError) as exc:
                             raise self._corrupt("a journal record is not JSON", offset, self.journal_path) from exc
+                    edited = self._edited_snapshot(header, values)
+                    for offset, value in values:
                         marker_last = is_marker(value)
                         if not marker_last:
                             self.codec.replay(state, value, offset, self.journal_path)
@@ -142,12 +158,52 @@ class JournaledFile(CheckpointedFile[S]):
                     os.close(fd)
                 raise
             self._adopt(fd, header, header_end, end, size, tail_end)
+            self._unsynced = unsynced
             self._stale = stale
+            self._edited = edited
             # A checkpoint that has announced itself but not yet replaced this journal (or
             # died before it could): watch the path until it does, or a commit follows.
             self._marker_pending = marker_last
             return state
         raise StorageError(f"{self.path!r} kept changing while it was being read; try again")
+
+    def _edited_snapshot(self, header: dict[str, Any] | None, values: list[tuple[int, Any]]) -> bool:
+        """Whether the snapshot was edited by hand (raises if it was damaged, or edited under commits).
+
+        The journal's header records the size, CRC-32 and modification time of the snapshot
+        it was started with, and a checkpoint marker those of the snapshot replacing it. A
+        snapshot matching neither, with the recorded modification time, was damaged on
+        disk. One whose time moved was edited (by a person or another program): it is
+        accepted when the journal holds no commit, which would otherwise be replayed onto
+        content it was not written against.
+        """
+        described = header.get("snapshot") if header is not None else None
+        if described is None or self.snapshot.id is None or self.snapshot.matches(described):
+            return False
+        if any(is_marker(value) and self.snapshot.matches(value.get("snapshot")) for _, value in values):
+            return False  # a checkpoint was interrupted between its renames: the new snapshot
+        if isinstance(described, dict) and described.get("mtime_ns") == self.snapshot.id[3]:
+            raise self._corrupt(
+                "the file is not what the last checkpoint wrote (its size or checksum differs while "
+                "its modification time is the same): it was damaged"
+            )
+        commits = sum(1 for _, value in values if not is_marker(value))
+        if commits:
+            raise self._corrupt(
+                f"the file was changed by another program after the last checkpoint, and the journal "
+                f"{self.journal_path!r} holds {commits} commit(s) made to its earlier content, which are "
+                "not replayed onto the edited file; restore the file, or remove the journal to keep the "
+                "edit without those commits"
+            )
+        return True
+
+    def _reload(self) -> S:
+        """Load again (after another process's checkpoint, or a snapshot replaced underneath)."""
+        state = self._load()
+        if self._edited and self.locked and not self.read_only:
+            self._checkpoint(state, keep_snapshot=True)  # the header now describes the edited file
+            self._edited = False
+        return state
 
     # -- opening ------------------------------------------------------------------------------
     def open(self) -> S:
@@ -205,6 +261,10 @@ class JournaledFile(CheckpointedFile[S]):
             self._close_journal()
             os.remove(self.journal_path)
             self._stale = False
+        if self._edited:
+            self._checkpoint(state, keep_snapshot=True)  # the header now describes the edited file
+            self._edited = False
+            return
         if self._fd is None or self._header_end == 0:
             # No journal (a new database, or a TinyDB file): write the snapshot if it is
             # missing, then a journal holding the header. That is the format upgrade too.
@@ -257,7 +317,7 @@ class JournaledFile(CheckpointedFile[S]):
             if self._fd is None:
                 if not os.access(self.journal_path, os.F_OK):
                     return None
-                return self._load()  # a journal appeared: a writer upgraded the file
+                return self._reload()  # a journal appeared: a writer upgraded the file
             if locked and not os.access(self.journal_path, os.F_OK):
                 raise StorageError(
                     f"the journal {self.journal_path!r} was removed while the database was open; "
@@ -271,9 +331,9 @@ class JournaledFile(CheckpointedFile[S]):
                 except FileNotFoundError:
                     return None  # removed: keep serving what we have; a write will say so
                 if identity(st) != self._journal_id or st.st_size < self._offset:
-                    return self._load()
+                    return self._reload()
             if locked and self.snapshot.changed():
-                return self._load()
+                return self._reload()
             if self._stale:
                 return None
             first = _pread(self._fd, 1, self._offset)
@@ -293,10 +353,10 @@ class JournaledFile(CheckpointedFile[S]):
         for offset, payload in records:
             try:
                 value = loads_strict(payload)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise self._corrupt("a journal record is not JSON", offset, self.journal_path) from exc
             if is_marker(value):
-                return self._load()  # another process checkpointed: read its snapshot
+                return self._reload()  # another process checkpointed: read its snapshot
             out.append((offset, value))
         self._offset = end
         self._marker_pending = False
@@ -316,6 +376,8 @@ class JournaledFile(CheckpointedFile[S]):
             self._seen_size = max(self._seen_size, start + len(data))
         body = data if zero < 0 else data[:zero]
         records, end = scan(body, start, self.journal_path)
+        if not self._unsynced and records:
+            self._unsynced = any_unsynced(body, start, records)
         return records, end, start + len(body)
 
     # -- writing --------------------------------------------------------------------------------
@@ -330,8 +392,17 @@ class JournaledFile(CheckpointedFile[S]):
             raise ReadOnlyError(f"{self.path!r} is open read-only")
         if self._fd is None or self._closed:
             raise StorageError(f"{self.path!r} is not open for writing")
-        record = frame_record(dumpb(payload))
+        record = frame_record(dumpb(payload), synced=self.durable)
         fd, offset = self._fd, self._offset
+        if self.durable and self._unsynced:
+            # Records before ours were not synced (a process with durable=False wrote
+            # them): sync them first, or a power cut could keep our synced record while
+            # losing them, which would read as damage rather than as a lost tail.
+            try:
+                fsync_fd(fd)
+            except OSError as exc:
+                raise storage_error(exc, "write to", self.journal_path) from exc
+            self._unsynced = False
         end = offset + len(record)
         # Zero what is left of a torn record after ours, and allocate space ahead when
         # the file is full: a durable commit then overwrites blocks the file already has,
@@ -364,14 +435,17 @@ class JournaledFile(CheckpointedFile[S]):
         ticket = None if group is None or self._journal_id is None else Ticket(self._journal_id, offset, end)
         self._offset = self._tail_end = end
         self._seen_size = max(self._seen_size, end + pad)
+        if not self.durable:
+            self._unsynced = True
         self._marker_pending = False
-        if self._offset >= self._next_checkpoint:
+        if self._offset >= self._next_checkpoint or time.monotonic() >= self._checkpoint_due:
             try:
                 self._checkpoint(state)
             except (OSError, MicroDBError):
                 # The commit itself is durable; a failed checkpoint only means a longer
-                # journal. Try again once it has grown by another threshold.
+                # journal. Try again once it has grown by another threshold, or later.
                 self._next_checkpoint = self._offset + self._threshold()
+                self._postpone()
         return ticket
 
     def settle(self, ticket: Ticket) -> None:
@@ -408,6 +482,11 @@ class JournaledFile(CheckpointedFile[S]):
     def pending_bytes(self) -> int:
         """How many bytes of commits the journal holds beyond the snapshot."""
         return max(self._offset - self._header_end, 0)
+
+    def fold(self, state: S) -> None:
+        """Checkpoint if the journal holds any commit (under the lock, caught up: ``state`` is current)."""
+        if not self.read_only and not self._closed and self._fd is not None and self.pending_bytes:
+            self.checkpoint(state)
 
     def close(self, state: S | None) -> None:
         """Checkpoint (when this process is up to date and there is anything to fold in) and release."""

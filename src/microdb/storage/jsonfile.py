@@ -14,27 +14,31 @@ this module says what a database's snapshot and records mean:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import Any
 
-from microdb.errors import CorruptDatabaseError, MicroDBError, StorageError
-from microdb.serialization import decode, encode
+from microdb import process
+from microdb.errors import CorruptDatabaseError, DocumentError, MicroDBError, StorageError
+from microdb.serialization import MAX_DEPTH, decode, encode, nests_too_deep
 from microdb.storage.base import Op, State, Storage, SyncResult, TableState, apply_ops
 from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX
 from microdb.storage.feed import DEFAULT_KEEP_BYTES, FeedReader, FeedWriter, feed_path
 from microdb.storage.journal import JournaledFile, Ticket
 from microdb.storage.options import FileOptions
-from microdb.storage.records import FORMAT_VERSION, encode_value, frame_record
+from microdb.storage.records import FORMAT_VERSION, encode_value, frame_record, read_header, scan
 
 __all__ = [
     "FORMAT_VERSION",
+    "FileCheck",
     "JOURNAL_SUFFIX",
     "LOCK_SUFFIX",
     "JSONFileStorage",
     "JSONFileStore",
     "FileOptions",
     "JournaledFile",
+    "check_file",
     "frame_record",
     "ops_from_record",
     "record_of",
@@ -69,7 +73,14 @@ class _TablesCodec:
                     raise where(f"table {name!r} has a document key {key!r} that is not an integer id", f'"{key}"') from None
                 if type(doc) is not dict:
                     raise where(f"document {key} of table {name!r} is not a JSON object", f'"{key}"')
-                docs[doc_id] = decode(doc) if tagged else doc
+                if nests_too_deep(doc):
+                    raise where(f"document {key} of table {name!r} nests deeper than {MAX_DEPTH} levels", f'"{key}"')
+                if tagged:
+                    try:
+                        doc = decode(doc)
+                    except DocumentError as exc:
+                        raise where(f"document {key} of table {name!r} holds a bad tagged value ({exc})", f'"{key}"') from exc
+                docs[doc_id] = doc
             if len(docs) != len(table):
                 raise where(f"table {name!r} repeats a document id", f'"{name}"')
             ts = TableState(docs)
@@ -142,6 +153,8 @@ def ops_from_record(payload: Any, offset: int, path: str | None = None) -> list[
                 doc = item[3]
                 if type(doc) is not dict or type(item[2]) is not int:
                     raise TypeError("a put needs an integer id and an object")
+                if nests_too_deep(doc):
+                    raise ValueError(f"the document nests deeper than {MAX_DEPTH} levels")
                 ops.append(("put", table, item[2], decode(doc)))
             elif kind == "d":
                 if type(item[2]) is not int:
@@ -242,7 +255,9 @@ class JSONFileStorage(Storage):
         return self.file.lock()
 
     def compact(self, state: State) -> None:
-        """Fold the journal into a new snapshot now."""
+        """Fold the journal into a new snapshot now (at interpreter exit: only if it holds a commit)."""
+        if process.exiting() and not self.file.pending_bytes:
+            return  # the snapshot already holds everything: nothing to rewrite on the way out
         if self.feed is not None:
             # Before the journal is folded away: a commit it holds that the feed lacks
             # becomes a reported gap (the engine caught up under the lock just before).
@@ -265,3 +280,76 @@ class JSONFileStorage(Storage):
 
 #: The name of :class:`JSONFileStorage` before the storage layer's classes all ended in ``Storage``.
 JSONFileStore = JSONFileStorage
+
+
+@dataclasses.dataclass(frozen=True)
+class FileCheck:
+    """What :func:`check_file` found in a database file: its format, sizes, counts and problems."""
+
+    #: The snapshot's absolute path.
+    path: str
+    #: The journal's format version (``None``: no journal, as a TinyDB file has none).
+    format: int | None
+    #: The snapshot's size in bytes (``None``: there is no snapshot).
+    snapshot_bytes: int | None
+    #: The bytes of records in the journal, header included (allocated zeros not counted).
+    journal_bytes: int
+    #: Commits in the journal that the snapshot does not hold yet.
+    commits: int
+    #: Bytes of a torn tail after the last good record (a commit cut short; an open ignores it).
+    torn_bytes: int
+    #: Documents per table, as an open reads them (empty when the file does not open).
+    tables: dict[str, int]
+    #: What stops the file from opening, in words (empty: the file is sound).
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the file opens and holds what its checksums say."""
+        return not self.problems
+
+
+def check_file(path: str | os.PathLike[str]) -> FileCheck:
+    """Check a database file without changing it: format, sizes, record counts and problems.
+
+    Reads the snapshot and the journal as a read-only open does (no lock taken, no file
+    written): every record's length and checksum, the snapshot against what the last
+    checkpoint recorded of it, every document. Damage is reported in ``problems``, never
+    raised.
+    """
+    full = os.path.abspath(os.fspath(path))
+    problems: list[str] = []
+    snapshot_bytes = os.path.getsize(full) if os.path.isfile(full) else None
+    version: int | None = None
+    journal_bytes = commits = torn = 0
+    journal = full + JOURNAL_SUFFIX
+    if os.path.isfile(journal):
+        try:
+            with open(journal, "rb") as handle:
+                data = handle.read()
+            fd = os.open(journal, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            try:
+                header, header_end = read_header(fd, journal, "tables", full)
+            finally:
+                os.close(fd)
+            if header is not None:
+                version = header["format"]
+                records, end = scan(data[header_end:], header_end, journal)
+                commits = sum(1 for _, payload in records if not payload.startswith(b"{"))
+                journal_bytes = end
+                torn = len(data.rstrip(b"\0")) - end
+        except MicroDBError as exc:
+            problems.append(str(exc))
+    elif snapshot_bytes is None:
+        problems.append(f"there is no database at {full!r}")
+    tables: dict[str, int] = {}
+    if not problems:
+        file: JournaledFile[State] = JournaledFile(full, _TablesCodec(), FileOptions(read_only=True))
+        try:
+            state = file.open()
+            tables = {name: len(ts.docs) for name, ts in state.items()}
+        except (MicroDBError, OSError) as exc:
+            problems.append(str(exc))
+        finally:
+            file.close(None)
+    return FileCheck(full, version, snapshot_bytes, journal_bytes, commits, torn, tables, tuple(problems))

@@ -11,11 +11,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["DEFAULT_CHECKPOINT_BYTES", "FileOptions"]
+__all__ = ["DEFAULT_CHECKPOINT_BYTES", "DEFAULT_CHECKPOINT_INTERVAL", "FileOptions"]
 
 #: The journal may always grow to this size before a checkpoint (as SQLite's WAL does to
 #: about 4 MB by default): small databases are not rewritten every few hundred commits.
 DEFAULT_CHECKPOINT_BYTES = 4 << 20
+#: Seconds after a checkpoint (or the open) from which the next commit checkpoints too:
+#: while a program writes, the snapshot a user opens elsewhere lags by about this much.
+DEFAULT_CHECKPOINT_INTERVAL = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +34,9 @@ class FileOptions:
     - ``create_dirs``: create missing folders of the path;
     - ``checkpoint_ratio``, ``checkpoint_bytes``: the journal is folded into the snapshot
       once it is larger than both ``checkpoint_bytes`` and ``checkpoint_ratio`` times the
-      snapshot.
+      snapshot;
+    - ``checkpoint_interval``: seconds; the first commit this long after the last
+      checkpoint (or the open) checkpoints too (``None``: only the size rule).
     """
 
     durable: bool = True
@@ -44,6 +49,7 @@ class FileOptions:
     create_dirs: bool = True
     checkpoint_ratio: float = 1.0
     checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES
+    checkpoint_interval: float | None = DEFAULT_CHECKPOINT_INTERVAL
 
     def __post_init__(self) -> None:
         if not isinstance(self.lock_timeout, (int, float)) or self.lock_timeout < 0:
@@ -52,6 +58,9 @@ class FileOptions:
             raise ValueError(f"checkpoint_ratio must be > 0, got {self.checkpoint_ratio!r}")
         if not isinstance(self.checkpoint_bytes, int) or self.checkpoint_bytes < 0:
             raise ValueError(f"checkpoint_bytes must be an int >= 0, got {self.checkpoint_bytes!r}")
+        interval = self.checkpoint_interval
+        if interval is not None and (not isinstance(interval, (int, float)) or interval < 0):
+            raise ValueError(f"checkpoint_interval must be a number of seconds >= 0 or None, got {interval!r}")
         "".encode(self.encoding)  # an unknown encoding fails here, with Python's own LookupError
 
     @classmethod

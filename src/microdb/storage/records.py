@@ -2,10 +2,17 @@
 
 A journal (see :mod:`microdb.storage.journal`) is a text file of lines::
 
-    <length: 8 hex digits> <CRC-32: 8 hex digits> <payload: one line of JSON>\\n
+    <length: 8 hex digits> <CRC-32: 8 hex digits><flag><payload: one line of JSON>\\n
 
-The CRC covers the length digits and the payload, so a line cut short, overwritten or
-left half-written is never mistaken for a commit. The first line is the header (the
+The flag is a space for a record its writer synced to disk before the commit returned
+(``durable=True``) and ``~`` for one it did not (format 2; format 1 had only spaces). The
+CRC covers the length digits, a ``~`` flag and the payload, so a line cut short,
+overwritten or left half-written is never mistaken for a commit.
+
+A bad record ends the log when no synced record follows it: a power cut may drop or tear
+any page written since the last sync, and commits after a lost one are dropped with it,
+so what is read is always a prefix of the commits. A bad record followed by a synced one
+is damage (the bad one was synced too), never skipped. The first line is the header (the
 format version, the kind of file, the metadata the snapshot cannot hold); the others are
 commits, or checkpoint markers. After the last record the file holds zero bytes (space
 allocated ahead).
@@ -23,6 +30,7 @@ from microdb.serialization import encode, loads_strict
 
 __all__ = [
     "FORMAT_VERSION",
+    "any_unsynced",
     "encode_value",
     "frame_record",
     "is_marker",
@@ -31,43 +39,56 @@ __all__ = [
     "scan",
 ]
 
-#: The journal format this MicroDB writes; files with a higher number are refused.
-FORMAT_VERSION = 1
+#: The journal format this MicroDB writes (2: records flagged synced or not; 1 is still
+#: read); files with a higher number are refused.
+FORMAT_VERSION = 2
 
-_PREFIX = 18  # "llllllll cccccccc "
-_LINE_HEAD = re.compile(rb"[0-9a-f]{8} [0-9a-f]{8} ")
+_PREFIX = 18  # "llllllll cccccccc" and the flag
+_LINE_HEAD = re.compile(rb"[0-9a-f]{8} [0-9a-f]{8}[ ~]")
+_UNSYNCED = 0x7E  # "~"
 _MAX_PAYLOAD = 0xFFFFFFFF
 
 
-def frame_record(payload: bytes) -> bytes:
-    """One journal line: length, CRC-32 of length and payload, the payload, a newline."""
+def frame_record(payload: bytes, *, synced: bool = True) -> bytes:
+    """One journal line: length, CRC-32, the flag (synced or not), the payload, a newline."""
     if len(payload) > _MAX_PAYLOAD:
         raise StorageError(f"a single commit of {len(payload)} bytes is too large for the journal")
     head = b"%08x" % len(payload)
-    return b"%s %08x %s\n" % (head, zlib.crc32(payload, zlib.crc32(head)), payload)
+    if synced:
+        return b"%s %08x %s\n" % (head, zlib.crc32(payload, zlib.crc32(head)), payload)
+    return b"%s %08x~%s\n" % (head, zlib.crc32(payload, zlib.crc32(head + b"~")), payload)
 
 
-def payload_of(data: bytes, start: int, end: int) -> bytes | None:
-    """The payload of the line ``data[start:end]`` (``end`` at its newline), or None if bad."""
+def _line(data: bytes, start: int, end: int) -> tuple[bytes, bool] | None:
+    """The payload of the line ``data[start:end]`` and whether it is flagged synced, or None if bad."""
     if end - start < _PREFIX or _LINE_HEAD.match(data, start) is None:
         return None
     head = data[start:start + 8]
     if start + _PREFIX + int(head, 16) != end:
         return None
     payload = data[start + _PREFIX:end]
-    if zlib.crc32(payload, zlib.crc32(head)) != int(data[start + 9:start + 17], 16):
+    synced = data[start + 17] != _UNSYNCED
+    seed = zlib.crc32(head) if synced else zlib.crc32(head + b"~")
+    if zlib.crc32(payload, seed) != int(data[start + 9:start + 17], 16):
         return None
-    return payload
+    return payload, synced
 
 
-def _good_line_after(data: bytes, pos: int) -> bool:
-    """Whether a good record starts anywhere at or after ``pos``."""
+def payload_of(data: bytes, start: int, end: int) -> bytes | None:
+    """The payload of the line ``data[start:end]`` (``end`` at its newline), or None if bad."""
+    line = _line(data, start, end)
+    return None if line is None else line[0]
+
+
+def _synced_line_after(data: bytes, pos: int) -> bool:
+    """Whether a good record flagged synced starts anywhere at or after ``pos``."""
     for match in _LINE_HEAD.finditer(data, pos):
         start = match.start()
         end = data.find(b"\n", start)
         if end < 0:
             return False
-        if payload_of(data, start, end) is not None:
+        line = _line(data, start, end)
+        if line is not None and line[1]:
             return True
     return False
 
@@ -77,9 +98,10 @@ def scan(data: bytes, base: int, path: str) -> tuple[list[tuple[int, bytes]], in
 
     Payloads hold no raw newline (JSON escapes it), so every record is one line; after the
     last one the file holds zero bytes (space allocated ahead). A bad or unfinished line
-    with nothing good after it is a torn tail (a write cut short, or still in progress in
-    another process): scanning stops before it. A bad line followed by a good record is
-    damage, never skipped: ``CorruptDatabaseError`` names its offset.
+    with no synced record after it is a torn tail (a write cut short, still in progress in
+    another process, or pages a power cut dropped): scanning stops before it, and records
+    after it are not read. A bad line followed by a synced record is damage, never
+    skipped: ``CorruptDatabaseError`` names its offset.
     """
     records: list[tuple[int, bytes]] = []
     pos, used = 0, len(data.rstrip(b"\0"))
@@ -87,16 +109,21 @@ def scan(data: bytes, base: int, path: str) -> tuple[list[tuple[int, bytes]], in
         end = data.find(b"\n", pos)
         payload = None if end < 0 else payload_of(data, pos, end)
         if payload is None:
-            if _good_line_after(data, pos + 1):
+            if _synced_line_after(data, pos + 1):
                 raise CorruptDatabaseError(
                     f"the journal {path!r} is damaged at byte {base + pos}: a record fails its "
-                    "length or checksum test and later records follow it (the files were left as they are)",
+                    "length or checksum test and later synced records follow it (the files were left as they are)",
                     path=path, offset=base + pos,
                 )
             break
         records.append((base + pos, payload))
         pos = end + 1
     return records, base + pos
+
+
+def any_unsynced(data: bytes, base: int, records: list[tuple[int, bytes]]) -> bool:
+    """Whether one of ``records`` (scanned from ``data``, read at offset ``base``) is flagged not synced."""
+    return any(data[offset - base + 17] == _UNSYNCED for offset, _ in records)
 
 
 def _corrupt(path: str, what: str) -> CorruptDatabaseError:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from typing import Any
 
 from microdb.durability import WINDOWS, pread_all
 from microdb.errors import CorruptDatabaseError, StorageError
-from microdb.serialization import dumpb, dumps, loads_strict
+from microdb.serialization import MAX_DEPTH, dumpb, dumps, loads_strict
 from microdb.storage.options import FileOptions
 
 __all__ = ["BINARY", "SnapshotFile"]
@@ -33,6 +34,28 @@ def _byte_offset(data: bytes, exc: ValueError, encoding: str) -> int | None:
     return len(text[:pos].encode(encoding, errors="replace"))
 
 
+def deep_offset(data: bytes, limit: int) -> int | None:
+    """The byte offset where JSON ``data`` first nests deeper than ``limit``, if it does."""
+    depth, in_string, escaped = 0, False, False
+    for pos, byte in enumerate(data):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return pos
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return None
+
+
 class SnapshotFile:
     """The snapshot at ``path``: what we last read or wrote there, and how to write a new one."""
 
@@ -50,6 +73,8 @@ class SnapshotFile:
         #: (device, inode, size, mtime) of that file; ``None`` when there is none.
         self.id: tuple[int, int, int, int] | None = None
         self.size = 0
+        #: The CRC-32 of the snapshot's bytes, when we read or wrote them.
+        self.crc: int | None = None
 
     def corrupt(self, what: str, offset: int | None = None, path: str | None = None) -> CorruptDatabaseError:
         """The error for damage in ``path`` (default: the snapshot) at byte ``offset``."""
@@ -82,20 +107,25 @@ class SnapshotFile:
             os.close(fd)
             raise
         self.adopt(fd)
+        self.crc = zlib.crc32(data)
         if not data.strip():
             return None, False  # an empty file, as TinyDB's touch() leaves it: an empty database
         try:
             value = loads_strict(data if self.utf8 else data.decode(self.encoding))
+        except RecursionError:
+            offset = deep_offset(data, MAX_DEPTH + 1)
+            raise self.corrupt(f"the file nests JSON values deeper than documents may be ({MAX_DEPTH} levels)", offset) from None
         except ValueError as exc:
             offset = _byte_offset(data, exc, self.encoding)
             raise self.corrupt(f"the file is not valid JSON ({exc})", offset) from exc
         return value, b'"$' in data
 
-    def adopt(self, fd: int | None) -> None:
-        """Remember the snapshot open on ``fd`` (``None``: there is none), closing the last one."""
+    def adopt(self, fd: int | None, crc: int | None = None) -> None:
+        """Remember the snapshot open on ``fd`` (``None``: there is none; ``crc``: of its bytes)."""
         if self.fd is not None and self.fd != fd:
             os.close(self.fd)
         self.fd = None
+        self.crc = crc
         if fd is None:
             self.id = None
             self.size = 0
@@ -107,6 +137,20 @@ class SnapshotFile:
             os.close(fd)
         else:
             self.fd = fd
+
+    def describe(self) -> dict[str, int] | None:
+        """What a journal header records of this snapshot: size, CRC-32 and modification time."""
+        if self.id is None or self.crc is None:
+            return None
+        return {"size": self.size, "crc": self.crc, "mtime_ns": self.id[3]}
+
+    def matches(self, described: Any) -> bool:
+        """Whether the snapshot we read is the one ``described`` (size and CRC-32)."""
+        return (
+            isinstance(described, dict)
+            and described.get("size") == self.size
+            and described.get("crc") == self.crc
+        )
 
     def changed(self) -> bool:
         """Whether the file at the path is no longer the snapshot we read or wrote."""

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from microdb.compile.sql.dialect import Dialect
-from microdb.compile.sql.fragments import ARRAY_TAGS, Cond, Frag, Term, join_frags
+from microdb.compile.sql.fragments import ARRAY_TAGS, DIGITS, Cond, Frag, Term, join_frags
 from microdb.query import ast
 
 # ---------------------------------------------------------------------------------------
@@ -49,6 +49,7 @@ class SQLCompiler:
         ast.AnyOf: "_any_of",
         ast.AllOf: "_all_of",
         ast.ElemMatch: "_elem_match",
+        ast.Traverse: "_traverse",
         ast.Fragment: "_fragment",
         ast.Size: "_size",
         ast.TypeIs: "_guarded",
@@ -61,6 +62,7 @@ class SQLCompiler:
         self.doc = doc
         self.indexed = indexed
         self._alias = 0
+        self._cost = 0
         self.TRUE = Frag(dialect.true)
         self.FALSE = Frag(dialect.false)
 
@@ -116,8 +118,17 @@ class SQLCompiler:
         name = self.handlers.get(type(node))
         if name is None:
             return self.unknown()
+        weight = _NESTING_COST.get(type(node), 0)
+        if weight and self._cost + weight > self.d.nesting_budget:
+            # SQLite's parser has a fixed stack ("parser stack overflow" on 19 nested
+            # NOTs or 14 nested EXISTS): past the budget, SQL leaves the part to Python.
+            return self.unknown()
         handler = getattr(self, name)
-        return handler(node, self.doc if base is None else base, root)  # type: ignore[no-any-return]
+        self._cost += weight
+        try:
+            return handler(node, self.doc if base is None else base, root)  # type: ignore[no-any-return]
+        finally:
+            self._cost -= weight
 
     # -- combinators ----------------------------------------------------------------------
     def _const(self, node: ast.Const, base: str, root: bool) -> Cond:
@@ -185,6 +196,8 @@ class SQLCompiler:
                 if operand != operand:
                     return self.exact(self.FALSE)
                 return self.unknown(self.or_([d.kind_is(t, "number"), d.tagged(t, "$decimal")]))
+            if abs(operand) >= d.exact_numbers:
+                return self.near(t, op, operand)
             sure: Frag | None = None
             if op == "eq" and d.containment:
                 sure = d.contains(t, operand)
@@ -197,6 +210,30 @@ class SQLCompiler:
         if typ is Decimal:
             return self.unknown(self.or_([d.kind_is(t, "number"), d.tagged(t, "$decimal")]))
         return self.unknown(self.kind_guard(t, operand))
+
+    def near(self, t: Term, op: str, operand: int | float) -> Cond:
+        """``value OP operand`` for an operand so large the engine may misjudge its neighbours.
+
+        Python compares an int with a float exactly; PostgreSQL reads a stored float
+        such as ``4.611686018427388e+18`` as the decimal it prints, which is not the
+        float's value (2**62). Every number within 2**-50 of the operand (far more than
+        that difference) is left to Python; SQL decides the rest.
+        """
+        d = self.d
+        center = int(operand)
+        delta = (abs(center) >> 50) + 1
+        low, high = Decimal(center - delta), Decimal(center + delta)
+        above, below = d.number_cmp(t, "gt", high), d.number_cmp(t, "lt", low)
+        from_low, to_high = d.number_cmp(t, "ge", low), d.number_cmp(t, "le", high)
+        if above is None or below is None or from_low is None or to_high is None:
+            return self.unknown(self.or_([d.kind_is(t, "number"), d.tagged(t, "$decimal")]))
+        if op == "eq":
+            sure, maybe = self.FALSE, self.and_([from_low, to_high])
+        elif op in ("gt", "ge"):
+            sure, maybe = above, from_low
+        else:
+            sure, maybe = below, to_high
+        return Cond(sure, self.or_([maybe, d.tagged(t, "$decimal")]), False)
 
     def kind_guard(self, t: Term, operand: Any) -> Frag:
         """Rows whose value may be of the same kind as ``operand``."""
@@ -277,7 +314,9 @@ class SQLCompiler:
 
         generic = self._elements(t, elem)
         if self.d.containment and t.keys and t.literal and t.indexed and values and all(
-            v is None or type(v) in (str, bool) or (type(v) in (int, float) and math.isfinite(v)) for v in values
+            v is None or type(v) in (str, bool)
+            or (type(v) in (int, float) and math.isfinite(v) and abs(v) < self.d.exact_numbers)
+            for v in values
         ):
             # ``doc @> {"tags": [v]}``: answered by the GIN index.
             found = [self.d.contains(t, [v]) for v in values]
@@ -308,6 +347,22 @@ class SQLCompiler:
             return self.unknown()
         sub = node.cond
         return self.with_doubt(t, self._elements(t, lambda e: self.cond(sub, e, False)))
+
+    def _traverse(self, node: ast.Traverse, base: str, root: bool) -> Cond:
+        path = node.path
+        if len(path) <= _SPELLED_STEPS:
+            # Short paths are spelled out, one EXISTS per array met: exact, index-friendly.
+            return self.cond(_through_arrays(path, node.cond), base, root)
+        # Longer paths: SQL narrows to documents holding an array (or a tuple) somewhere
+        # on the way, and Python decides on those. Spelled out, every way of splitting
+        # the path would be its own EXISTS: 2**(steps - 1) of them.
+        maybe: list[Frag] = []
+        for i in range(1, len(path)):
+            t = self.term(path[:i], base, root)
+            if t is None:
+                return self.unknown()
+            maybe.extend(self._array(t))
+        return self.unknown(self.or_(maybe))
 
     def _fragment(self, node: ast.Fragment, base: str, root: bool) -> Cond:
         if any(not isinstance(k, str) or k.startswith("$") for k in node.fragment):
@@ -346,6 +401,59 @@ class SQLCompiler:
         if t is None or t.doubt is not None:
             return self.unknown()
         return self.unknown(self.d.exists(t))
+
+
+#: What each node adds to the depth of the SQL parser's stack, roughly in stack entries
+#: (measured on SQLite: ``NOT COALESCE((...)`` takes 5, ``EXISTS (SELECT ... WHERE``
+#: 7, ``CASE WHEN ... THEN`` 6); compared with ``Dialect.nesting_budget``.
+_NESTING_COST: dict[type, int] = {
+    ast.And: 3,
+    ast.Or: 3,
+    ast.Not: 6,
+    ast.ElemMatch: 18,
+    ast.AnyOf: 18,
+    ast.AllOf: 18,
+    ast.Traverse: 18,
+    ast.Fragment: 3,
+}
+#: Paths up to this many steps have their ways through arrays spelled out in SQL.
+_SPELLED_STEPS = 3
+_OBJECT = ast.TypeIs((), ("object",))
+
+
+def _prefixed(node: ast.Node, prefix: ast.Path) -> ast.Node:
+    """``node`` testing the value at ``prefix`` + each of its paths (the inverse of rebasing).
+
+    ``And``, ``Or`` and ``Not`` are walked; any other node with a ``path`` gets the prefix
+    (a condition inside ``ElemMatch`` or ``Traverse`` stays relative to its element).
+    """
+    if not prefix:
+        return node
+    if isinstance(node, (ast.And, ast.Or)):
+        return type(node)(tuple(_prefixed(item, prefix) for item in node.items))
+    if isinstance(node, ast.Not):
+        return ast.Not(_prefixed(node.item, prefix))
+    if isinstance(node, ast.Fragment):
+        return ast.Fragment(tuple(prefix) + node.path, node.fragment)
+    if "path" in node._fields:
+        args = [tuple(prefix) + node.path if f == "path" else getattr(node, f)  # type: ignore[attr-defined]
+                for f in node._fields]
+        return type(node)(*args)
+    return node
+
+
+def _through_arrays(path: ast.Path, cond: ast.Node) -> ast.Node:
+    """``Traverse(path, cond)`` spelled with ``ElemMatch``: one branch per array met."""
+    branches: list[ast.Node] = []
+    for i in range(1, len(path)):
+        rest = path[i:]
+        inner = ast.Or.of(_prefixed(cond, rest), *([ast.Traverse(rest, cond)] if len(rest) > 1 else []))
+        if isinstance(rest[0], str) and DIGITS.match(rest[0]):
+            # Only sub-documents are stepped into: a digit step must not index an array
+            # inside the array (SQL would read a position where Python reads a key).
+            inner = ast.And.of(_OBJECT, inner)
+        branches.append(ast.ElemMatch(path[:i], inner))
+    return ast.Or.of(*branches)
 
 
 def node_paths(node: ast.Node | None) -> set[ast.Path]:

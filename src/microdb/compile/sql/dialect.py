@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, ClassVar
 
-from microdb.compile.sql.fragments import TAG_RANKS, Frag, Term
+from microdb.compile.sql.fragments import TAG_RANKS, UNADDRESSABLE, Frag, Term
 from microdb.query import ast
 from microdb.query.values import KIND_RANK
 
@@ -36,6 +37,12 @@ class Dialect(ABC):
     #: ORDER BY for id order when an index may answer the filter. SQLite otherwise walks
     #: the whole table in rowid order to avoid a sort; ``+id`` lets it pick the index.
     id_order_indexed: ClassVar[str] = "id"
+    #: How deep compiled conditions may nest, in the units of ``compiler._NESTING_COST``;
+    #: deeper parts of a query are left to Python.
+    nesting_budget: ClassVar[int] = 60
+    #: Numbers the engine compares with a stored int or float as Python does: operands
+    #: of this size or more are compared near the operand by Python (``SQLCompiler.near``).
+    exact_numbers: ClassVar[float] = float("inf")
 
     def literal(self, text: str) -> str:
         """A string literal (constant text, so expression indexes can match it)."""
@@ -65,7 +72,7 @@ class Dialect(ABC):
         """The value may be a tagged rich value (an object with the key ``tag``)."""
 
     @abstractmethod
-    def number_cmp(self, t: Term, op: str, operand: int | float) -> Frag | None:
+    def number_cmp(self, t: Term, op: str, operand: int | float | Decimal) -> Frag | None:
         """A JSON number compared with ``operand`` (``None``: SQL cannot do it exactly)."""
 
     @abstractmethod
@@ -110,7 +117,8 @@ class Dialect(ABC):
         Keys starting with ``$`` are refused: a document or object whose only key starts
         with ``$`` is stored wrapped (``{"$escape": ...}``), so SQL would look in the wrong place.
         """
-        return isinstance(key, str) and not key.startswith("$") and '"' not in key and "\\" not in key
+        return (isinstance(key, str) and not key.startswith("$") and '"' not in key and "\\" not in key
+                and UNADDRESSABLE.search(key) is None)
 
     @abstractmethod
     def json_text(self, body: str, keys: Sequence[str]) -> str:

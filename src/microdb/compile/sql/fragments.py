@@ -37,6 +37,10 @@ COMPLEX_RANKS = frozenset(
 INT64 = 2**63 - 1
 
 DIGITS = re.compile(r"[0-9]+\Z")
+#: Characters no SQL engine addresses a key by: SQLite matches JSON path labels against the
+#: escaped text of the key (so ``'a\nb'`` never matches) and PostgreSQL's text refuses NUL.
+#: A path holding one is evaluated by Python.
+UNADDRESSABLE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from microdb.compile.sql.dialect import Dialect
-from microdb.compile.sql.fragments import DIGITS, Frag, Term, join_frags
+from microdb.compile.sql.fragments import DIGITS, UNADDRESSABLE, Frag, Term, join_frags
 from microdb.query import ast
 from microdb.serialization import dumps, encode
 
@@ -23,6 +23,11 @@ class PostgresDialect(Dialect):
     false = "FALSE"
     containment = True
     row_locks = True
+    # PostgreSQL's parser grows its stack; only max_stack_depth (2 MB) bounds the nesting.
+    nesting_budget = 600
+    # jsonb keeps a float as the decimal of its shortest repr, which beyond 2**53 is not
+    # the float's value: 4.611686018427388e+18 is read as ...388000, 2.0**62 is ...387904.
+    exact_numbers = float(2**53)
     type_names = {
         "null": ("null",),
         "number": ("number",),
@@ -44,7 +49,7 @@ class PostgresDialect(Dialect):
             if isinstance(step, ast.MapStep) or isinstance(step, bool):
                 return None
             if isinstance(step, str):
-                if step.startswith("$"):
+                if step.startswith("$") or UNADDRESSABLE.search(step):
                     return None
                 if DIGITS.match(step):
                     keys = None
@@ -89,7 +94,7 @@ class PostgresDialect(Dialect):
             return Frag(f"({t.base} @? {self.literal(jp)})")
         return Frag(f"({t.json} ? {self.literal(tag)})")
 
-    def number_cmp(self, t: Term, op: str, operand: int | float) -> Frag | None:
+    def number_cmp(self, t: Term, op: str, operand: int | float | Decimal) -> Frag | None:
         # Floats travel as their shortest repr, exactly as they were written into the JSON.
         value = Decimal(repr(operand)) if isinstance(operand, float) else Decimal(operand)
         return Frag(f"({self.number_expr(t)} {ast.COMPARE_OPS[op].replace('==', '=')} %s::numeric)", (value,))
@@ -159,13 +164,20 @@ class PostgresDialect(Dialect):
         )
 
     def sort_scalars(self, t: Term) -> list[str]:
+        decimal = f"({t.json} ->> '$decimal')::numeric"
         dec = (
             f"WHEN jsonb_typeof({t.json}) = 'object' AND ({t.json} ? '$decimal') "
             f"AND (SELECT count(*) FROM jsonb_object_keys({t.json})) = 1 "
-            f"AND jsonb_typeof({t.json} -> '$decimal') = 'string' THEN ({t.json} ->> '$decimal')::numeric"
+            f"AND jsonb_typeof({t.json} -> '$decimal') = 'string' THEN "
         )
+        number = f"({t.json})::numeric"
         return [
-            f"(CASE WHEN jsonb_typeof({t.json}) = 'number' THEN ({t.json})::numeric {dec} END)",
+            # First the nearest float, then the exact decimal: ties of large numbers are
+            # re-sorted by Python, which compares an int with a float exactly (see
+            # microdb.sql.rows); a stored float is read back as exactly itself.
+            f"(CASE WHEN jsonb_typeof({t.json}) = 'number' THEN {_nearest_float(number)} "
+            f"{dec}{_nearest_float(decimal)} END)",
+            f"(CASE WHEN jsonb_typeof({t.json}) = 'number' THEN {number} {dec}{decimal} END)",
             self.string_expr(t),
             f"(CASE WHEN jsonb_typeof({t.json}) = 'boolean' THEN ({t.json})::boolean END)",
         ]
@@ -175,9 +187,17 @@ class PostgresDialect(Dialect):
 POSTGRES = PostgresDialect()
 
 
+def _nearest_float(numeric: str) -> str:
+    """SQL giving the float nearest a numeric (infinite past float8's range, not an error)."""
+    return (f"(CASE WHEN abs({numeric}) < 1e308 THEN ({numeric})::float8 "
+            f"ELSE sign({numeric})::float8 * 'Infinity'::float8 END)")
+
+
 # PostgreSQL's regular expressions (ARE) and Python's agree on a common core only; anything
 # outside it is narrowed to strings in SQL and matched by Python's ``re``.
 _ARE_SPECIAL = set(".[]()*+?{}|^$\\")
+#: The largest repetition count PostgreSQL's regex engine accepts (its DUPMAX).
+_ARE_MAX_REPEAT = 255
 
 
 def _posix_regex(pattern: str, flags: int) -> str | None:
@@ -215,6 +235,8 @@ def _posix_regex(pattern: str, flags: int) -> str | None:
             m = re.match(r"\{(\d+)(,(\d*))?\}", pattern[i:])
             if m is None or (out and out[-1] in ("(", "|")) or not out:
                 return None
+            if max(int(m.group(1)), int(m.group(3) or 0)) > _ARE_MAX_REPEAT:
+                return None  # PostgreSQL refuses the pattern; Python matches it
             out.append(m.group(0))
             i += len(m.group(0))
             continue

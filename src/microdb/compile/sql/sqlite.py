@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from decimal import Decimal
 
 from microdb.compile.sql.dialect import Dialect
-from microdb.compile.sql.fragments import DIGITS, INT64, Frag, Term, join_frags
+from microdb.compile.sql.fragments import DIGITS, INT64, UNADDRESSABLE, Frag, Term, join_frags
 from microdb.query import ast
 
 
@@ -39,7 +40,7 @@ class SQLiteDialect(Dialect):
             if isinstance(step, bool):
                 return None
             if isinstance(step, str):
-                if step.startswith("$") or '"' in step or "\\" in step:
+                if step.startswith("$") or '"' in step or "\\" in step or UNADDRESSABLE.search(step):
                     return None
                 if DIGITS.match(step):
                     # A digit step is a key of an object but a position in a list.
@@ -86,7 +87,7 @@ class SQLiteDialect(Dialect):
         # ``> ''`` rather than ``IS NOT NULL`` lets SQLite answer an OR with two indexes.
         return Frag(f"json_extract({t.base}, {self._with(t, f'.{chr(34)}{tag}{chr(34)}')}) > ''")
 
-    def number_cmp(self, t: Term, op: str, operand: int | float) -> Frag | None:
+    def number_cmp(self, t: Term, op: str, operand: int | float | Decimal) -> Frag | None:
         if isinstance(operand, int) and not -INT64 <= operand <= INT64:
             return None
         return Frag(
