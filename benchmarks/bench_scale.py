@@ -124,7 +124,7 @@ def bench_index_scaling(sizes: tuple[int, int], kinds: tuple[str, ...] = ("int",
 
 def _thread_inserts(path: str, threads: int, per: int) -> float:
     """Durable single inserts from ``threads`` threads into one JSON file: inserts per second."""
-    db = MicroDB(path)
+    db = MicroDB(path, group_commit=True)
     db.insert({"warm": True})
     barrier = threading.Barrier(threads + 1)
 
@@ -146,7 +146,7 @@ def _thread_inserts(path: str, threads: int, per: int) -> float:
 
 
 def _process_worker(path: str, per: int, go: Any, k: int) -> None:
-    db = MicroDB(path)
+    db = MicroDB(path, group_commit=True)
     db.insert({"warm": k})
     go.wait()
     for i in range(per):

@@ -87,7 +87,7 @@ def test_threads_group_their_fsyncs_and_lose_nothing(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(journal, "fsync_fd", counting)
     path = str(tmp_path / "db.json")
-    db = MicroDB(path)
+    db = MicroDB(path, group_commit=True)
     db.insert({"first": True})
     calls.clear()
     per, threads = 25, 8
@@ -111,7 +111,7 @@ def test_threads_group_their_fsyncs_and_lose_nothing(tmp_path: Path, monkeypatch
 def test_failed_group_fsync_raises_and_keeps_nothing_unacknowledged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When the shared fsync fails, the writers waiting on it get StorageError."""
     path = str(tmp_path / "db.json")
-    db = MicroDB(path)
+    db = MicroDB(path, group_commit=True)
     db.insert({"n": 0})
     failing = threading.Event()
     real = journal.fsync_fd
@@ -142,7 +142,7 @@ def test_failed_group_fsync_raises_and_keeps_nothing_unacknowledged(tmp_path: Pa
 
 
 def _writer(path: str, threads: int, conn: Any) -> None:
-    db = MicroDB(path)
+    db = MicroDB(path, group_commit=True)
     lock = threading.Lock()
 
     def work(k: int) -> None:

@@ -223,7 +223,7 @@ class JournaledFile(CheckpointedFile[S]):
                     raise StorageError(f"cannot create {self.path!r}: the folder {self.folder!r} does not exist")
                 os.makedirs(self.folder, exist_ok=True)
             self._lock = FileLock(self.lock_path, timeout=self.options.lock_timeout)
-            if self.durable:
+            if self.durable and self.options.group_commit:
                 # fsync_fd looked up at each call, as append's own fsync is.
                 self._group = GroupSync(self.lock_path, lambda fd: fsync_fd(fd))
             with self.lock():
@@ -392,7 +392,10 @@ class JournaledFile(CheckpointedFile[S]):
             raise ReadOnlyError(f"{self.path!r} is open read-only")
         if self._fd is None or self._closed:
             raise StorageError(f"{self.path!r} is not open for writing")
-        record = frame_record(dumpb(payload), synced=self.durable)
+        group = self._group if defer and self.durable else None
+        # A grouped record is not synced before the next is written: flagged unsynced, so
+        # a power cut that tears it while keeping a later one leaves a torn tail.
+        record = frame_record(dumpb(payload), synced=self.durable and group is None)
         fd, offset = self._fd, self._offset
         if self.durable and self._unsynced:
             # Records before ours were not synced (a process with durable=False wrote
@@ -420,7 +423,6 @@ class JournaledFile(CheckpointedFile[S]):
                 # No room to allocate ahead; the record alone may still fit.
                 pad = needed
                 pwrite_all(fd, record + bytes(pad) if pad else record, offset)
-            group = self._group if defer and self.durable else None
             if group is not None:
                 assert self._journal_id is not None
                 group.written(fd, self._journal_id, end)
@@ -447,6 +449,13 @@ class JournaledFile(CheckpointedFile[S]):
                 self._next_checkpoint = self._offset + self._threshold()
                 self._postpone()
         return ticket
+
+    def _checkpoint(self, state: S, *, keep_snapshot: bool = False) -> None:
+        if self._group is not None and self._fd is not None and self._header_end:
+            # Grouped records may not be synced yet: sync them before the checkpoint's
+            # marker (flagged synced) can reach the disk after them.
+            fsync_fd(self._fd)
+        super()._checkpoint(state, keep_snapshot=keep_snapshot)
 
     def settle(self, ticket: Ticket) -> None:
         """Wait (without the lock) until a deferred commit is durable; ``StorageError`` if it
