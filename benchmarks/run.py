@@ -43,7 +43,7 @@ SUITES: dict[str, str] = {
     # First, while the process has one thread: its "alone" case needs that.
     "gcpause": "bench_gcpause",
     "engine": "bench_engine", "storage": "bench_storage", "sql": "bench_sql", "live": "bench_live",
-    "aggregate": "bench_aggregate", "web": "bench_web", "cli": "bench_cli",
+    "aggregate": "bench_aggregate", "web": "bench_web", "cli": "bench_cli", "scale": "bench_scale",
 }
 
 METHOD = """\

@@ -54,7 +54,11 @@ def copy_database(
             # An empty table exists on the target too.
             target.insert(name, [])
             for spec in indexes:
-                target.create_index(name, tuple(spec["path"]), bool(spec.get("unique")))
+                if "paths" in spec:
+                    paths = tuple(tuple(p) for p in spec["paths"])
+                    target.create_compound_index(name, paths, bool(spec.get("unique")))
+                else:
+                    target.create_index(name, tuple(spec["path"]), bool(spec.get("unique")))
             if options:
                 # The schema and TTL rules go along (documents are copied as stored).
                 target.set_table_options(name, dict(options))
