@@ -132,6 +132,19 @@ def test_retention_by_size(tmp_path: Path) -> None:
     db.close()
 
 
+def test_retention_by_age(tmp_path: Path) -> None:
+    """Commits older than ``changes_keep_seconds`` go at the next trim."""
+    db = MicroDB(tmp_path / "db.json", changes=True, changes_keep_seconds=0.2)
+    for i in range(5):
+        db.insert({"i": i})
+    time.sleep(0.4)
+    db.insert({"i": 5})
+    assert [c.seq for c in db.changes(since=5, timeout=0)] == [6]
+    with pytest.raises(ChangesExpiredError):
+        list(db.changes(since=0, timeout=0))
+    db.close()
+
+
 def test_a_stream_follows_the_file_through_a_trim(tmp_path: Path) -> None:
     """A reader in the middle of the history keeps its place when a writer trims the file."""
     db = MicroDB(tmp_path / "db.json", changes=True, changes_keep_count=8)
@@ -144,6 +157,19 @@ def test_a_stream_follows_the_file_through_a_trim(tmp_path: Path) -> None:
     seen.extend(c.seq for c in stream)
     assert seen == list(range(1, 51))
     db.close()
+
+
+def test_large_commits_and_long_histories_are_read_whole(db: MicroDB) -> None:
+    """A commit larger than a reader's read size, and a history of several reads, arrive whole."""
+    big = "x" * 4000
+    db.insert_many([{"i": i, "pad": big} for i in range(400)])  # one record of about 1.6 MB
+    for i in range(300):
+        db.insert({"i": 400 + i, "pad": big})  # about 1.2 MB more, commit by commit
+    assert db.last_seq == 301
+    stream = db.changes(since=0, timeout=0)
+    got = [c.doc["i"] for c in stream if c.doc]
+    assert got == list(range(700)) and stream.seq == 301
+    assert [c.seq for c in db.changes(since=300, timeout=0)] == [301]
 
 
 def test_a_stream_too_slow_for_the_retention_gets_an_error(tmp_path: Path) -> None:

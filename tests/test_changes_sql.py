@@ -139,3 +139,17 @@ def test_sqlite_feed_across_processes(tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-c", WRITER, url, "25"], capture_output=True, timeout=60)
         assert proc.returncode == 0, proc.stderr.decode()
         assert [c.seq for c in stream] == list(range(1, 26))
+
+
+def test_sqlite_retention_by_age(tmp_path: Path) -> None:
+    """On SQLite, the 1,000th commit drops the commits older than ``changes_keep_seconds``."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with MicroDB(url, durable=False, changes=True, changes_keep_seconds=0.3) as db:
+        db.insert({"old": True})
+        time.sleep(0.6)
+        for i in range(999):
+            db.insert({"i": i})
+        assert db.last_seq == 1000
+        with pytest.raises(ChangesExpiredError):
+            list(db.changes(since=0, timeout=0))
+        assert [c.seq for c in db.changes(since=999, timeout=0)] == [1000]

@@ -51,6 +51,15 @@ _BINARY = getattr(os, "O_BINARY", 0)
 _HEAD = re.compile(rb"[0-9a-f]{8} [0-9a-f]{8} ")
 _OPS = {"i": "insert", "u": "update", "r": "remove", "x": "drop"}
 _SLACK = 1.25  # trim once a limit is exceeded by a quarter: a rewrite per many commits
+_CHUNK = 1 << 20  # bytes a reader reads at a time
+_MOVED = b'{"moved"'
+_SEQ = re.compile(rb'\{"s":(\d+)[,}]')
+
+
+def _seq_of(payload: bytes) -> int | None:
+    """The sequence number of a commit or gap record, read without parsing the whole record."""
+    match = _SEQ.match(payload)
+    return int(match.group(1)) if match else None
 
 
 def _frames(data: bytes, base: int) -> tuple[list[tuple[int, int, bytes]], int]:
@@ -367,21 +376,27 @@ class FeedReader(ChangeLog):
             return True  # removed by hand: keep what we have
         return (st.st_dev, st.st_ino) == self._identity
 
-    def _records(self) -> list[tuple[int, int, dict[str, Any]]]:
-        """Complete records after our place, following the file when it is trimmed."""
+    def _frames_after(self) -> list[tuple[int, int, bytes]]:
+        """Complete records after our place (about 1 MiB at a time), following trims."""
         for _ in range(10):
             if self._fd is None and not self._open():
                 return []
             assert self._fd is not None
             size = os.fstat(self._fd).st_size
             if size > self._offset:
-                records, _ = _scan(pread_all(self._fd, size - self._offset, self._offset), self._offset)
-                if records and "moved" in records[-1][2]:
-                    records.pop()
-                    if records:
-                        return records
-                elif records or self._fresh():
-                    return records
+                chunk = _CHUNK
+                while True:
+                    data = pread_all(self._fd, min(chunk, size - self._offset), self._offset)
+                    frames, _ = _frames(data, self._offset)
+                    if frames or self._offset + len(data) >= size:
+                        break
+                    chunk *= 8  # one record larger than the chunk
+                if frames and frames[-1][2].startswith(_MOVED):
+                    frames.pop()
+                    if frames:
+                        return frames
+                elif frames or self._fresh():
+                    return frames
             elif self._fresh():
                 return []
             # The file was trimmed (a new one holds the newest commits): find our place in it.
@@ -392,7 +407,7 @@ class FeedReader(ChangeLog):
         return []
 
     def _seek(self, after: int) -> None:
-        """Stand before the first commit above ``after``."""
+        """Stand before the first commit above ``after`` (reading sequence numbers only)."""
         if self._fd is None and not self._open():
             return
         if after < self._first - 1:
@@ -403,25 +418,61 @@ class FeedReader(ChangeLog):
             )
         if after < self._seq:
             self._open()
-        while self._seq < after:
-            records = self._records()
-            if not records:
+        if after > self._seq:
+            tail = self._tail()
+            if tail is not None and tail[0] <= after:
+                self._offset, self._seq = tail[1], tail[0]  # at (or past) the end: jump there
                 return
-            for _, end, value in records:
-                seq = value.get("s")
-                if not isinstance(seq, int) or seq > after:
+        while self._seq < after:
+            frames = self._frames_after()
+            if not frames:
+                return
+            for _, end, payload in frames:
+                seq = _seq_of(payload)
+                if seq is None or seq > after:
                     return
                 self._offset, self._seq = end, seq
+
+    def _tail(self) -> tuple[int, int] | None:
+        """The newest record's sequence number and end, read from the end of the file."""
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size
+        start = max(self._offset, size - _CHUNK)
+        data = pread_all(self._fd, size - start, start)
+        # Records are lines: try each line start in the chunk, from the first one on.
+        pos = 0 if start == self._offset else data.find(b"\n") + 1
+        while 0 < pos or start == self._offset:
+            frames, _ = _frames(data[pos:], start + pos)
+            numbered = [(seq, end) for _, end, payload in frames if (seq := _seq_of(payload)) is not None]
+            if numbered:
+                return numbered[-1]
+            if frames or pos == 0:
+                break
+            pos = data.find(b"\n", pos) + 1
+        if start == self._offset:
+            return None
+        # A record longer than the chunk: read sequence numbers from our place instead.
+        last = None
+        offset = self._offset
+        while offset < size:
+            frames, end = _frames(pread_all(self._fd, size - offset, offset), offset)
+            if not frames:
+                break
+            for _, stop, payload in frames:
+                seq = _seq_of(payload)
+                if seq is not None:
+                    last = (seq, stop)
+            offset = end
+        return last
 
     def last_seq(self) -> int:
         """The newest commit's sequence number (0 when the feed is empty or absent)."""
         if self._fd is None and not self._open():
             return 0
-        last = self._seq
-        for _, _, value in self._records():
-            if isinstance(value.get("s"), int):
-                last = value["s"]
-        return last
+        if not self._fresh():
+            self._open()
+        tail = self._tail()
+        return self._seq if tail is None else max(tail[0], self._seq)
 
     def read(
         self, after: int, tables: Collection[str] | None = None, limit: int = 1000
@@ -434,7 +485,8 @@ class FeedReader(ChangeLog):
             return [], after
         out: list[Change] = []
         wanted = None if tables is None else set(tables)
-        for _, end, value in self._records():
+        for _, end, payload in self._frames_after():
+            value = _parse(payload)
             seq = value.get("s")
             if not isinstance(seq, int):
                 self._offset = end
