@@ -38,7 +38,7 @@ from common import format_rows  # noqa: E402
 #: Suite name -> module name, in the order they run.
 SUITES: dict[str, str] = {
     "engine": "bench_engine", "storage": "bench_storage", "sql": "bench_sql", "live": "bench_live",
-    "aggregate": "bench_aggregate", "web": "bench_web", "cli": "bench_cli",
+    "aggregate": "bench_aggregate", "web": "bench_web", "cli": "bench_cli", "scale": "bench_scale",
 }
 
 METHOD = """\

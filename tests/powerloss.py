@@ -55,6 +55,7 @@ class Recorder:
         """Wrap the os calls with ``patch(target, name, value)`` (pytest's monkeypatch.setattr)."""
         real = {name: getattr(os, name) for name in (
             "open", "pwrite", "write", "fsync", "replace", "rename", "remove", "unlink", "truncate", "ftruncate",
+            "dup",
         ) if hasattr(os, name)}
         real_fdatasync = durability._fdatasync
         rec = self
@@ -79,6 +80,16 @@ class Recorder:
             else:
                 rec._fds.pop(fd, None)
             return fd
+
+        def dup(fd: int) -> int:
+            # A duplicate descriptor is the same file (group commit syncs the journal through one).
+            new: int = real["dup"](fd)
+            key = rec._fds.get(fd)
+            if key is not None:
+                rec._fds[new] = key
+            else:
+                rec._fds.pop(new, None)
+            return new
 
         def pwrite(fd: int, data: Any, offset: int) -> int:
             n: int = real["pwrite"](fd, data, offset)
@@ -134,6 +145,7 @@ class Recorder:
                 rec.events.append(("truncate", key, length))
 
         patch(os, "open", open_)
+        patch(os, "dup", dup)
         patch(os, "pwrite", pwrite)
         patch(os, "write", write)
         patch(os, "fsync", fsync)

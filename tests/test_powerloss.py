@@ -86,9 +86,12 @@ def barriers(events: list[tuple[Any, ...]], journal: str) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("durable", [True, False], ids=["durable", "fast"])
+@pytest.mark.parametrize(("durable", "group"), [(True, False), (False, False), (True, True)],
+                         ids=["durable", "fast", "grouped"])
 @pytest.mark.parametrize("workload", sorted(WORKLOADS))
-def test_power_cut_at_every_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workload: str, durable: bool) -> None:
+def test_power_cut_at_every_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workload: str, durable: bool, group: bool,
+) -> None:
     """Every disk state a power cut could leave opens, with a prefix of the commits holding every synced one."""
     folder = tmp_path / "live"
     folder.mkdir()
@@ -98,7 +101,7 @@ def test_power_cut_at_every_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with monkeypatch.context() as patch:
         recorder.install(patch.setattr)
         db = MicroDB(str(folder / "db.json"), durable=durable, checkpoint_bytes=700, checkpoint_ratio=0.5,
-                     checkpoint_interval=None)
+                     checkpoint_interval=None, group_commit=group)
 
         def commit(action: Callable[[], Any]) -> None:
             begun.append(recorder.mark())

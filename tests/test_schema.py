@@ -333,3 +333,19 @@ def test_other_process_enforces_the_schema(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["required", "age"]
     db.close()
+
+
+def test_copy_to_keeps_schema_and_ttl(tmp_path: Path) -> None:
+    """copy_to carries the schema and the TTL rule to another backend, where they apply."""
+    source = MicroDB()
+    users = source.table("users", schema=USER)
+    users.insert({"name": "Al", "age": 1})
+    users.create_index("seen", expire_after=60)
+    target = MicroDB(f"sqlite:///{tmp_path / 'copy.db'}")
+    source.copy_to(target)
+    copied = target.table("users")
+    assert copied.schema() == USER
+    assert copied.indexes()[0]["expire_after"] == dt.timedelta(seconds=60)
+    with pytest.raises(ValidationError):
+        copied.insert({"name": "Bo"})
+    target.close()

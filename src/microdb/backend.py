@@ -207,8 +207,17 @@ class Backend(ABC):
         """Remove an index; true when it existed."""
 
     @abstractmethod
+    def create_compound_index(self, table: str, paths: tuple[Path, ...], unique: bool) -> None:
+        """Declare an index over several paths, in order (a no-op when the same one exists)."""
+
+    @abstractmethod
+    def drop_compound_index(self, table: str, paths: tuple[Path, ...]) -> bool:
+        """Remove a compound index; true when it existed."""
+
+    @abstractmethod
     def indexes(self, table: str) -> list[dict[str, Any]]:
-        """The table's indexes as ``{"path": [...], "unique": bool}``."""
+        """The table's indexes as ``{"path": [...], "unique": bool}``, or ``{"paths": [[...],
+        ...], "unique": bool}`` for a compound index."""
 
     # -- table options (a schema, ...) ------------------------------------------------------
     def table_options(self, table: str) -> dict[str, Any]:

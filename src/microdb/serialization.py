@@ -222,6 +222,50 @@ def _fast(value: Any, depth: int = 1) -> Any:
     raise _Unusual
 
 
+def _valid(value: Any) -> bool:
+    # _fast without the copy: true when checking would return an equal copy of plain values.
+    t = type(value)
+    if t is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            ti = type(item)
+            if ti in _PLAIN:
+                continue
+            if ti is int:
+                if not _INT_MIN <= item <= _INT_MAX:
+                    return False
+            elif ti is float:
+                if item - item != 0:
+                    return False
+            elif not _valid(item):
+                return False
+        return True
+    if t is list:
+        for item in value:
+            ti = type(item)
+            if ti in _PLAIN:
+                continue
+            if ti is int:
+                if not _INT_MIN <= item <= _INT_MAX:
+                    return False
+            elif ti is float:
+                if item - item != 0:
+                    return False
+            elif not _valid(item):
+                return False
+        return True
+    return t in _RICH_IMMUTABLE and t is not Decimal
+
+
+def check_private(doc: dict[str, Any]) -> dict[str, Any]:
+    """:func:`check_document` for a document nobody else holds (an update's fresh copy):
+    the document itself when it is plain, without a second copy."""
+    if type(doc) is dict and _valid(doc):
+        return doc
+    return check_document(doc)
+
+
 def check_document(doc: Any) -> dict[str, Any]:
     """A private deep copy of ``doc``, checked to be storable; raises ``DocumentError`` if not."""
     if not isinstance(doc, Mapping):

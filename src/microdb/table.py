@@ -24,7 +24,7 @@ from microdb.query.fields import parse_field
 from microdb.results import Result
 from microdb.schema import checks as _schema
 from microdb.schema.models import model_instance
-from microdb.serialization import IMMUTABLE_TYPES, check_document, copy_into, copy_value
+from microdb.serialization import IMMUTABLE_TYPES, check_document, check_private, copy_into, copy_value
 
 __all__ = ["Table"]
 
@@ -308,15 +308,17 @@ class Table:
     def _update_ids(self, spec: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
         updater = compile_update(spec)
         changes: dict[int, dict[str, Any]] = {}
+        shared = self._backend.shares_documents
         for doc_id, stored in self._backend.fetch_many(self._name, ids):
-            doc = copy_value(stored) if self._backend.shares_documents else stored
+            doc = copy_value(stored) if shared else stored
             try:
                 updater(doc)
             except (UpdateError, DocumentError):
                 raise
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise UpdateError(f"the update failed on document {doc_id}: {exc!r}") from exc
-            changes[doc_id] = check_document(doc)
+            # Our copy when shared: checked where it is, not copied a second time.
+            changes[doc_id] = check_private(doc) if shared else check_document(doc)
         self._check(changes.items())
         return changes
 
@@ -440,8 +442,13 @@ class Table:
             return run_stages(docs, rest[done:], lookup)
 
     # -- indexes ----------------------------------------------------------------------
-    def create_index(self, field: Any, *, unique: bool = False, expire_after: Any = None) -> None:
+    def create_index(self, field: Any, *fields: Any, unique: bool = False, expire_after: Any = None) -> None:
         """Index ``field`` (a name, a dot path, or ``Query().a.b``); ``unique`` rejects duplicates.
+
+        Several fields make one compound index, ordered by the first field, then the next:
+        ``create_index('city', 'age')`` serves ``city == X`` alone, ``city == X`` with a
+        range on ``age``, and ``city == X`` sorted by ``age``. A list names one nested path
+        (``['address', 'city']``), as everywhere.
 
         Raises ``DuplicateKeyError`` (and creates nothing) if a unique index would already
         be broken by the stored documents. ``expire_after`` (a ``timedelta`` or seconds)
@@ -451,6 +458,12 @@ class Table:
         path = parse_field(field)
         seconds = None if expire_after is None else _seconds(expire_after)
         with self._write():
+            if fields:
+                if seconds is not None:
+                    raise QueryError("expire_after needs an index on one field, not a compound index")
+                paths = (path, *(parse_field(f) for f in fields))
+                self._backend.create_compound_index(self._name, paths, bool(unique))
+                return
             self._backend.create_index(self._name, path, bool(unique))
             if seconds is not None:
                 options = dict(self._backend.table_options(self._name))
@@ -458,10 +471,14 @@ class Table:
                 options["ttl"] = [*ttl, {"path": list(path), "seconds": seconds}]
                 self._backend.set_table_options(self._name, options)
 
-    def drop_index(self, field: Any) -> bool:
-        """Remove the index on ``field`` (and its expiry, for a TTL index); true when there was one."""
+    def drop_index(self, field: Any, *fields: Any) -> bool:
+        """Remove the index on ``field`` (and its expiry, for a TTL index), or the compound
+        index on all the fields; true when there was one."""
         path = parse_field(field)
         with self._write():
+            if fields:
+                paths = (path, *(parse_field(f) for f in fields))
+                return self._backend.drop_compound_index(self._name, paths)
             options = self._backend.table_options(self._name)
             if any(tuple(r["path"]) == path for r in options.get("ttl", [])):
                 ttl = [r for r in options["ttl"] if tuple(r["path"]) != path]
@@ -470,12 +487,13 @@ class Table:
             return self._backend.drop_index(self._name, path)
 
     def indexes(self) -> list[dict[str, Any]]:
-        """The table's indexes, as ``{'path': [...], 'unique': bool}`` (and ``expire_after`` for TTL)."""
+        """The table's indexes, as ``{'path': [...], 'unique': bool}`` (``'paths'`` for a
+        compound one, and ``expire_after`` for TTL)."""
         with self._read():
             found = self._backend.indexes(self._name)
             for path, seconds in rules_of(self._backend.table_options(self._name)):
                 for spec in found:
-                    if tuple(spec["path"]) == path:
+                    if tuple(spec.get("path", ())) == path:
                         spec["expire_after"] = _dt.timedelta(seconds=seconds)
             return found
 

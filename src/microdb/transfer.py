@@ -2,7 +2,8 @@
 
 Every table is read in batches (by id, so a SQL source never holds more than one batch of
 documents in memory) and written to the target in one commit per batch, keeping each
-document's id. Index definitions are created on the target first, so a unique index
+document's id. Index definitions (and what else is stored with a table: its schema and
+TTL rules) are created on the target first, so a unique index
 rejects a duplicate as it would have on the source. The target's next id continues from
 the source's, so an id removed on the source is not handed out again on the target.
 
@@ -47,12 +48,20 @@ def copy_database(
         with source.read():
             total = source.length(name)
             indexes = source.indexes(name)
+            options = source.table_options(name)
             next_id = source.next_id(name)
         with target.write():
             # An empty table exists on the target too.
             target.insert(name, [])
             for spec in indexes:
-                target.create_index(name, tuple(spec["path"]), bool(spec.get("unique")))
+                if "paths" in spec:
+                    paths = tuple(tuple(p) for p in spec["paths"])
+                    target.create_compound_index(name, paths, bool(spec.get("unique")))
+                else:
+                    target.create_index(name, tuple(spec["path"]), bool(spec.get("unique")))
+            if options:
+                # The schema and TTL rules go along (documents are copied as stored).
+                target.set_table_options(name, dict(options))
         done = 0
         for batch in source.iter_batches(name, batch_size):
             if not batch:

@@ -130,6 +130,24 @@ def _all_of(value: Any, values: tuple[Any, ...]) -> bool:
     return all(_contains(value, item) for item in values)
 
 
+def _any_str(value: Any, strings: frozenset[str]) -> bool:
+    # Strings only: under MicroDB's equality only a string equals a string, and a set
+    # lookup finds exactly those (stored strings are plain str), without a call per element.
+    try:
+        return not strings.isdisjoint(value)
+    except TypeError:  # an unhashable element (a list, a dict) among them
+        return any(type(item) is str and item in strings for item in value)
+
+
+def _all_str(value: Any, strings: frozenset[str]) -> bool:
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        return False
+    try:
+        return strings.issubset(value)
+    except TypeError:
+        return strings.issubset([item for item in value if type(item) is str])
+
+
 def _any_match(value: Any, pred: Callable[[Any], bool]) -> bool:
     return isinstance(value, (list, tuple)) and any(pred(item) for item in value)
 
@@ -234,6 +252,8 @@ class _Gen:
             "_eq": values_equal,
             "_one_of": _one_of,
             "_any_of": _any_of,
+            "_any_str": _any_str,
+            "_all_str": _all_str,
             "_all_of": _all_of,
             "_any_match": _any_match,
             "_all_match": _all_match,
@@ -373,12 +393,16 @@ class _Gen:
         v = self.var()
         if isinstance(node.cond, ast.Node):
             return f"(({v} := {x}).__class__ in _SEQ_CLASSES and _any_match({v}, {self._sub(node.cond)}))"
+        if node.cond and all(type(c) is str for c in node.cond):
+            return f"(({v} := {x}).__class__ in _ARRAY_CLASSES and _any_str({v}, {self.name(frozenset(node.cond))}))"
         return f"(({v} := {x}).__class__ in _ARRAY_CLASSES and _any_of({v}, {self.name(node.cond)}))"
 
     def _AllOf(self, node: ast.AllOf, doc: str, is_dict: bool) -> str:
         x = self.value_at(node.path, doc, is_dict)
         if isinstance(node.cond, ast.Node):
             return f"_all_match({x}, {self._sub(node.cond)})"
+        if node.cond and all(type(c) is str for c in node.cond):
+            return f"_all_str({x}, {self.name(frozenset(node.cond))})"
         return f"_all_of({x}, {self.name(node.cond)})"
 
     def _ElemMatch(self, node: ast.ElemMatch, doc: str, is_dict: bool) -> str:

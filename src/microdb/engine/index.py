@@ -1,42 +1,117 @@
-"""In-memory indexes: a hash from value to document ids, plus the sorted list of distinct values.
+"""In-memory indexes: a hash from value to document ids, plus the distinct values in order.
 
 One :class:`Index` answers equality and ``one_of`` through its hash, and ranges and ordered
-scans through the sorted keys (``bisect``). Values are filed under
-:func:`~microdb.query.values.sort_key`, so ``1`` and ``1.0`` share an entry while ``True``
-does not, and values of different kinds never collide. An array value is filed under the
-whole array and under each of its elements (a *multikey* index), so MongoDB-style
-"array contains" filters can use it; the planner always re-checks candidates with the full
-predicate, so an index only has to return a superset. Indexes hold ids, never documents.
+scans through its sorted keys (:class:`~microdb.engine.sortedkeys.SortedKeys`, a list of
+sorted chunks, so inserting stays as cheap at a million keys as at ten thousand). Values
+are filed under one *key* per value such that ``1`` and ``1.0`` share an entry while
+``True`` does not, and values of different kinds never collide: a string or a number is
+its own key (they compare and hash fastest as they are, and need no wrapping tuple), any
+other value is filed under its :func:`~microdb.query.values.sort_key`. Numbers, strings
+and the other keys live in three sorted structures, read in MicroDB's order of kinds.
+
+An array value is filed under the whole array and under each of its elements (a
+*multikey* index), so MongoDB-style "array contains" filters can use it; the planner
+always re-checks candidates with the full predicate, so an index only has to return a
+superset. Indexes hold ids, never documents: one id alone as an ``int`` (most keys of a
+big index hold one document, and a set per key would triple its memory), several as a set.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from microdb.compile.python import resolve
+from microdb.engine.sortedkeys import SortedKeys
 from microdb.errors import DuplicateKeyError
 from microdb.query.ast import Path, path_repr
-from microdb.query.values import MISSING, sort_key
+from microdb.query.values import KIND_RANK, MISSING, sort_key
 
-__all__ = ["Index"]
+__all__ = ["Index", "file_key", "ids_of"]
+
+_NUMBER, _STRING = KIND_RANK["number"], KIND_RANK["string"]
+#: The sort-key prefix shared by every finite number, and by every string.
+_NUMBER_PREFIX, _STRING_PREFIX = (_NUMBER, 1), (_STRING,)
+_ARRAYS = (list, tuple, set, frozenset)
+
+
+def file_key(value: Any) -> Any:
+    """The key an index files ``value`` under: the value itself for strings and finite numbers."""
+    t = type(value)
+    if t is str:
+        return value
+    if (t is int or t is float) and value == value:
+        return value
+    sk = sort_key(value)
+    if sk[0] == _NUMBER and sk[1] == 1:
+        return sk[2]
+    if sk[0] == _STRING:
+        return sk[1]
+    return sk
+
+
+def ids_of(held: int | set[int] | None) -> set[int]:
+    """The ids an entry holds as a set (a new one when the entry holds one id or none)."""
+    if held is None:
+        return set()
+    if type(held) is int:
+        return {held}
+    return held  # type: ignore[return-value]
+
+
+def _lane_bounds(
+    prefix: tuple[Any, ...], low: Any, low_inc: bool, high: Any, high_inc: bool,
+) -> tuple[Any, bool, Any, bool] | None:
+    """Translate sort-key bounds into bounds on the raw values of one lane (``None``: empty).
+
+    Every key of the lane is ``prefix + (raw,)`` in sort-key terms.
+    """
+    n = len(prefix)
+    lo: Any = None
+    if low is not None:
+        head = low[:n]
+        if head > prefix:
+            return None
+        if head == prefix and len(low) > n:
+            lo = low[n]
+    hi: Any = None
+    if high is not None:
+        head = high[:n]
+        if head < prefix or (head == prefix and len(high) == n):
+            return None
+        if head == prefix:
+            hi = high[n]
+    return lo, low_inc, hi, high_inc
+
+
+def _in_order(ids: Iterable[int], need: int | None) -> Iterator[int]:
+    # A large group the caller may take only a few ids of: its ``need`` smallest first.
+    group = ids if isinstance(ids, (set, frozenset)) else set(ids)
+    if need is not None and len(group) > 4 * max(need, 1):
+        first = heapq.nsmallest(need, group)
+        yield from first
+        yield from sorted(group.difference(first))
+        return
+    yield from sorted(group)
 
 
 class Index:
     """One index over one path of one table."""
 
-    __slots__ = ("path", "unique", "entries", "order", "missing", "multikey", "through_arrays", "_table")
+    __slots__ = ("path", "unique", "entries", "numbers", "strings", "others", "missing", "multikey",
+                 "through_arrays", "filed", "scalars", "_table", "_step")
 
     def __init__(self, path: Path, unique: bool = False, table: str = ""):
         self.path = path
         self.unique = unique
         self._table = table
-        #: sort key -> ids (a set) holding that value
-        self.entries: dict[Any, set[int]] = {}
-        #: distinct sort keys, ascending
-        self.order: list[Any] = []
+        #: key (see :func:`file_key`) -> the id holding it, or the set of ids
+        self.entries: dict[Any, Any] = {}
+        #: the distinct keys in order: finite numbers, strings, and every other kind
+        self.numbers = SortedKeys()
+        self.strings = SortedKeys()
+        self.others = SortedKeys()
         #: ids of documents without a value at the path
         self.missing: set[int] = set()
         #: how many documents hold an array at the path (then ordered scans are off)
@@ -45,21 +120,43 @@ class Index:
         #: prefix of it); while none do, MongoDB-style "through an array" branches of a
         #: query on this path cannot match, and the planner drops them
         self.through_arrays = 0
+        #: how many (id, key) pairs are filed, for estimates
+        self.filed = 0
+        #: how many documents hold a value that is not an array (while none do, "array
+        #: holds x" answers from the index are exact)
+        self.scalars = 0
+        #: the key of a one-step path (most indexes), read with one ``dict.get``
+        self._step = path[0] if len(path) == 1 and type(path[0]) is str else None
+
+    def value_of(self, doc: dict[str, Any]) -> Any:
+        """The value the index files ``doc`` by (``MISSING`` when there is none)."""
+        step = self._step
+        if step is not None and type(doc) is dict:
+            return doc.get(step, MISSING)
+        return resolve(doc, self.path)
 
     def describe(self) -> dict[str, Any]:
         """The index definition as stored with the data."""
         return {"path": list(self.path), "unique": self.unique}
 
+    def _lane(self, key: Any) -> SortedKeys:
+        t = type(key)
+        if t is str:
+            return self.strings
+        if t is tuple:
+            return self.others
+        return self.numbers
+
     def keys_of(self, doc: dict[str, Any]) -> list[Any]:
-        """The sort keys a document is filed under (empty when the path is missing)."""
-        value = resolve(doc, self.path)
+        """The keys a document is filed under (empty when the path is missing)."""
+        value = self.value_of(doc)
         if value is MISSING:
             return []
-        whole = sort_key(value)
-        if isinstance(value, (list, tuple, set, frozenset)):
+        whole = file_key(value)
+        if isinstance(value, _ARRAYS):
             keys = {whole}
             for item in value:
-                keys.add(sort_key(item))
+                keys.add(file_key(item))
             return list(keys)
         return [whole]
 
@@ -67,17 +164,19 @@ class Index:
         """Raise ``DuplicateKeyError`` if ``doc`` would break this unique index."""
         if not self.unique:
             return
-        value = resolve(doc, self.path)
+        value = self.value_of(doc)
         if value is MISSING:
             return
-        key = sort_key(value)
-        holders = self.entries.get(key)
-        if holders and (len(holders) > 1 or doc_id not in holders):
-            other = next(i for i in holders if i != doc_id)
-            raise DuplicateKeyError(
-                f"unique index on {path_repr(self.path)} of table {self._table!r} already holds "
-                f"{value!r} (document {other}); nothing was changed"
-            )
+        key = file_key(value)
+        held = self.entries.get(key)
+        if held is not None and held != doc_id:
+            holders = ids_of(held)
+            if len(holders) > 1 or doc_id not in holders:
+                other = next(i for i in holders if i != doc_id)
+                raise DuplicateKeyError(
+                    f"unique index on {path_repr(self.path)} of table {self._table!r} already holds "
+                    f"{value!r} (document {other}); nothing was changed"
+                )
         if pending is not None:
             other_id = pending.get(key)
             if other_id is not None and other_id != doc_id:
@@ -98,56 +197,83 @@ class Index:
                 return False
         return isinstance(value, (list, tuple))
 
+    def _file(self, key: Any, doc_id: int) -> None:
+        entries = self.entries
+        held = entries.get(key)
+        if held is None:
+            entries[key] = doc_id
+            self._lane(key).add(key)
+        elif type(held) is int:
+            if held == doc_id:
+                return
+            entries[key] = {held, doc_id}
+        else:
+            if doc_id in held:
+                return
+            held.add(doc_id)
+        self.filed += 1
+
+    def _unfile(self, key: Any, doc_id: int) -> None:
+        entries = self.entries
+        held = entries.get(key)
+        if held is None:
+            return
+        if type(held) is int:
+            if held != doc_id:
+                return
+            del entries[key]
+            self._lane(key).discard(key)
+        else:
+            if doc_id not in held:
+                return
+            held.discard(doc_id)
+            if len(held) == 1:
+                entries[key] = next(iter(held))
+        self.filed -= 1
+
     def add(self, doc_id: int, doc: dict[str, Any]) -> None:
         """File a document."""
         if len(self.path) > 1 and self._crosses_array(doc):
             self.through_arrays += 1
-        value = resolve(doc, self.path)
+        value = self.value_of(doc)
         if value is MISSING:
             self.missing.add(doc_id)
             return
-        if isinstance(value, (list, tuple, set, frozenset)):
+        if isinstance(value, _ARRAYS):
             self.multikey += 1
-            keys = self.keys_of(doc)
+            for key in self.keys_of(doc):
+                self._file(key, doc_id)
         else:
-            keys = [sort_key(value)]
-        for key in keys:
-            ids = self.entries.get(key)
-            if ids is None:
-                self.entries[key] = {doc_id}
-                bisect.insort(self.order, key)
-            else:
-                ids.add(doc_id)
+            self.scalars += 1
+            self._file(file_key(value), doc_id)
 
     def remove(self, doc_id: int, doc: dict[str, Any]) -> None:
         """Unfile a document (exactly as it was filed)."""
         if len(self.path) > 1 and self._crosses_array(doc):
             self.through_arrays -= 1
-        value = resolve(doc, self.path)
+        value = self.value_of(doc)
         if value is MISSING:
             self.missing.discard(doc_id)
             return
-        is_array = isinstance(value, (list, tuple, set, frozenset))
-        for key in self.keys_of(doc):
-            ids = self.entries.get(key)
-            if ids is None:
-                continue
-            ids.discard(doc_id)
-            if not ids:
-                del self.entries[key]
-                pos = bisect.bisect_left(self.order, key)
-                if pos < len(self.order) and self.order[pos] == key:
-                    del self.order[pos]
-        if is_array:
+        if isinstance(value, _ARRAYS):
             self.multikey -= 1
+            for key in self.keys_of(doc):
+                self._unfile(key, doc_id)
+        else:
+            self.scalars -= 1
+            self._unfile(file_key(value), doc_id)
 
     def build(self, docs: Iterable[tuple[int, dict[str, Any]]]) -> None:
         """File every document (checking uniqueness), from empty."""
         self.entries.clear()
-        self.order.clear()
+        self.numbers.clear()
+        self.strings.clear()
+        self.others.clear()
         self.missing.clear()
         self.multikey = 0
         self.through_arrays = 0
+        self.filed = 0
+        self.scalars = 0
         if self.unique:
             pending: dict[Any, int] = {}
             for doc_id, doc in docs:
@@ -160,37 +286,65 @@ class Index:
     # -- lookups ---------------------------------------------------------------------
     def equal(self, value: Any) -> set[int]:
         """Ids of documents whose value (or an element of it) equals ``value``."""
-        return self.entries.get(sort_key(value), set())
+        return ids_of(self.entries.get(file_key(value)))
+
+    def size_of(self, value: Any) -> int:
+        """How many documents :meth:`equal` would return."""
+        held = self.entries.get(file_key(value))
+        return 0 if held is None else 1 if type(held) is int else len(held)
+
+    def _keys_between(self, low: Any, low_inclusive: bool, high: Any, high_inclusive: bool) -> list[Iterator[Any]]:
+        """The keys in a range given as sort keys (``None``: open), as iterators per lane."""
+        out = [self.others.irange(low, low_inclusive, high, high_inclusive)]
+        for prefix, lane in ((_NUMBER_PREFIX, self.numbers), (_STRING_PREFIX, self.strings)):
+            bounds = _lane_bounds(prefix, low, low_inclusive, high, high_inclusive)
+            if bounds is not None and len(lane):
+                out.append(lane.irange(*bounds))
+        return out
 
     def between(self, low: Any, low_inclusive: bool, high: Any, high_inclusive: bool) -> set[int]:
         """Ids whose value lies in the range, bounds given as sort keys (``None`` = open)."""
-        order = self.order
-        start = 0 if low is None else (
-            bisect.bisect_left(order, low) if low_inclusive else bisect.bisect_right(order, low)
-        )
-        stop = len(order) if high is None else (
-            bisect.bisect_right(order, high) if high_inclusive else bisect.bisect_left(order, high)
-        )
         out: set[int] = set()
         entries = self.entries
-        for key in order[start:stop]:
-            out |= entries[key]
+        for keys in self._keys_between(low, low_inclusive, high, high_inclusive):
+            for key in keys:
+                held = entries[key]
+                if type(held) is int:
+                    out.add(held)
+                else:
+                    out |= held
         return out
 
     def count_between(self, low: Any, low_inclusive: bool, high: Any, high_inclusive: bool) -> int:
-        """An upper bound of :meth:`between`'s size, cheap enough for planning."""
-        order = self.order
-        start = 0 if low is None else (
-            bisect.bisect_left(order, low) if low_inclusive else bisect.bisect_right(order, low)
-        )
-        stop = len(order) if high is None else (
-            bisect.bisect_right(order, high) if high_inclusive else bisect.bisect_left(order, high)
-        )
-        if stop - start > 64:
+        """An estimate of :meth:`between`'s size, cheap enough for planning."""
+        keys = self.others.count(low, low_inclusive, high, high_inclusive)
+        for prefix, lane in ((_NUMBER_PREFIX, self.numbers), (_STRING_PREFIX, self.strings)):
+            bounds = _lane_bounds(prefix, low, low_inclusive, high, high_inclusive)
+            if bounds is not None and len(lane):
+                keys += lane.count(*bounds)
+        if keys > 64:
             # Many distinct keys: assume an even spread rather than summing them all.
-            total = sum(len(v) for v in self.entries.values()) if len(self.entries) < 4096 else len(self.entries) * 2
-            return int(total * (stop - start) / max(1, len(order)))
-        return sum(len(self.entries[k]) for k in order[start:stop])
+            return int(self.filed * keys / max(1, len(self.entries)))
+        return sum(self.size_of_key(k) for ks in self._keys_between(low, low_inclusive, high, high_inclusive)
+                   for k in ks)
+
+    def size_of_key(self, key: Any) -> int:
+        """How many ids are filed under ``key``."""
+        held = self.entries.get(key)
+        return 0 if held is None else 1 if type(held) is int else len(held)
+
+    def ordered_keys(self, reverse: bool = False) -> Iterator[Any]:
+        """Every key in MicroDB's order of values (kind first: see ``sort_key``)."""
+        # Other kinds rank below numbers (null, NaN) or above strings; ranks between them
+        # (numbers past NaN, strings) are never in ``others``.
+        below = self.others.irange(None, True, _NUMBER_PREFIX, False, reverse)
+        above = self.others.irange(_NUMBER_PREFIX, True, None, True, reverse)
+        if reverse:
+            parts = (above, reversed(self.strings), reversed(self.numbers), below)
+        else:
+            parts = (below, iter(self.numbers), iter(self.strings), above)
+        for part in parts:
+            yield from part
 
     def scan(self, reverse: bool = False, need: int | None = None) -> Iterator[int]:
         """Ids in the order of their values (missing first ascending, last descending).
@@ -199,35 +353,21 @@ class Index:
         expects to take: a large group is then started with its ``need`` smallest ids
         instead of being sorted whole.
         """
-        groups: list[set[int]] = []
-        if not reverse:
-            groups.append(self.missing)
+        taken = 0
+        if not reverse and self.missing:
+            for doc_id in _in_order(self.missing, need):
+                yield doc_id
+                taken += 1
         entries = self.entries
-        for key in (reversed(self.order) if reverse else self.order):
-            groups.append(entries[key])
-            if need is not None and sum(len(g) for g in groups) > need:
-                break
-        else:
-            need = None
-        for group in groups[:-1] if need is not None else groups:
-            yield from sorted(group)
-        if need is not None:
-            yield from self._scan_rest(groups[-1], len(groups) - 1, reverse, need)
-            return
-        if reverse:
-            yield from sorted(self.missing)
-
-    def _scan_rest(self, group: set[int], position: int, reverse: bool, need: int) -> Iterator[int]:
-        # The group where ``need`` runs out: its smallest ids first, then the rest of the
-        # scan if the caller still wants more (its filter may reject some ids).
-        first = heapq.nsmallest(need, group) if len(group) > 4 * need else sorted(group)
-        yield from first
-        if len(first) < len(group):
-            yield from sorted(group.difference(first))
-        # ``position`` counts the group of missing ids, which comes first when ascending.
-        keys = self.order[::-1] if reverse else self.order
-        done = position + 1 if reverse else position
-        for key in keys[done:]:
-            yield from sorted(self.entries[key])
-        if reverse:
-            yield from sorted(self.missing)
+        for key in self.ordered_keys(reverse):
+            held = entries[key]
+            if type(held) is int:
+                yield held
+                taken += 1
+                continue
+            left = None if need is None else max(need - taken, 0)
+            for doc_id in _in_order(held, left):
+                yield doc_id
+                taken += 1
+        if reverse and self.missing:
+            yield from _in_order(self.missing, None if need is None else max(need - taken, 0))

@@ -76,6 +76,10 @@ class SQLBackend(SQLAggregate, SQLDistinct, SQLWrites):
         text = "\n".join(lines)
         tested = node_paths(node)
         for spec in info.indexes:
+            if "paths" in spec:
+                if any(re.search(rf"\b{re.escape(n)}\b", text) for n in self._compound_names(info, spec)):
+                    used.append("(" + ", ".join(ast.path_repr(tuple(p)) for p in spec["paths"]) + ")")
+                continue
             path = tuple(spec["path"])
             names = self._index_names(info, path, bool(spec.get("unique")))
             for name in names:

@@ -31,6 +31,7 @@ from typing import Any
 
 from microdb import process
 from microdb.compile.sql import POSTGRES, Frag, PostgresDialect
+from microdb.compile.sql.fragments import Term
 from microdb.errors import DocumentError, DuplicateKeyError, ReadOnlyError, StorageError, UnsupportedFeature
 from microdb.expiry import Rule
 from microdb.query import ast
@@ -385,6 +386,32 @@ class PostgresBackend(SQLBackend):
         if unique:
             ddl.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {names[3]} ON {info.sql} (({t.json}))")
         return ddl
+
+    def _compound_ddl(self, s: Session, info: TableInfo, spec: dict[str, Any]) -> list[str]:
+        terms = [self.dialect.term("doc", tuple(p), True) for p in spec["paths"]]
+        if any(t is None for t in terms):
+            return []
+        if "kinds" not in spec:
+            # Queries compare numbers and strings through separate typed expressions, and
+            # an index serves one of them: take the kind most documents hold today.
+            spec["kinds"] = [self._common_kind(s, info, t) for t in terms if t is not None]
+        exprs = [
+            self.dialect.number_expr(t) if k == "number" else self.dialect.string_expr(t)
+            for t, k in zip(terms, spec["kinds"]) if t is not None
+        ]
+        names = self._compound_names(info, spec)
+        ddl = [f"CREATE INDEX IF NOT EXISTS {names[0]} ON {info.sql} ({', '.join(exprs)})"]
+        if spec.get("unique"):
+            keys = ", ".join(f"({t.json})" for t in terms if t is not None)
+            ddl.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {names[1]} ON {info.sql} ({keys})")
+        return ddl
+
+    def _common_kind(self, s: Session, info: TableInfo, t: Term) -> str:
+        rows = self._execute(
+            s, f"SELECT jsonb_typeof({t.json}) AS k FROM (SELECT doc FROM {info.sql} LIMIT 1000) AS sample "
+            "GROUP BY k ORDER BY count(*) DESC, k LIMIT 1",
+        )
+        return "number" if rows and rows[0][0] == "number" else "string"
 
     def _index_names(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
         names = [index_name(info, path, "_n"), index_name(info, path, "_s"), f"{info.sql}_gin"]

@@ -19,7 +19,7 @@ from microdb.compile.sql import Frag, SQLFilter, SQLSort, compile_sort, node_pat
 from microdb.query import ast
 from microdb.sql.registry import SQLRegistry
 from microdb.sql.rows import RowLayout, boundary_tied, decode_doc, python_sort, tie_sort
-from microdb.sql.schema import TableInfo
+from microdb.sql.schema import TableInfo, indexed_paths
 from microdb.sql.session import Session
 
 
@@ -117,7 +117,7 @@ class SQLReads(SQLRegistry):
             params.extend(f.where.params)
         if order is not None:
             sql += f" ORDER BY {order.order_by}"
-        elif f.pushed and node_paths(node) & {tuple(x["path"]) for x in info.indexes}:
+        elif f.pushed and node_paths(node) & indexed_paths(info):
             sql += f" ORDER BY {d.id_order_indexed}"
         else:
             sql += " ORDER BY id"

@@ -8,10 +8,11 @@ Layout in the database (both engines)::
 ``tid`` is never reused, so a process holding a stale ``tid`` for a dropped table cannot
 write into a new table of the same name. ``next_id`` lives in the registry: ids increase
 and are never reused, even after the highest is removed. ``indexes`` is the JSON list of
-index definitions (``{"path": [...], "unique": bool}``); each maps to SQL indexes that the
-dialect builds (:meth:`SQLRegistry._index_ddl`). ``options`` is a JSON object of what
-else is stored with the table (its schema); databases made before it existed gain the
-column when opened for writing.
+index definitions (``{"path": [...], "unique": bool}``, or ``{"paths": [[...], ...], ...}``
+for a compound index); each maps to SQL indexes that the dialect builds
+(:meth:`SQLRegistry._index_ddl`, :meth:`SQLRegistry._compound_ddl`). ``options`` is a JSON
+object of what else is stored with the table (its schema); databases made before it
+existed gain the column when opened for writing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from microdb.compile.sql import Frag, SQLFilter, compile_filter
 from microdb.errors import UnsupportedFeature
 from microdb.expiry import Rule, rules_of
 from microdb.query import ast
-from microdb.sql.schema import REGISTRY, TableInfo, indexed_paths
+from microdb.sql.schema import REGISTRY, TableInfo, index_name, indexed_paths
 from microdb.sql.session import Session, SQLSessions
 
 
@@ -83,10 +84,29 @@ class SQLRegistry(SQLSessions):
     def _index_names(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
         """Names of the SQL indexes :meth:`_index_ddl` creates."""
 
+    @abstractmethod
+    def _compound_ddl(self, s: Session, info: TableInfo, spec: dict[str, Any]) -> list[str]:
+        """DDL creating the multi-column expression index of a compound MicroDB index.
+
+        May add engine details to ``spec`` (stored with it) before building the DDL.
+        """
+
+    def _compound_names(self, info: TableInfo, spec: dict[str, Any]) -> list[str]:
+        """Names of the SQL indexes :meth:`_compound_ddl` creates: the one queries use, then
+        (when unique) the one enforcing uniqueness."""
+        names = [index_name(info, (json.dumps(spec["paths"]),), "_c")]
+        if spec.get("unique"):
+            names.append(index_name(info, (json.dumps(spec["paths"]),), "_cu"))
+        return names
+
 
     def _unique_path(self, info: TableInfo, message: str) -> str:
         """A readable name for the unique index a driver message mentions."""
         for spec in info.indexes:
+            if "paths" in spec:
+                if spec.get("unique") and any(n in message for n in self._compound_names(info, spec)):
+                    return "(" + ", ".join(ast.path_repr(tuple(p)) for p in spec["paths"]) + ")"
+                continue
             path = tuple(spec["path"])
             if spec.get("unique") and any(n in message for n in self._index_names(info, path, True)):
                 return ast.path_repr(path)
@@ -162,7 +182,7 @@ class SQLRegistry(SQLSessions):
         with self._op(write=True) as s:
             info = self._info(s, table, create=True)
             assert info is not None
-            current = [x for x in info.indexes if tuple(x["path"]) == path]
+            current = [x for x in info.indexes if x.get("path") == list(path)]
             if current and bool(current[0].get("unique")) == unique:
                 return
             ddl = self._index_ddl(info, path, unique)
@@ -176,7 +196,7 @@ class SQLRegistry(SQLSessions):
                         self._execute(s, f"DROP INDEX IF EXISTS {name}")
                 for statement in ddl:
                     self._execute(s, statement)
-                info.indexes = [x for x in info.indexes if tuple(x["path"]) != path]
+                info.indexes = [x for x in info.indexes if x.get("path") != list(path)]
                 info.indexes.append({"path": list(path), "unique": unique})
                 self._save_indexes(s, info)
 
@@ -185,7 +205,7 @@ class SQLRegistry(SQLSessions):
             info = self._info(s, table)
             if info is None:
                 return False
-            current = [x for x in info.indexes if tuple(x["path"]) == path]
+            current = [x for x in info.indexes if x.get("path") == list(path)]
             if not current:
                 return False
             # An index shared by the table's indexes (PostgreSQL's GIN) stays while others remain.
@@ -193,7 +213,43 @@ class SQLRegistry(SQLSessions):
             for name in self._index_names(info, path, bool(current[0].get("unique"))):
                 if name not in shared:
                     self._execute(s, f"DROP INDEX IF EXISTS {name}")
-            info.indexes = [x for x in info.indexes if tuple(x["path"]) != path]
+            info.indexes = [x for x in info.indexes if x.get("path") != list(path)]
+            self._save_indexes(s, info)
+            return True
+
+    def create_compound_index(self, table: str, paths: tuple[ast.Path, ...], unique: bool) -> None:
+        key = [list(p) for p in paths]
+        with self._op(write=True) as s:
+            info = self._info(s, table, create=True)
+            assert info is not None
+            current = [x for x in info.indexes if x.get("paths") == key]
+            if current and bool(current[0].get("unique")) == unique:
+                return
+            spec: dict[str, Any] = {"paths": key, "unique": unique}
+            ddl = self._compound_ddl(s, info, spec)
+            if not ddl:
+                shown = ", ".join(ast.path_repr(p) for p in paths)
+                raise UnsupportedFeature(f"a compound index on ({shown}) ({self.name} cannot index those paths)")
+            with self._savepoint(s):
+                for old in current:
+                    for name in self._compound_names(info, old):
+                        self._execute(s, f"DROP INDEX IF EXISTS {name}")
+                for statement in ddl:
+                    self._execute(s, statement)
+                info.indexes = [x for x in info.indexes if x.get("paths") != key]
+                info.indexes.append(spec)
+                self._save_indexes(s, info)
+
+    def drop_compound_index(self, table: str, paths: tuple[ast.Path, ...]) -> bool:
+        key = [list(p) for p in paths]
+        with self._op(write=True) as s:
+            info = self._info(s, table)
+            current = [] if info is None else [x for x in info.indexes if x.get("paths") == key]
+            if info is None or not current:
+                return False
+            for name in self._compound_names(info, current[0]):
+                self._execute(s, f"DROP INDEX IF EXISTS {name}")
+            info.indexes = [x for x in info.indexes if x.get("paths") != key]
             self._save_indexes(s, info)
             return True
 
@@ -202,7 +258,11 @@ class SQLRegistry(SQLSessions):
             info = self._info(s, table)
             if info is None:
                 return []
-            return [{"path": list(x["path"]), "unique": bool(x.get("unique"))} for x in info.indexes]
+            return [
+                {"paths": [list(p) for p in x["paths"]], "unique": bool(x.get("unique"))} if "paths" in x
+                else {"path": list(x["path"]), "unique": bool(x.get("unique"))}
+                for x in info.indexes
+            ]
 
 
     def _shared_index_names(self, info: TableInfo) -> set[str]:

@@ -35,5 +35,11 @@ def index_name(info: TableInfo, path: ast.Path, suffix: str = "") -> str:
 
 
 def indexed_paths(info: TableInfo) -> frozenset[ast.Path]:
-    """The paths of the table's MicroDB indexes."""
-    return frozenset(tuple(x["path"]) for x in info.indexes)
+    """The paths of the table's MicroDB indexes (each path of a compound one too)."""
+    out: set[ast.Path] = set()
+    for x in info.indexes:
+        if "paths" in x:
+            out.update(tuple(p) for p in x["paths"])
+        else:
+            out.add(tuple(x["path"]))
+    return frozenset(out)

@@ -284,6 +284,24 @@ class SQLiteBackend(SQLBackend):
             ddl.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {names[2]} ON {info.sql} (({kind}), ({key}))")
         return ddl
 
+    def _compound_ddl(self, s: Session, info: TableInfo, spec: dict[str, Any]) -> list[str]:
+        terms = [self.dialect.term("doc", tuple(p), True) for p in spec["paths"]]
+        if any(t is None or not t.literal for t in terms):
+            return []
+        names = self._compound_names(info, spec)
+        cols = ", ".join(f"json_extract(doc, {t.path})" for t in terms if t is not None)
+        ddl = [f"CREATE INDEX IF NOT EXISTS {names[0]} ON {info.sql} ({cols})"]
+        if spec.get("unique"):
+            # Kind and value per path, as a unique single-path index: ``true`` is not 1.
+            # A document missing any of the paths has a NULL there, and never conflicts.
+            keys = ", ".join(
+                f"({_KIND_CODE.format(p=t.path)}), "
+                f"(CASE WHEN json_type(doc, {t.path}) = 'null' THEN 0 ELSE json_extract(doc, {t.path}) END)"
+                for t in terms if t is not None
+            )
+            ddl.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {names[1]} ON {info.sql} ({keys})")
+        return ddl
+
     def _index_names(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
         names = [index_name(info, path), index_name(info, path, "_d")]
         if unique:

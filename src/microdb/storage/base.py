@@ -100,12 +100,22 @@ class Storage(ABC):
         """Read everything stored; called once, when the database opens."""
 
     @abstractmethod
-    def commit(self, ops: list[Op], state: State) -> None:
+    def commit(self, ops: list[Op], state: State) -> Any:
         """Make ``ops`` durable as one unit; ``state`` is memory *after* the batch.
 
         Raise :class:`~microdb.errors.StorageError` (and store nothing) on failure: the
-        engine then rolls its memory back.
+        engine then rolls its memory back. A store may instead return a *ticket*: the
+        commit is then stored but durable only once :meth:`settle` returns, which the
+        engine calls after releasing the locks (so other writers can commit meanwhile and
+        share one ``fsync``: group commit). Returning ``None`` means done.
         """
+
+    def settle(self, ticket: Any) -> None:  # noqa: B027 - optional hook
+        """Wait until the commit that returned ``ticket`` is durable (``StorageError`` if not)."""
+
+    def take_back(self, ticket: Any) -> bool:
+        """Undo a commit whose :meth:`settle` failed, if nothing came after it (under the lock)."""
+        return False
 
     def sync(self) -> SyncResult:
         """Changes that other processes committed since the last load, commit or sync."""

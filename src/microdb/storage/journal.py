@@ -17,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from microdb.durability import fsync_fd, is_denied, is_full, pread_all, pwrite_all, storage_error
 from microdb.errors import MicroDBError, ReadOnlyError, StorageError
 from microdb.locking import FileLock
 from microdb.serialization import dumpb, loads_strict
 from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX, CheckpointedFile, Codec, identity
+from microdb.storage.groupsync import GroupSync
 from microdb.storage.options import DEFAULT_CHECKPOINT_BYTES, FileOptions
 from microdb.storage.records import (
     FORMAT_VERSION,
@@ -44,6 +45,7 @@ __all__ = [
     "Codec",
     "FileOptions",
     "JournaledFile",
+    "Ticket",
     "encode_value",
     "frame_record",
 ]
@@ -54,6 +56,14 @@ _pread = getattr(os, "pread", None) or (lambda fd, n, offset: pread_all(fd, n, o
 _RESTAT_EVERY = 1.0  # seconds between safety stats of the journal's path
 
 S = TypeVar("S")
+
+
+class Ticket(NamedTuple):
+    """A deferred durable commit: which journal, and where its record lies in it."""
+
+    journal: tuple[int, int]
+    start: int
+    end: int
 
 
 class JournaledFile(CheckpointedFile[S]):
@@ -67,6 +77,8 @@ class JournaledFile(CheckpointedFile[S]):
     def __init__(self, path: str | os.PathLike[str], codec: Codec[S], options: FileOptions | None = None):
         super().__init__(path, codec, options if options is not None else FileOptions())
         self._stale = False  # the journal on disk belongs to no snapshot (the snapshot was removed)
+        #: durable commits that ask to wait after the write lock (see ``append(defer=True)``)
+        self._group: GroupSync | None = None
         self._unsynced = False  # the journal holds records not yet synced
         self._edited = False  # the snapshot was edited by hand; the journal's header describes the old one
 
@@ -211,6 +223,9 @@ class JournaledFile(CheckpointedFile[S]):
                     raise StorageError(f"cannot create {self.path!r}: the folder {self.folder!r} does not exist")
                 os.makedirs(self.folder, exist_ok=True)
             self._lock = FileLock(self.lock_path, timeout=self.options.lock_timeout)
+            if self.durable and self.options.group_commit:
+                # fsync_fd looked up at each call, as append's own fsync is.
+                self._group = GroupSync(self.lock_path, lambda fd: fsync_fd(fd))
             with self.lock():
                 # Catch up under the lock: another writer may have committed since we read,
                 # and what looked like a torn tail then may be its finished record now.
@@ -366,13 +381,21 @@ class JournaledFile(CheckpointedFile[S]):
         return records, end, start + len(body)
 
     # -- writing --------------------------------------------------------------------------------
-    def append(self, payload: Any, state: S) -> None:
-        """Commit one record (under the lock); ``state`` is memory after it, for a checkpoint."""
+    def append(self, payload: Any, state: S, *, defer: bool = False) -> Ticket | None:
+        """Commit one record (under the lock); ``state`` is memory after it, for a checkpoint.
+
+        With ``defer``, a durable commit returns before its ``fsync``, with a ticket for
+        :meth:`settle`, which the caller runs after releasing the lock (group commit:
+        :mod:`microdb.storage.groupsync`). The commit is not durable until it returns.
+        """
         if self.read_only:
             raise ReadOnlyError(f"{self.path!r} is open read-only")
         if self._fd is None or self._closed:
             raise StorageError(f"{self.path!r} is not open for writing")
-        record = frame_record(dumpb(payload), synced=self.durable)
+        group = self._group if defer and self.durable else None
+        # A grouped record is not synced before the next is written: flagged unsynced, so
+        # a power cut that tears it while keeping a later one leaves a torn tail.
+        record = frame_record(dumpb(payload), synced=self.durable and group is None)
         fd, offset = self._fd, self._offset
         if self.durable and self._unsynced:
             # Records before ours were not synced (a process with durable=False wrote
@@ -400,7 +423,10 @@ class JournaledFile(CheckpointedFile[S]):
                 # No room to allocate ahead; the record alone may still fit.
                 pad = needed
                 pwrite_all(fd, record + bytes(pad) if pad else record, offset)
-            if self.durable:
+            if group is not None:
+                assert self._journal_id is not None
+                group.written(fd, self._journal_id, end)
+            elif self.durable:
                 fsync_fd(fd)
         except OSError as exc:
             try:
@@ -408,6 +434,7 @@ class JournaledFile(CheckpointedFile[S]):
             except OSError:
                 self._tail_end = max(self._tail_end, end)
             raise storage_error(exc, "write to", self.journal_path) from exc
+        ticket = None if group is None or self._journal_id is None else Ticket(self._journal_id, offset, end)
         self._offset = self._tail_end = end
         self._seen_size = max(self._seen_size, end + pad)
         if not self.durable:
@@ -421,6 +448,39 @@ class JournaledFile(CheckpointedFile[S]):
                 # journal. Try again once it has grown by another threshold, or later.
                 self._next_checkpoint = self._offset + self._threshold()
                 self._postpone()
+        return ticket
+
+    def _checkpoint(self, state: S, *, keep_snapshot: bool = False) -> None:
+        if self._group is not None and self._fd is not None and self._header_end:
+            # Grouped records may not be synced yet: sync them before the checkpoint's
+            # marker (flagged synced) can reach the disk after them.
+            fsync_fd(self._fd)
+        super()._checkpoint(state, keep_snapshot=keep_snapshot)
+
+    def settle(self, ticket: Ticket) -> None:
+        """Wait (without the lock) until a deferred commit is durable; ``StorageError`` if it
+        may not be (then try :meth:`take_back`)."""
+        assert self._group is not None
+        try:
+            self._group.wait(ticket.journal, ticket.end)
+        except OSError as exc:
+            raise storage_error(exc, "write to", self.journal_path) from exc
+
+    def take_back(self, ticket: Ticket) -> bool:
+        """Zero a deferred commit whose ``fsync`` failed, when nothing was written after it
+        (by any thread or process); true when done. Call it holding the lock."""
+        if self._fd is None or self._journal_id != ticket.journal or self._offset != ticket.end:
+            return False
+        try:
+            if identity(os.stat(self.journal_path)) != ticket.journal:
+                return False  # replaced by another process's checkpoint, which holds the commit
+            if _pread(self._fd, 1, ticket.end) not in (b"", b"\0"):
+                return False  # another process wrote after it
+            pwrite_all(self._fd, bytes(ticket.end - ticket.start), ticket.start)
+        except OSError:
+            return False
+        self._offset = ticket.start
+        return True
 
     @property
     def closed(self) -> bool:
@@ -450,6 +510,8 @@ class JournaledFile(CheckpointedFile[S]):
                         self._checkpoint(state)
         finally:
             self._closed = True
+            if self._group is not None:
+                self._group.close()
             self._close_fds()
 
     def __repr__(self) -> str:

@@ -25,7 +25,7 @@ from microdb.serialization import MAX_DEPTH, decode, encode, nests_too_deep
 from microdb.storage.base import Op, State, Storage, SyncResult, TableState, apply_ops
 from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX
 from microdb.storage.feed import DEFAULT_KEEP_BYTES, FeedReader, FeedWriter, feed_path
-from microdb.storage.journal import JournaledFile
+from microdb.storage.journal import JournaledFile, Ticket
 from microdb.storage.options import FileOptions
 from microdb.storage.records import FORMAT_VERSION, encode_value, frame_record, read_header, scan
 
@@ -214,17 +214,26 @@ class JSONFileStorage(Storage):
                 self.feed.create()
         return state
 
-    def commit(self, ops: list[Op], state: State) -> None:
-        """Append one journal record holding ``ops`` (fsynced when durable), then its feed line."""
+    def commit(self, ops: list[Op], state: State) -> Ticket | None:
+        """Append one journal record holding ``ops``, then its feed line; when durable, a
+        ticket to :meth:`settle` (the record is synced after the lock: group commit)."""
         if not ops:
-            return
+            return None
         feed = self.feed
         if feed is None:
-            self.file.append(record_of(ops), state)
-            return
+            return self.file.append(record_of(ops), state, defer=True)
         before = [self.file.generation, self.file.pending_bytes]
-        self.file.append(record_of(ops), state)
+        ticket = self.file.append(record_of(ops), state, defer=True)
         feed.record(ops, before, [self.file.generation, self.file.pending_bytes])
+        return ticket
+
+    def settle(self, ticket: Any) -> None:
+        """Wait until the commit is on disk: one ``fsync`` serves every writer waiting."""
+        self.file.settle(ticket)
+
+    def take_back(self, ticket: Any) -> bool:
+        """Zero a commit whose ``fsync`` failed, if nothing was written after it."""
+        return self.file.take_back(ticket)
 
     def change_log(self) -> FeedReader:
         """A reader of this file's change feed, creating the feed when it is missing."""

@@ -36,7 +36,10 @@ class FileOptions:
       once it is larger than both ``checkpoint_bytes`` and ``checkpoint_ratio`` times the
       snapshot;
     - ``checkpoint_interval``: seconds; the first commit this long after the last
-      checkpoint (or the open) checkpoints too (``None``: only the size rule).
+      checkpoint (or the open) checkpoints too (``None``: only the size rule);
+    - ``group_commit``: durable commits of many threads or processes share fsyncs
+      (:mod:`microdb.storage.groupsync`); their records are flagged unsynced, so a damaged
+      record followed by them reads as a torn tail rather than as damage.
     """
 
     durable: bool = True
@@ -50,6 +53,7 @@ class FileOptions:
     checkpoint_ratio: float = 1.0
     checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES
     checkpoint_interval: float | None = DEFAULT_CHECKPOINT_INTERVAL
+    group_commit: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.lock_timeout, (int, float)) or self.lock_timeout < 0:

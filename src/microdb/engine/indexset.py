@@ -1,0 +1,97 @@
+"""The indexes of one in-memory table, single-path and compound, kept and changed together.
+
+Index definitions are stored with the table's metadata: ``{"path": [...], "unique": b}``
+for an index on one path, ``{"paths": [[...], [...]], "unique": b}`` for a compound one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from microdb.engine.compound import CompoundIndex
+from microdb.engine.index import Index
+from microdb.query.ast import Path
+
+__all__ = ["IndexSet", "spec_key"]
+
+#: A path (single-path index) or a tuple of paths (compound index).
+Key = tuple[Any, ...]
+AnyIndex = Index | CompoundIndex
+
+
+def spec_key(spec: dict[str, Any]) -> Key:
+    """What identifies an index definition: its path, or the tuple of its paths."""
+    if "paths" in spec:
+        return tuple(tuple(p) for p in spec["paths"])
+    return tuple(spec["path"])
+
+
+class IndexSet:
+    """A table's live indexes: ``single`` by path, ``compound`` by tuple of paths."""
+
+    __slots__ = ("single", "compound", "every", "_table")
+
+    def __init__(self, table: str, specs: Iterable[dict[str, Any]] = (),
+                 docs: dict[int, dict[str, Any]] | None = None):
+        self._table = table
+        self.single: dict[Path, Index] = {}
+        self.compound: dict[tuple[Path, ...], CompoundIndex] = {}
+        #: every index, for the write paths that keep them all
+        self.every: tuple[AnyIndex, ...] = ()
+        if docs is not None:
+            self.sync(list(specs), docs)
+
+    def __len__(self) -> int:
+        return len(self.every)
+
+    def copy(self) -> IndexSet:
+        """A new set holding the same index objects (for undo)."""
+        other = IndexSet(self._table)
+        other.single = dict(self.single)
+        other.compound = dict(self.compound)
+        other.every = self.every
+        return other
+
+    def get(self, key: Key) -> AnyIndex | None:
+        """The index identified by ``key``, if any."""
+        if key and isinstance(key[0], tuple):
+            return self.compound.get(key)
+        return self.single.get(key)
+
+    def new(self, key: Key, unique: bool) -> AnyIndex:
+        """An empty index of the right kind for ``key`` (not added to the set)."""
+        if key and isinstance(key[0], tuple):
+            return CompoundIndex(key, unique, self._table)
+        return Index(key, unique, self._table)
+
+    def sync(self, specs: Sequence[dict[str, Any]], docs: dict[int, dict[str, Any]]) -> None:
+        """Make the live indexes match ``specs``: drop the others, build the new ones."""
+        wanted = {spec_key(spec): bool(spec.get("unique")) for spec in specs}
+        for path, index in list(self.single.items()):
+            if wanted.get(path) != index.unique:
+                del self.single[path]
+        for paths, compound in list(self.compound.items()):
+            if wanted.get(paths) != compound.unique:
+                del self.compound[paths]
+        for key, unique in wanted.items():
+            if self.get(key) is None:
+                made = self.new(key, unique)
+                made.build(docs.items())
+                if isinstance(made, CompoundIndex):
+                    self.compound[made.paths] = made
+                else:
+                    self.single[made.path] = made
+        self.every = (*self.single.values(), *self.compound.values())
+
+    def check(self, docs: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Raise ``DuplicateKeyError`` if ``docs`` would break a unique index."""
+        for index in self.every:
+            if index.unique:
+                pending: dict[Any, int] = {}
+                for doc_id, doc in docs:
+                    index.check(doc_id, doc, pending)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The definitions, as stored with the data."""
+        return [index.describe() for index in self.every]
