@@ -82,6 +82,19 @@ def test_table_fits_the_terminal_width(tmp_path: Path) -> None:
     assert "…" in lines[2] and lines[2].startswith("0 ")
 
 
+def test_memory_queries_files_without_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """memory loads files of any format into memory and queries them; no file is written."""
+    (tmp_path / "a.csv").write_text("name,age\nAnn,31\nBob,25\n")
+    (tmp_path / "b.ndjson").write_text('{"name": "Cid", "age": 41}\n')
+    before = sorted(os.listdir(tmp_path))
+    got = out_of(capsys, "memory", str(tmp_path / "a.csv"), str(tmp_path / "b.ndjson"),
+                 "--filter", '{"age": {"$gt": 30}}', "--sort=-age", "--nl")
+    assert got.splitlines() == ['{"name":"Cid","age":41}', '{"name":"Ann","age":31}']
+    assert sorted(os.listdir(tmp_path)) == before
+    proc = run("memory", str(tmp_path / "nope.csv"))
+    assert proc.returncode == 1 and "cannot read" in proc.stderr
+
+
 def test_get_count_distinct(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     """get prints one document by id; count and distinct take filters."""
     assert json.loads(out_of(capsys, "get", db, "users", "2")) == PEOPLE[1]
@@ -194,6 +207,29 @@ def test_tables_indexes_create_and_drop(db: str, capsys: pytest.CaptureFixture[s
     assert out_of(capsys, "tables", db) == ""
 
 
+def test_compound_index(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Several fields make one compound index where the engine has them; else a clear refusal."""
+    import inspect
+
+    from microdb import Table
+
+    compound = any(
+        p.kind is inspect.Parameter.VAR_POSITIONAL for p in inspect.signature(Table.create_index).parameters.values()
+    )
+    code = main(["create-index", db, "users", "city", "age"])
+    if compound:
+        assert code == 0
+        assert out_of(capsys, "indexes", db, "users") == "users\tcity, age\n"
+        assert json.loads(out_of(capsys, "query", db, "users", '{"city": "Oslo", "age": {"$gt": 35}}')) == [PEOPLE[2]]
+        assert main(["drop-index", db, "users", "city", "age"]) == 0
+        assert out_of(capsys, "indexes", db, "users") == ""
+    else:
+        assert code == 1
+        assert capsys.readouterr().err == "microdb: this MicroDB has no compound indexes: index one field\n"
+        with MicroDB(db) as d:
+            assert d.table("users").indexes() == []
+
+
 def test_drop_table_asks_on_a_terminal(db: str) -> None:
     """On a terminal, drop-table asks; "n" keeps the table, "y" drops it."""
     import pty
@@ -263,7 +299,8 @@ def test_copy_info_check_compact(db: str, tmp_path: Path, capsys: pytest.Capture
     assert out_of(capsys, "copy", db, target) == "users\t4\n"
     assert json.loads(out_of(capsys, "rows", target, "users")) == PEOPLE
     info = json.loads(out_of(capsys, "info", db, "--json"))
-    assert info["tables"] == {"users": 4} and info["format_version"] == 1
+    header = json.loads(Path(db + ".journal").read_bytes().split(b"\n", 1)[0].split(b" ", 2)[2])
+    assert info["tables"] == {"users": 4} and info["format_version"] == header["format"] >= 1
     assert info["file_bytes"] == os.path.getsize(db) and info["journal_bytes"] > 0
     assert info["indexes"] == [{"table": "users", "fields": "age", "unique": False}]
     assert "durable" in info["durability"]

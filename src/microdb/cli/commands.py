@@ -276,7 +276,28 @@ def output_format(args: argparse.Namespace) -> str:
 def cmd_query(args: argparse.Namespace) -> int:
     """Print the documents of a table that match a filter."""
     with open_db(args.db) as db:
-        table = existing_table(db, args.table)
+        _print_query(existing_table(db, args.table), args)
+    return 0
+
+
+def cmd_memory(args: argparse.Namespace) -> int:
+    """Load files into a database in memory and query them, without writing anything."""
+    db = MicroDB()
+    table = db.table("data")
+    for path in args.files:
+        source = inputs.read_source(path)
+        try:
+            table.insert_many(doc for doc, _ in inputs.documents(
+                source, args.format, detect=not args.no_detect_types, types=inputs.parse_types(args.type),
+            ))
+        except DocumentError as exc:
+            raise CLIError(f"{source.name}: {exc}") from exc
+    _print_query(table, args)
+    return 0
+
+
+def _print_query(table: Table, args: argparse.Namespace) -> None:
+    if True:
         result = table.query(parse_filter(getattr(args, "filter", None)))
         if args.sort:
             result = result.sort(*_sort_keys(args.sort))
@@ -292,7 +313,6 @@ def cmd_query(args: argparse.Namespace) -> int:
             result = result.project(_fields(args.exclude), exclude=True)
         docs = result.all()
     write_rows(document_rows(docs, ids=args.ids), output_format(args), pretty=args.pretty)
-    return 0
 
 
 def cmd_get(args: argparse.Namespace) -> int:

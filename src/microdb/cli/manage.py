@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -18,11 +19,12 @@ from .common import EXIT_DAMAGE, CLIError, Progress, confirm, existing_table, is
 from .outputs import document_rows, write_rows
 
 
-def _field_list(fields: list[str]) -> Any:
-    if len(fields) == 1:
-        return fields[0]
-    # A list of several names is a compound index where the engine has them.
-    return tuple(fields)
+def _compound_ok(method: Any, fields: list[str]) -> None:
+    """Refuse several fields where this MicroDB has no compound indexes (rather than misread them)."""
+    if len(fields) > 1 and not any(
+        p.kind is inspect.Parameter.VAR_POSITIONAL for p in inspect.signature(method).parameters.values()
+    ):
+        raise CLIError("this MicroDB has no compound indexes: index one field")
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
@@ -41,7 +43,7 @@ def _index_rows(db: MicroDB, tables: list[str]) -> list[dict[str, Any]]:
     rows = []
     for name in tables:
         for index in db.table(name).indexes():
-            fields = index.get("fields") or [index["path"]]
+            fields = index.get("paths") or [index["path"]]
             rows.append({
                 "table": name,
                 "fields": ", ".join(".".join(str(s) for s in f) for f in fields),
@@ -63,14 +65,18 @@ def cmd_indexes(args: argparse.Namespace) -> int:
 def cmd_create_index(args: argparse.Namespace) -> int:
     """Index one field (a dot path) or several together; --unique refuses duplicate values."""
     with open_db(args.db, write=True) as db:
-        db.table(args.table).create_index(_field_list(args.fields), unique=args.unique)
+        table = db.table(args.table)
+        _compound_ok(table.create_index, args.fields)
+        table.create_index(*args.fields, unique=args.unique)
     return 0
 
 
 def cmd_drop_index(args: argparse.Namespace) -> int:
     """Remove an index."""
     with open_db(args.db, write=True) as db:
-        if not existing_table(db, args.table).drop_index(_field_list(args.fields)):
+        table = existing_table(db, args.table)
+        _compound_ok(table.drop_index, args.fields)
+        if not table.drop_index(*args.fields):
             raise CLIError(f"table {args.table!r} has no index on {', '.join(args.fields)}")
     return 0
 
@@ -260,7 +266,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                           file=sys.stderr)
                     return EXIT_DAMAGE
                 for index in table.indexes():
-                    if index.get("fields") is None:
+                    if index.get("paths") is None:
                         for doc in docs[:1000]:
                             _check_index(table, index["path"], doc, name)
                 tables += 1

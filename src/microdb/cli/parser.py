@@ -136,6 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "rows", commands.cmd_query, "microdb rows people.json users --limit 10 --csv")
     _reading(p, filter=False)
 
+    p = _add(sub, "memory", commands.cmd_memory,
+             'microdb memory users.csv --filter \'{"age": {"$gt": 30}}\' --table', db=False)
+    p.add_argument("files", metavar="FILE", nargs="+", help="files to load (- for stdin), all into one table")
+    p.add_argument("--filter", metavar="FILTER", help=FILTER_HELP)
+    p.add_argument("--format", choices=FORMATS, default="auto", help="input format (auto: by extension, then content)")
+    p.add_argument("--no-detect-types", action="store_true", help="CSV/TSV: keep every value a string")
+    p.add_argument("--type", action="append", metavar="FIELD=TYPE", help="CSV/TSV: the type of a column")
+    p.add_argument("--sort", metavar="FIELDS", help="comma-separated fields; -field sorts descending")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N documents")
+    p.add_argument("--skip", type=int, metavar="N", default=0, help="leave out the first N documents")
+    p.add_argument("--fields", metavar="FIELDS", help="comma-separated fields to keep")
+    p.add_argument("--exclude", metavar="FIELDS", help="comma-separated fields to leave out")
+    _output(p)
+
     p = _add(sub, "get", commands.cmd_get, "microdb get people.json users 1")
     p.add_argument("table", metavar="TABLE")
     p.add_argument("id", metavar="ID", type=int, help="the document's id")
