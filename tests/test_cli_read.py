@@ -396,3 +396,25 @@ def test_demo_and_python_dash_m() -> None:
     proc = run("demo")
     assert proc.returncode == 0, proc.stderr
     assert "{'name': 'Bob', 'age': 25}" in proc.stdout and "2 users left" in proc.stdout
+
+
+def test_check_reports_a_flipped_snapshot_byte_and_schema_violations(tmp_path: Path) -> None:
+    """check finds a changed snapshot byte (file check), and documents that break a schema added later."""
+    path = str(tmp_path / "s.json")
+    with MicroDB(path) as d:
+        d.table("users").insert_many([{"name": "Ann", "age": 30}, {"name": "Bob", "age": "old"}])
+    assert run("check", path).returncode == 0
+    with MicroDB(path) as d:  # a schema set after the documents were written
+        d.table("users").set_schema({"type": "object", "properties": {"age": {"type": "integer"}}})
+    proc = run("check", path)
+    assert proc.returncode == 3
+    assert "microdb: schema: table 'users', document 2:" in proc.stderr and "1 documents break" in proc.stderr
+    # A single changed byte of the checkpointed snapshot, its mtime kept: damage, said by the file check.
+    stat = os.stat(path)
+    data = bytearray(Path(path).read_bytes())
+    at = data.index(b"Ann")
+    data[at] = ord("E")
+    Path(path).write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    proc = run("check", path)
+    assert proc.returncode == 3 and proc.stderr.startswith("microdb: damage:"), proc.stderr

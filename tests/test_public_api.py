@@ -14,7 +14,7 @@ EXPECTED = {
     "DocumentNotFound", "DuplicateKeyError", "FormatVersionError", "LockTimeout", "MicroDB",
     "MicroDBError", "Query", "QueryError", "ReadOnlyError", "Result", "SchemaError", "StorageError", "Table",
     "TransactionError", "UnsupportedFeature", "UpdateError", "ValidationError", "__version__", "register_type", "where",
-    "FilterLimits", "untrusted_filter", "encode", "decode", "dumps", "loads",
+    "FilterLimits", "untrusted_filter", "encode", "decode", "dumps", "loads", "FileCheck", "check_file",
 }
 
 

@@ -364,3 +364,15 @@ def test_register_type_refuses_misuse(cls: Any, name: str, fragment: str) -> Non
     """Registering a native type, a bad or taken name, or a non-class raises DocumentError."""
     with pytest.raises(DocumentError, match=fragment):
         register_type(cls, name, repr, repr)
+
+
+@pytest.mark.parametrize(
+    "tagged",
+    [{"$decimal": "ten"}, {"$datetime": "yesterday"}, {"$uuid": "x"}, {"$bytes": "%%"}, {"$timedelta": [1]}],
+)
+def test_a_bad_tagged_value_is_a_document_error(tagged: dict[str, Any]) -> None:
+    """Malformed tagged JSON from outside (the CLI, the web page) raises DocumentError, whatever the tag."""
+    import microdb
+
+    with pytest.raises(DocumentError, match="bad"):
+        microdb.decode(tagged)

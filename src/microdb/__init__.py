@@ -34,6 +34,7 @@ from microdb.query.builders import Query, where
 from microdb.query.untrusted import FilterLimits, untrusted_filter
 from microdb.results import Result
 from microdb.serialization import register_type
+from microdb.storage.jsonfile import FileCheck, check_file
 from microdb.table import Table
 from microdb.tagged import decode, dumps, encode, loads
 
@@ -49,6 +50,7 @@ __all__ = [
     "DocumentError",
     "DocumentNotFound",
     "DuplicateKeyError",
+    "FileCheck",
     "FilterLimits",
     "FormatVersionError",
     "LockTimeout",
@@ -66,6 +68,7 @@ __all__ = [
     "UpdateError",
     "ValidationError",
     "__version__",
+    "check_file",
     "decode",
     "dumps",
     "encode",

@@ -222,8 +222,11 @@ def _fast(value: Any, depth: int = 1) -> Any:
     raise _Unusual
 
 
-def _valid(value: Any) -> bool:
-    # _fast without the copy: true when checking would return an equal copy of plain values.
+def _valid(value: Any, depth: int = 1) -> bool:
+    # _fast without the copy: true when checking would return an equal copy of plain values
+    # (false past MAX_DEPTH, so that check_document raises with the place).
+    if depth > MAX_DEPTH:
+        return False
     t = type(value)
     if t is dict:
         for key, item in value.items():
@@ -238,7 +241,7 @@ def _valid(value: Any) -> bool:
             elif ti is float:
                 if item - item != 0:
                     return False
-            elif not _valid(item):
+            elif not _valid(item, depth + 1):
                 return False
         return True
     if t is list:
@@ -252,7 +255,7 @@ def _valid(value: Any) -> bool:
             elif ti is float:
                 if item - item != 0:
                     return False
-            elif not _valid(item):
+            elif not _valid(item, depth + 1):
                 return False
         return True
     return t in _RICH_IMMUTABLE and t is not Decimal
@@ -403,7 +406,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "$timedelta": lambda v: _dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
     "$uuid": uuid.UUID,
     "$decimal": Decimal,
-    "$bytes": lambda v: base64.b64decode(v.encode("ascii")),
+    "$bytes": lambda v: base64.b64decode(v.encode("ascii"), validate=True),
     "$set": lambda v: {decode(x) for x in v},
     "$frozenset": lambda v: frozenset(decode(x) for x in v),
     "$tuple": lambda v: tuple(decode(x) for x in v),
@@ -449,7 +452,8 @@ def decode(value: Any) -> Any:
                 if dec is not None:
                     try:
                         return dec(value[key])
-                    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+                    # ArithmeticError: decimal.InvalidOperation for {"$decimal": "ten"}.
+                    except (TypeError, ValueError, ArithmeticError, IndexError, KeyError, AttributeError) as exc:
                         raise DocumentError(f"bad {key} value {value[key]!r:.60}: {exc}") from exc
                 user = _user_tags.get(key)
                 if user is not None:

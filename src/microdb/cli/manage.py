@@ -253,7 +253,17 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Verify a database: checksums, snapshot and journal agreement, every document readable."""
+    """Verify a database: checksums, snapshot and journal agreement, every document readable,
+    indexes against their documents, and documents against their table's schema."""
+    if not is_url(args.db) and os.path.exists(args.db):
+        # The file's own check first: it reads records and snapshot without opening a handle,
+        # so it reports every problem, where an open stops at the first.
+        report = microdb.check_file(args.db)
+        if not report.ok:
+            for problem in report.problems:
+                print(f"microdb: damage: {problem}", file=sys.stderr)
+            return EXIT_DAMAGE
+    broken = 0
     try:
         tables = 0
         documents = 0
@@ -269,6 +279,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                     if index.get("paths") is None:
                         for doc in docs[:1000]:
                             _check_index(table, index["path"], doc, name)
+                for bad in table.validate():
+                    broken += 1
+                    print(f"microdb: schema: table {name!r}, document {bad['doc_id']}: {bad['message']}",
+                          file=sys.stderr)
                 tables += 1
                 documents += len(docs)
     except CorruptDatabaseError as exc:
@@ -277,6 +291,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_DAMAGE
     except _IndexDamage as exc:
         print(f"microdb: damage: {exc}", file=sys.stderr)
+        return EXIT_DAMAGE
+    if broken:
+        print(f"microdb: {broken} documents break their table's schema", file=sys.stderr)
         return EXIT_DAMAGE
     if not args.quiet:
         print(f"ok: {tables} tables, {documents} documents")
