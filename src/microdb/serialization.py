@@ -222,8 +222,10 @@ def _fast(value: Any, depth: int = 1) -> Any:
     raise _Unusual
 
 
-def _valid(value: Any) -> bool:
+def _valid(value: Any, depth: int = 1) -> bool:
     # _fast without the copy: true when checking would return an equal copy of plain values.
+    if depth > MAX_DEPTH:
+        return False  # check_document raises the depth error, with the path
     t = type(value)
     if t is dict:
         for key, item in value.items():
@@ -238,7 +240,7 @@ def _valid(value: Any) -> bool:
             elif ti is float:
                 if item - item != 0:
                     return False
-            elif not _valid(item):
+            elif not _valid(item, depth + 1):
                 return False
         return True
     if t is list:
@@ -252,7 +254,7 @@ def _valid(value: Any) -> bool:
             elif ti is float:
                 if item - item != 0:
                     return False
-            elif not _valid(item):
+            elif not _valid(item, depth + 1):
                 return False
         return True
     return t in _RICH_IMMUTABLE and t is not Decimal
