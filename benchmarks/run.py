@@ -12,6 +12,9 @@ change feed's latency across processes, the async API's event-loop lag, a watche
 ``bench_web.py`` (the web page's first table page on a large SQLite database). Each module exposes
 ``run(quick: bool) -> list[dict]``; one that does not exist yet is skipped with a note.
 ``--markdown FILE`` also writes the results as markdown, with the machine and the method.
+
+``gcpause`` is ``bench_gcpause.py`` (what pausing the cyclic collector saves bulk work);
+it runs first, as its "alone" case needs a process with one thread.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from common import format_rows  # noqa: E402
 
 #: Suite name -> module name, in the order they run.
 SUITES: dict[str, str] = {
+    # First, while the process has one thread: its "alone" case needs that.
+    "gcpause": "bench_gcpause",
     "engine": "bench_engine", "storage": "bench_storage", "sql": "bench_sql", "live": "bench_live",
     "aggregate": "bench_aggregate", "web": "bench_web", "cli": "bench_cli", "scale": "bench_scale",
 }

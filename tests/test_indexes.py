@@ -131,7 +131,7 @@ def test_unique_index_rejects_duplicates_and_changes_nothing(db: MicroDB) -> Non
     with pytest.raises(DuplicateKeyError):
         users.insert_many([{"email": "d@x"}, {"email": "b@x"}])
     with pytest.raises(DuplicateKeyError):
-        users.update({"email": "same@x"})
+        users.update({"email": "same@x"}, {})
     with pytest.raises(DuplicateKeyError):
         users.update({"email": "b@x"}, where("email") == "a@x")
     assert users.all() == before

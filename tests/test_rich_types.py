@@ -278,9 +278,9 @@ def test_unstorable_values_are_refused_and_nothing_is_stored(opener: Callable[[]
     with pytest.raises(DocumentError):
         db.insert_many([{"ok": 2}, {"x": {"y": bad}}, {"ok": 3}])
     with pytest.raises(DocumentError):
-        db.update({"x": bad})
+        db.update({"x": bad}, {})
     with pytest.raises(DocumentError):
-        db.update({"$set": {"a.b": bad}})
+        db.update({"$set": {"a.b": bad}}, {})
     with pytest.raises(DocumentError):
         db.upsert({"x": bad}, where("ok") == 99)
     with pytest.raises(DocumentError):

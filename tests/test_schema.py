@@ -211,7 +211,7 @@ def test_updates_checked_all_or_nothing(db: MicroDB) -> None:
     users = db.table("users", schema=USER)
     users.insert_many([{"name": "Al", "age": 30}, {"name": "Bo", "age": 150}])
     with pytest.raises(ValidationError) as info:
-        users.update({"$inc": {"age": 1}})
+        users.update({"$inc": {"age": 1}}, {})
     assert info.value.rule == "maximum" and info.value.doc_id == 2
     with pytest.raises(ValidationError, match="rule 'required'"):
         users.update({"$unset": {"name": ""}}, where("name") == "Al")
@@ -315,7 +315,7 @@ def test_tinydb_layer_writes_are_checked(tmp_path: Path) -> None:
         users.insert({"name": "x"})
     users.insert({"name": "x", "age": 2})
     with pytest.raises(ValidationError):
-        users.update({"age": -1})
+        users.update({"age": -1}, {})
     assert users.all() == [{"name": "x", "age": 2}]
     tdb.close()
 

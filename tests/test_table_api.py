@@ -267,10 +267,10 @@ def test_update_fields_by_query_and_ids(db: MicroDB) -> None:
     assert db.update({"x": 0}, where("name") == "Nobody") == []
 
 
-def test_update_everything_without_condition(db: MicroDB) -> None:
-    """update() with neither query nor ids changes every document (as TinyDB does)."""
+def test_update_everything_with_an_empty_filter(db: MicroDB) -> None:
+    """update() with the empty filter changes every document (without a condition it raises)."""
     fill(db)
-    assert db.update({"flag": 1}) == [1, 2, 3]
+    assert db.update({"flag": 1}, {}) == [1, 2, 3]
     assert db.count(where("flag") == 1) == 3
 
 
@@ -300,9 +300,9 @@ def test_failed_update_changes_nothing(db: MicroDB) -> None:
     db.insert({"name": "Eve"})  # no age: increment fails on it
     before = db.all()
     with pytest.raises(UpdateError):
-        db.update(increment("age"))
+        db.update(increment("age"), {})
     with pytest.raises(DocumentError):
-        db.update({"bad": object()})
+        db.update({"bad": object()}, {})
     assert db.all() == before
 
 
@@ -360,6 +360,33 @@ def test_remove_and_truncate(db: MicroDB) -> None:
     db.truncate()
     assert len(db) == 0
     assert db.insert({"a": 1}) == 4
+
+
+def test_update_and_remove_need_a_condition(db: MicroDB) -> None:
+    """One rule: without a query or doc_ids both raise and change nothing; {} means every document."""
+    fill(db)
+    before = db.all()
+    with pytest.raises(QueryError, match="needs a query or doc_ids"):
+        db.update({"x": 1})
+    with pytest.raises(QueryError):
+        db.remove()
+    assert db.all() == before
+    assert sorted(db.update({"x": 1}, {})) == [1, 2, 3]
+    assert sorted(db.update({"x": 2}, Query().noop())) == [1, 2, 3]
+    assert db.count(where("x") == 2) == 3
+    assert sorted(db.remove({})) == [1, 2, 3]
+
+
+def test_the_tinydb_drop_in_keeps_tinydbs_rule(tmp_path: Any) -> None:
+    """microdb.tinydb: update(fields) changes every document, remove() without a condition raises."""
+    from microdb.tinydb import TinyDB
+
+    with TinyDB(tmp_path / "t.json") as tdb:
+        tdb.insert_multiple([{"a": 1}, {"a": 2}])
+        assert sorted(tdb.update({"x": 1})) == [1, 2]
+        with pytest.raises(RuntimeError):
+            tdb.remove()
+        assert len(tdb) == 2
 
 
 # -- queries through the table -----------------------------------------------------------

@@ -62,7 +62,7 @@ def test_an_exception_rolls_back_every_write(opener: Callable[[], MicroDB]) -> N
     with pytest.raises(Boom):
         with db.transaction():
             db.insert({"n": 3})
-            db.update({"n": 0})
+            db.update({"n": 0}, {})
             db.table("users").insert({"name": "cid", "email": "c@x"})
             db.table("users").remove(where("name") == "ann")
             db.table("users").create_index("name")
@@ -136,7 +136,7 @@ def test_an_outer_failure_undoes_committed_inner_blocks(opener: Callable[[], Mic
         with db.transaction():
             with db.transaction():
                 db.insert({"n": 3})
-                db.table("users").update({"$set": {"seen": True}})
+                db.table("users").update({"$set": {"seen": True}}, {})
             assert db.count() == 3
             raise Boom
     assert snapshot(db) == before
@@ -188,7 +188,7 @@ def test_a_transaction_is_one_journal_record(tmp_path: Path) -> None:
         for i in range(20):
             db.table("a").insert({"i": i})
             db.table("b").insert({"i": i})
-        db.update({"warm": 2})
+        db.update({"warm": 2}, {})
     assert journal.read_bytes().count(b"\n") == lines + 1
     with pytest.raises(Boom):
         with db.transaction():
@@ -218,7 +218,7 @@ HOLD_OPEN = """
         for i in range(500):
             db.table("a").insert({"i": i})
             db.table("b").insert({"i": i})
-        db.update({"$set": {"state": "changed"}})
+        db.update({"$set": {"state": "changed"}}, {})
         print("inside", flush=True)
         sys.stdin.read()  # wait here, inside the block, until killed
 """

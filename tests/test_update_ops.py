@@ -279,13 +279,13 @@ def test_a_failing_update_changes_no_document(opener: Callable[[], MicroDB]) -> 
     db.insert_many([{"n": 1}, {"n": 2}, {"n": "three"}, {"n": 4}])
     before = db.all()
     with pytest.raises(UpdateError, match="'n'"):
-        db.update({"$inc": {"n": 10}})
+        db.update({"$inc": {"n": 10}}, {})
     with pytest.raises(UpdateError):
         db.update({"$inc": {"n": 10}}, {"n": {"$exists": True}})
     with pytest.raises(UpdateError, match="conflict"):
         db.update({"$set": {"n": 1}, "$inc": {"n": 1}}, doc_ids=[1])
     with pytest.raises(DocumentError):
-        db.update({"$set": {"bad": float("nan")}})
+        db.update({"$set": {"bad": float("nan")}}, {})
     assert db.all() == before
     db.close()
     assert opener().all() == before
@@ -364,5 +364,5 @@ def test_a_failing_tinydb_operation_changes_nothing(db: MicroDB, operation: Call
     db.insert_many([{"n": 1, "s": "a"}, {"n": 2}])
     before = db.all()
     with pytest.raises(UpdateError):
-        db.update(operation)
+        db.update(operation, {})
     assert db.all() == before

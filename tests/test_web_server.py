@@ -98,3 +98,14 @@ def test_run_refuses_an_empty_password(database: Path) -> None:
 def test_loopback_hosts(host: str, expected: bool) -> None:
     """Which listening addresses count as reachable from this machine only."""
     assert is_loopback(host) is expected
+
+
+def test_microdb_serve_runs_the_web_page(database: Path) -> None:
+    """``microdb serve DB --port P`` (the command line) starts this page, read-only, with a token."""
+    port = free_port()
+    command = [sys.executable, "-m", "microdb", "serve", str(database), "--port", str(port)]
+    with started(command) as (base, token):
+        assert base == f"http://127.0.0.1:{port}"
+        status, body = fetch(base + "/t/notes", authorization=f"Bearer {token}")
+        assert status == 200 and "&lt;b&gt;hello&lt;/b&gt;" in body and "read-only" in body
+        assert fetch(base + "/t/notes")[0] == 401

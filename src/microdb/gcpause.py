@@ -1,8 +1,16 @@
-"""Pausing Python's cyclic garbage collector during bulk work.
+"""Pausing Python's cyclic garbage collector during one thread's bulk work.
 
-Building a hundred thousand small dicts makes the collector run over and over on a heap
-that only grows, which doubled the cost of a bulk insert in our measurements; documents
-hold no reference cycles, so nothing is lost by collecting once afterwards instead.
+Building many thousands of small containers makes the collector run over and over on a
+heap that only grows, though documents hold no reference cycles: collecting once
+afterwards loses nothing. ``benchmarks/bench_gcpause.py`` measures what the pause saves
+(docs/benchmarks.md has the figures): with 100,000 documents, ``insert_many`` and a read
+of every document take two to four times as long with the collector running.
+
+The collector is one switch for the whole process, so switching it off would stop it for
+every other thread too, during work that is not theirs. The pause is therefore taken only
+when the calling thread is the only thread of the process: then it pauses nothing but
+that thread's own work. While other threads run, the collector is left on and the bulk
+work pays the cost above.
 """
 
 from __future__ import annotations
@@ -12,33 +20,22 @@ import gc
 import threading
 from typing import Any
 
-__all__ = ["paused_gc"]
-
-_lock = threading.Lock()
-_depth = 0
-_was_enabled = False
+__all__ = ["THRESHOLD", "paused_gc"]
 
 #: Below this many documents the collector is left alone.
 THRESHOLD = 1000
 
 
 class _Pause:
-    """Disables the collector while any thread is inside; the last one out restores it."""
+    """Disables the collector for the block and enables it again after."""
+
+    __slots__ = ()
 
     def __enter__(self) -> None:
-        global _depth, _was_enabled
-        with _lock:
-            if _depth == 0:
-                _was_enabled = gc.isenabled()
-                gc.disable()
-            _depth += 1
+        gc.disable()
 
     def __exit__(self, *exc: Any) -> None:
-        global _depth
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and _was_enabled:
-                gc.enable()
+        gc.enable()
 
 
 _PAUSE = _Pause()
@@ -46,8 +43,12 @@ _LEAVE = contextlib.nullcontext()
 
 
 def paused_gc(size: int = THRESHOLD) -> contextlib.AbstractContextManager[None]:
-    """A block that disables the cyclic collector when ``size`` reaches the threshold.
+    """A block that pauses the cyclic collector for ``size`` documents of this thread's work.
 
-    Small sizes get a shared no-op block: every query's read passes here.
+    It pauses only when ``size`` reaches :data:`THRESHOLD`, the collector is on, and the
+    calling thread is the process's only thread (see the module docstring). Otherwise, and
+    inside a pause already, it is a shared no-op block: every query's read passes here.
     """
-    return _LEAVE if size < THRESHOLD else _PAUSE
+    if size < THRESHOLD or not gc.isenabled() or threading.active_count() > 1:
+        return _LEAVE
+    return _PAUSE

@@ -327,15 +327,19 @@ class Table:
 
         ``fields`` is a mapping of fields to set, a function changing the document in place
         (such as :func:`microdb.operations.increment`), or MongoDB-style operators
-        (``{'$inc': {'n': 1}}``). With neither ``cond`` nor ``doc_ids``, every document
-        changes. All documents change, or (on any error) none.
+        (``{'$inc': {'n': 1}}``). Like :meth:`remove`, it needs ``cond`` or ``doc_ids``
+        (``QueryError`` otherwise): to change every document, say so with ``{}`` or
+        ``Query().noop()``. All documents change, or (on any error) none.
         """
         compile_update(fields)  # reject a malformed update before taking any lock
+        if cond is None and doc_ids is None:
+            # One rule for update() and remove(): a forgotten condition changes nothing.
+            raise QueryError(
+                "update() needs a query or doc_ids, as remove() does "
+                "(pass {} or Query().noop() to change every document)"
+            )
         with self._write():
-            if cond is None and doc_ids is None:
-                ids = self._backend.ids(self._name, self._live(Plan()))
-            else:
-                ids = self._target_ids(cond, doc_ids)
+            ids = self._target_ids(cond, doc_ids)
             changes = self._update_ids(fields, ids)
             self._backend.replace(self._name, changes)
             return list(changes)

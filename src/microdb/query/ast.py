@@ -339,7 +339,31 @@ class Test(Node):
         return f"{path_repr(self.path)}.test({name}{args})"
 
 
-class AnyOf(Node):
+class _ElementCondition(Node):
+    """A condition on the elements of a list value (:class:`AnyOf`, :class:`AllOf`).
+
+    ``cond`` is a tuple of values, or a node evaluated with each element as the document,
+    as for :class:`ElemMatch`.
+    """
+
+    __slots__ = ("path", "cond")
+    _fields = ("path", "cond")
+    _method: ClassVar[str]
+    path: Path
+    cond: Node | tuple[Any, ...]
+
+    def __init__(self, path: Path, cond: Node | tuple[Any, ...]):
+        self._set(path=tuple(path), cond=cond)
+
+    def children(self) -> Iterator[Node]:
+        if isinstance(self.cond, Node):
+            yield self.cond
+
+    def __repr__(self) -> str:
+        return f"{path_repr(self.path)}.{self._method}({self.cond!r})"
+
+
+class AnyOf(_ElementCondition):
     """TinyDB's ``any``: some element of a list value is in ``cond`` (or matches it).
 
     With a tuple of values, the value may be a list, tuple, set or frozenset, and an
@@ -348,39 +372,15 @@ class AnyOf(Node):
     node is evaluated with each element as the document, as for :class:`ElemMatch`.
     """
 
-    __slots__ = ("path", "cond")
-    _fields = ("path", "cond")
-    path: Path
-    cond: Node | tuple[Any, ...]
-
-    def __init__(self, path: Path, cond: Node | tuple[Any, ...]):
-        self._set(path=tuple(path), cond=cond)
-
-    def children(self) -> Iterator[Node]:
-        if isinstance(self.cond, Node):
-            yield self.cond
-
-    def __repr__(self) -> str:
-        return f"{path_repr(self.path)}.any({self.cond!r})"
+    __slots__ = ()
+    _method = "any"
 
 
-class AllOf(Node):
+class AllOf(_ElementCondition):
     """TinyDB's ``all``: every element matches ``cond``, or the list holds every element of it."""
 
-    __slots__ = ("path", "cond")
-    _fields = ("path", "cond")
-    path: Path
-    cond: Node | tuple[Any, ...]
-
-    def __init__(self, path: Path, cond: Node | tuple[Any, ...]):
-        self._set(path=tuple(path), cond=cond)
-
-    def children(self) -> Iterator[Node]:
-        if isinstance(self.cond, Node):
-            yield self.cond
-
-    def __repr__(self) -> str:
-        return f"{path_repr(self.path)}.all({self.cond!r})"
+    __slots__ = ()
+    _method = "all"
 
 
 class OneOf(Node):
@@ -533,54 +533,44 @@ class Call(Node):
         return f"Call({getattr(self.func, '__name__', repr(self.func))})"
 
 
-class And(Node):
+class _Junction(Node):
+    """Sub-queries joined by one operator (:class:`And`, :class:`Or`), kept flat."""
+
+    __slots__ = ("items",)
+    _fields = ("items",)
+    _symbol: ClassVar[str]
+    items: tuple[Node, ...]
+
+    def __init__(self, items: tuple[Node, ...]):
+        self._set(items=tuple(items))
+
+    @classmethod
+    def of(cls, *nodes: Node) -> Node:
+        """``nodes`` joined, flattened (a single node is returned as it is)."""
+        flat: list[Node] = []
+        for node in nodes:
+            flat.extend(node.items if isinstance(node, cls) else (node,))
+        return flat[0] if len(flat) == 1 else cls(tuple(flat))
+
+    def children(self) -> Iterator[Node]:
+        return iter(self.items)
+
+    def __repr__(self) -> str:
+        return "(" + f" {self._symbol} ".join(map(repr, self.items)) + ")"
+
+
+class And(_Junction):
     """Every sub-query matches."""
 
-    __slots__ = ("items",)
-    _fields = ("items",)
-    items: tuple[Node, ...]
-
-    def __init__(self, items: tuple[Node, ...]):
-        self._set(items=tuple(items))
-
-    @classmethod
-    def of(cls, *nodes: Node) -> Node:
-        """Conjunction of ``nodes``, flattened."""
-        flat: list[Node] = []
-        for node in nodes:
-            flat.extend(node.items if isinstance(node, And) else (node,))
-        return flat[0] if len(flat) == 1 else cls(tuple(flat))
-
-    def children(self) -> Iterator[Node]:
-        return iter(self.items)
-
-    def __repr__(self) -> str:
-        return "(" + " & ".join(map(repr, self.items)) + ")"
+    __slots__ = ()
+    _symbol = "&"
 
 
-class Or(Node):
+class Or(_Junction):
     """At least one sub-query matches."""
 
-    __slots__ = ("items",)
-    _fields = ("items",)
-    items: tuple[Node, ...]
-
-    def __init__(self, items: tuple[Node, ...]):
-        self._set(items=tuple(items))
-
-    @classmethod
-    def of(cls, *nodes: Node) -> Node:
-        """Disjunction of ``nodes``, flattened."""
-        flat: list[Node] = []
-        for node in nodes:
-            flat.extend(node.items if isinstance(node, Or) else (node,))
-        return flat[0] if len(flat) == 1 else cls(tuple(flat))
-
-    def children(self) -> Iterator[Node]:
-        return iter(self.items)
-
-    def __repr__(self) -> str:
-        return "(" + " | ".join(map(repr, self.items)) + ")"
+    __slots__ = ()
+    _symbol = "|"
 
 
 class Not(Node):

@@ -58,6 +58,16 @@ def to_node(query: Any) -> Node:
     raise QueryError(f"not a query: {query!r} (expected where(...), Query(), a dict or a callable)")
 
 
+def _static_condition(op: str, symbol: str) -> staticmethod[[Any, Any], Node]:
+    """The seed's ``Query.<name>(field, value)``: one comparison of ``field`` with ``value``."""
+
+    def condition(field: Any, value: Any) -> Node:
+        return Compare(parse_field(field), op, value)
+
+    condition.__doc__ = f"``field {symbol} value``."
+    return staticmethod(condition)
+
+
 class Query(FieldPath):
     """A path into documents, built by attribute or item access: ``Query().address.city``.
 
@@ -175,35 +185,12 @@ class Query(FieldPath):
         return Query._at(self._path + (MapStep(fn),))
 
     # -- the seed's static conditions: Query.lt('age', 30) ----------------------------
-    @staticmethod
-    def eq(field: Any, value: Any) -> Node:
-        """``field == value``."""
-        return Compare(parse_field(field), "eq", value)
-
-    @staticmethod
-    def ne(field: Any, value: Any) -> Node:
-        """``field != value``."""
-        return Compare(parse_field(field), "ne", value)
-
-    @staticmethod
-    def lt(field: Any, value: Any) -> Node:
-        """``field < value``."""
-        return Compare(parse_field(field), "lt", value)
-
-    @staticmethod
-    def lte(field: Any, value: Any) -> Node:
-        """``field <= value``."""
-        return Compare(parse_field(field), "le", value)
-
-    @staticmethod
-    def gt(field: Any, value: Any) -> Node:
-        """``field > value``."""
-        return Compare(parse_field(field), "gt", value)
-
-    @staticmethod
-    def gte(field: Any, value: Any) -> Node:
-        """``field >= value``."""
-        return Compare(parse_field(field), "ge", value)
+    eq = _static_condition("eq", "==")
+    ne = _static_condition("ne", "!=")
+    lt = _static_condition("lt", "<")
+    lte = _static_condition("le", "<=")
+    gt = _static_condition("gt", ">")
+    gte = _static_condition("ge", ">=")
 
 
 def _list_cond(cond: Any) -> Node | tuple[Any, ...]:

@@ -63,7 +63,6 @@ class SQLRegistry(SQLSessions):
                    + " OR ".join(p.sql for p in parts) + f" LIMIT {int(limit)}) RETURNING id")
             return [int(r[0]) for r in self._execute(s, sql, [x for p in parts for x in p.params])]
 
-
     @abstractmethod
     def _create_schema(self, s: Session) -> None:
         """Create the registry table if it is missing."""
@@ -98,7 +97,6 @@ class SQLRegistry(SQLSessions):
         if spec.get("unique"):
             names.append(index_name(info, (json.dumps(spec["paths"]),), "_cu"))
         return names
-
 
     def _unique_path(self, info: TableInfo, message: str) -> str:
         """A readable name for the unique index a driver message mentions."""

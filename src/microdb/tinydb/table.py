@@ -18,7 +18,7 @@ from typing import Any
 from microdb.backend import Plan
 from microdb.document import Document
 from microdb.errors import DocumentError, UpdateError
-from microdb.query.ast import Call, MapStep, Node, Test
+from microdb.query.ast import Call, Const, MapStep, Node, Test
 from microdb.query.builders import Query, to_node
 from microdb.serialization import copy_value
 from microdb.table import Table as _CoreTable
@@ -268,7 +268,7 @@ class Table(_CoreTable):
             elif cond is not None:
                 changed = super().update(fields, self._condition(cond))
             else:
-                changed = super().update(fields)
+                changed = super().update(fields, Const(True))  # TinyDB: no condition is every document
         return self._ids(changed)
 
     def update_multiple(self, updates: Iterable[tuple[Any, Any]]) -> list[Any]:

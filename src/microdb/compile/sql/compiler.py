@@ -456,6 +456,11 @@ def _through_arrays(path: ast.Path, cond: ast.Node) -> ast.Node:
     return ast.Or.of(*branches)
 
 
+def _has_nul(param: Any) -> bool:
+    # A raw NUL, or one escaped in the JSON text of a containment operand.
+    return isinstance(param, str) and ("\x00" in param or "\\u0000" in param)
+
+
 def node_paths(node: ast.Node | None) -> set[ast.Path]:
     """Every path a query tests, at any depth (used to tell whether an index may help)."""
     out: set[ast.Path] = set()
@@ -483,6 +488,10 @@ def compile_filter(
     if node is None:
         return SQLFilter(compiler.TRUE, compiler.TRUE, True, None)
     cond = compiler.cond(node)
+    if not dialect.text_holds_nul and any(_has_nul(p) for p in cond.sure.params + cond.maybe.params):
+        # PostgreSQL's text cannot hold NUL (no stored document can either): a query
+        # naming one is answered by Python rather than refused by the server.
+        return SQLFilter(compiler.TRUE, compiler.FALSE, False, node)
     if cond.exact:
         return SQLFilter(cond.maybe, cond.maybe, True, None)
     return SQLFilter(cond.maybe, cond.sure, False, node)

@@ -43,6 +43,8 @@ class Dialect(ABC):
     #: Numbers the engine compares with a stored int or float as Python does: operands
     #: of this size or more are compared near the operand by Python (``SQLCompiler.near``).
     exact_numbers: ClassVar[float] = float("inf")
+    #: Whether a text parameter may hold NUL (queries whose operands do run in Python).
+    text_holds_nul: ClassVar[bool] = True
 
     def literal(self, text: str) -> str:
         """A string literal (constant text, so expression indexes can match it)."""

@@ -28,6 +28,7 @@ class PostgresDialect(Dialect):
     # jsonb keeps a float as the decimal of its shortest repr, which beyond 2**53 is not
     # the float's value: 4.611686018427388e+18 is read as ...388000, 2.0**62 is ...387904.
     exact_numbers = float(2**53)
+    text_holds_nul = False
     type_names = {
         "null": ("null",),
         "number": ("number",),
