@@ -46,7 +46,7 @@ def test_expired_documents_are_invisible_to_every_read(db: MicroDB) -> None:
     assert s.query().distinct("n") == live
     assert [d["n"] for d in s.query().sort("n", reverse=True).limit(2)] == [7, 5]
     assert s.query(where("n") == 1).ids() == []
-    assert s.update({"seen": True}) == [2, 4, 5, 7]
+    assert s.update({"seen": True}, {}) == [2, 4, 5, 7]
     assert s.remove(where("n") >= 1) == [2, 4, 5, 7]
 
 

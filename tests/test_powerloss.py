@@ -29,7 +29,7 @@ def single(db: MicroDB, commit: Callable[[Callable[[], Any]], None]) -> None:
     commit(lambda: users.update(increment("n"), doc_ids=[2, 3]))
     commit(lambda: users.remove(doc_ids=[1]))
     commit(lambda: users.insert_many([{"n": 100 + j} for j in range(5)]))
-    commit(lambda: users.update({"pad": ""}))
+    commit(lambda: users.update({"pad": ""}, {}))
 
 
 def transactions(db: MicroDB, commit: Callable[[Callable[[], Any]], None]) -> None:
@@ -63,7 +63,7 @@ def mixed(db: MicroDB, commit: Callable[[Callable[[], Any]], None]) -> None:
     for i in range(10):
         handle = other if i % 2 else db
         commit(lambda handle=handle, i=i: handle.insert({"i": i, "pad": "y" * (30 * i)}))
-    commit(lambda: other.update({"pad": ""}))
+    commit(lambda: other.update({"pad": ""}, {}))
     other.close()
 
 

@@ -205,7 +205,7 @@ def test_api_writes_round_trip_rich_values(people: MicroDB, writer: Callable[...
     [
         ({"doc": [1]}, 400, 'send the document as {"doc": {...}}'),
         ({"doc": {"when": {"$datetime": "yesterday"}}}, 400, "bad $datetime value 'yesterday'"),
-        ({"doc": {"n": {"$decimal": "ten"}}}, 400, "bad tagged value"),
+        ({"doc": {"n": {"$decimal": "ten"}}}, 400, "bad $decimal value"),
         ({"doc": {"age": 5}}, 409, "unique"),
     ],
 )

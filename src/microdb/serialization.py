@@ -223,10 +223,9 @@ def _fast(value: Any, depth: int = 1) -> Any:
 
 
 def _valid(value: Any, depth: int = 1) -> bool:
-    # _fast without the copy: true when checking would return an equal copy of plain values
-    # (false past MAX_DEPTH, so that check_document raises with the place).
+    # _fast without the copy: true when checking would return an equal copy of plain values.
     if depth > MAX_DEPTH:
-        return False
+        return False  # check_document raises the depth error, with the path
     t = type(value)
     if t is dict:
         for key, item in value.items():
