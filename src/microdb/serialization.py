@@ -31,7 +31,7 @@ import math
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -227,37 +227,29 @@ def _valid(value: Any, depth: int = 1) -> bool:
     if depth > MAX_DEPTH:
         return False  # check_document raises the depth error, with the path
     t = type(value)
+    items: Iterable[Any]
     if t is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str:
                 return False
-            ti = type(item)
-            if ti in _PLAIN:
-                continue
-            if ti is int:
-                if not _INT_MIN <= item <= _INT_MAX:
-                    return False
-            elif ti is float:
-                if item - item != 0:
-                    return False
-            elif not _valid(item, depth + 1):
+        items = value.values()
+    elif t is list:
+        items = value
+    else:
+        return t in _RICH_IMMUTABLE and t is not Decimal
+    for item in items:
+        ti = type(item)
+        if ti in _PLAIN:
+            continue
+        if ti is int:
+            if not _INT_MIN <= item <= _INT_MAX:
                 return False
-        return True
-    if t is list:
-        for item in value:
-            ti = type(item)
-            if ti in _PLAIN:
-                continue
-            if ti is int:
-                if not _INT_MIN <= item <= _INT_MAX:
-                    return False
-            elif ti is float:
-                if item - item != 0:
-                    return False
-            elif not _valid(item, depth + 1):
+        elif ti is float:
+            if item - item != 0:
                 return False
-        return True
-    return t in _RICH_IMMUTABLE and t is not Decimal
+        elif not _valid(item, depth + 1):
+            return False
+    return True
 
 
 def check_private(doc: dict[str, Any]) -> dict[str, Any]:

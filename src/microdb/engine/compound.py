@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from microdb.compile.python import resolve
+from microdb.engine.index import claim
 from microdb.engine.sortedkeys import SortedKeys
 from microdb.errors import DuplicateKeyError
 from microdb.query.ast import Path, path_repr
@@ -92,13 +93,7 @@ class CompoundIndex:
                     f"these values (document {other}); nothing was changed"
                 )
         if pending is not None:
-            other_id = pending.get(key)
-            if other_id is not None and other_id != doc_id:
-                raise DuplicateKeyError(
-                    f"unique index on {self.label()[6:]} of table {self._table!r}: the same values "
-                    f"appear twice in one write; nothing was changed"
-                )
-            pending[key] = doc_id
+            claim(pending, key, doc_id, f"unique index on {self.label()[6:]} of table {self._table!r}: the same values")
 
     def add(self, doc_id: int, doc: dict[str, Any]) -> None:
         """File a document."""

@@ -178,13 +178,7 @@ class Index:
                     f"{value!r} (document {other}); nothing was changed"
                 )
         if pending is not None:
-            other_id = pending.get(key)
-            if other_id is not None and other_id != doc_id:
-                raise DuplicateKeyError(
-                    f"unique index on {path_repr(self.path)} of table {self._table!r}: "
-                    f"{value!r} appears twice in one write; nothing was changed"
-                )
-            pending[key] = doc_id
+            claim(pending, key, doc_id, f"unique index on {path_repr(self.path)} of table {self._table!r}: {value!r}")
 
     def _crosses_array(self, doc: dict[str, Any]) -> bool:
         value: Any = doc
@@ -371,3 +365,13 @@ class Index:
                 taken += 1
         if reverse and self.missing:
             yield from _in_order(self.missing, None if need is None else max(need - taken, 0))
+
+
+def claim(pending: dict[Any, int], key: Any, doc_id: int, what: str) -> None:
+    """Record that ``doc_id`` takes ``key`` in one write's ``pending`` keys of a unique index;
+    ``DuplicateKeyError`` (``what`` names the index and the values) if another document of the
+    same write took it first."""
+    other_id = pending.get(key)
+    if other_id is not None and other_id != doc_id:
+        raise DuplicateKeyError(f"{what} in two documents of one write; nothing was changed")
+    pending[key] = doc_id
