@@ -26,16 +26,15 @@ compiled, so a typo never turns into a rule that silently passes.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from microdb.errors import SchemaError
+from microdb.schema.values import TYPE_NAMES, freeze, is_integral, is_number, same
 
 __all__ = ["Validator", "Violation", "compile_schema", "TYPE_NAMES"]
 
@@ -52,44 +51,6 @@ class Violation:
 _Check = Callable[[Any, tuple[Any, ...]], "Violation | None"]
 
 
-def _is_int(v: Any) -> bool:
-    return type(v) is int
-
-
-def _is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float, Decimal))) and not isinstance(v, bool)
-
-
-def _is_integral(v: Any) -> bool:
-    if type(v) is int:
-        return True
-    if type(v) is float:
-        return v.is_integer()
-    return isinstance(v, Decimal) and v == v.to_integral_value()
-
-
-#: type name -> test. JSON Schema's names, MongoDB's ``bsonType`` names, MicroDB's rich types.
-TYPE_NAMES: dict[str, Callable[[Any], bool]] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "number": _is_number,
-    "integer": lambda v: _is_number(v) and _is_integral(v),
-    "boolean": lambda v: isinstance(v, bool),
-    "bool": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "double": lambda v: type(v) is float,
-    "int": lambda v: _is_int(v) and -(2**31) <= v < 2**31,
-    "long": _is_int,
-    "decimal": lambda v: isinstance(v, Decimal),
-    "date": lambda v: isinstance(v, _dt.datetime),
-    "binData": lambda v: isinstance(v, bytes),
-    "uuid": lambda v: isinstance(v, uuid.UUID),
-    "calendarDate": lambda v: isinstance(v, _dt.date) and not isinstance(v, _dt.datetime),
-    "time": lambda v: isinstance(v, _dt.time),
-    "timedelta": lambda v: isinstance(v, _dt.timedelta),
-}
-
 _ANNOTATIONS = frozenset({"title", "description", "$comment", "default", "examples", "format", "$schema", "$id"})
 
 
@@ -101,31 +62,6 @@ def _show(path: tuple[Any, ...]) -> str:
     return f"field {_where(path)!r}" if path else "the document"
 
 
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality: ``True`` is not ``1``, ``1`` is ``1.0``, containers compare deeply."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if _is_number(a) and _is_number(b):
-        return bool(a == b)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and bool(a == b)
-
-
-def _freeze(v: Any) -> Any:
-    if isinstance(v, bool):
-        return ("bool", v)
-    if _is_number(v):
-        return ("num", v)
-    if isinstance(v, dict):
-        return ("obj", frozenset((k, _freeze(x)) for k, x in v.items()))
-    if isinstance(v, list):
-        return ("arr", tuple(_freeze(x) for x in v))
-    return (type(v).__name__, v)
-
-
 class _Compiler:
     def __init__(self, root: Any):
         self.root = root
@@ -134,7 +70,7 @@ class _Compiler:
         return SchemaError(f"schema{where}: {message}")
 
     def number(self, where: str, key: str, value: Any) -> Any:
-        if not _is_number(value):
+        if not is_number(value):
             raise self.fail(where, f"{key!r} needs a number, got {value!r}")
         return value
 
@@ -315,7 +251,7 @@ def _k_enum(c: _Compiler, s: dict[str, Any], where: str) -> _Check:
         raise c.fail(where, f"'enum' needs a non-empty list, got {options!r:.60}")
 
     def check(v: Any, p: tuple[Any, ...]) -> Violation | None:
-        if any(_same(v, o) for o in options):
+        if any(same(v, o) for o in options):
             return None
         return Violation(_where(p), "enum", f"{_show(p)} must be one of {options!r:.80}, got {v!r:.40}")
 
@@ -326,7 +262,7 @@ def _k_const(c: _Compiler, s: dict[str, Any], where: str) -> _Check:
     want = s["const"]
 
     def check(v: Any, p: tuple[Any, ...]) -> Violation | None:
-        return None if _same(v, want) else Violation(_where(p), "const", f"{_show(p)} must be {want!r:.60}")
+        return None if same(v, want) else Violation(_where(p), "const", f"{_show(p)} must be {want!r:.60}")
 
     return check
 
@@ -347,7 +283,7 @@ def _k_bound(key: str) -> Callable[[_Compiler, dict[str, Any], str], _Check | No
         word = ("greater than" if exclusive else "at least") if low else ("less than" if exclusive else "at most")
 
         def check(v: Any, p: tuple[Any, ...]) -> Violation | None:
-            if not _is_number(v):
+            if not is_number(v):
                 return None
             ok = (v > bound if exclusive else v >= bound) if low else (v < bound if exclusive else v <= bound)
             return None if ok else Violation(_where(p), key, f"{_show(p)} must be {word} {bound}, got {v!r}")
@@ -363,7 +299,7 @@ def _k_multiple(c: _Compiler, s: dict[str, Any], where: str) -> _Check:
         raise c.fail(where, "'multipleOf' needs a positive number")
 
     def check(v: Any, p: tuple[Any, ...]) -> Violation | None:
-        if _is_number(v) and not _is_integral(v / step if not isinstance(v, Decimal) else v / Decimal(str(step))):
+        if is_number(v) and not is_integral(v / step if not isinstance(v, Decimal) else v / Decimal(str(step))):
             return Violation(_where(p), "multipleOf", f"{_show(p)} must be a multiple of {step}, got {v!r}")
         return None
 
@@ -466,7 +402,7 @@ def _k_unique(c: _Compiler, s: dict[str, Any], where: str) -> _Check | None:
         if isinstance(v, list):
             seen: set[Any] = set()
             for i, item in enumerate(v):
-                key = _freeze(item)
+                key = freeze(item)
                 if key in seen:
                     return Violation(_where((*p, i)), "uniqueItems", f"{_show(p)} holds {item!r:.40} twice")
                 seen.add(key)
