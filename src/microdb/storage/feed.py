@@ -258,10 +258,10 @@ class FeedWriter:
         Never raises for an OS error: the commit is already durable in the journal, so a
         failure here is recorded as a gap at the next commit instead.
         """
-        events = events_of(ops)
         try:
             if not self._catch_up():
-                return
+                return  # no feed file: nobody follows this database, so no events are built
+            events = events_of(ops)
             if self._lost or (
                 self._last_position is not None
                 and self._last_position[0] == before[0]
