@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from microdb.compile.python import resolve
-from microdb.engine.index import claim
+from microdb.engine.index import EMPTIED, claim, unfile
 from microdb.engine.sortedkeys import SortedKeys
 from microdb.errors import DuplicateKeyError
 from microdb.query.ast import Path, path_repr
@@ -114,22 +114,11 @@ class CompoundIndex:
         """Unfile a document (exactly as it was filed)."""
         key, arrays = self._key(doc)
         self.arrays -= arrays
-        entries = self.entries
-        held = entries.get(key)
-        if held is None:
-            return
-        if type(held) is int:
-            if held != doc_id:
-                return
-            del entries[key]
-            self.keys.discard(key)
-        else:
-            if doc_id not in held:
-                return
-            held.discard(doc_id)
-            if len(held) == 1:
-                entries[key] = next(iter(held))
-        self.filed -= 1
+        taken = unfile(self.entries, key, doc_id)
+        if taken:
+            self.filed -= 1
+            if taken == EMPTIED:
+                self.keys.discard(key)
 
     def build(self, docs: Iterable[tuple[int, dict[str, Any]]]) -> None:
         """File every document (checking uniqueness), from empty."""

@@ -208,22 +208,11 @@ class Index:
         self.filed += 1
 
     def _unfile(self, key: Any, doc_id: int) -> None:
-        entries = self.entries
-        held = entries.get(key)
-        if held is None:
-            return
-        if type(held) is int:
-            if held != doc_id:
-                return
-            del entries[key]
-            self._lane(key).discard(key)
-        else:
-            if doc_id not in held:
-                return
-            held.discard(doc_id)
-            if len(held) == 1:
-                entries[key] = next(iter(held))
-        self.filed -= 1
+        taken = unfile(self.entries, key, doc_id)
+        if taken:
+            self.filed -= 1
+            if taken == EMPTIED:
+                self._lane(key).discard(key)
 
     def add(self, doc_id: int, doc: dict[str, Any]) -> None:
         """File a document."""
@@ -375,3 +364,26 @@ def claim(pending: dict[Any, int], key: Any, doc_id: int, what: str) -> None:
     if other_id is not None and other_id != doc_id:
         raise DuplicateKeyError(f"{what} in two documents of one write; nothing was changed")
     pending[key] = doc_id
+
+
+TAKEN, EMPTIED = 1, 2
+
+
+def unfile(entries: dict[Any, Any], key: Any, doc_id: int) -> int:
+    """Take ``doc_id`` off the holders of ``key`` in an index's ``entries`` (one id, or a set
+    of two or more): 0 when it was not there, ``TAKEN``, or ``EMPTIED`` when no holder is
+    left (the caller then drops ``key`` from its sorted keys)."""
+    held = entries.get(key)
+    if held is None:
+        return 0
+    if type(held) is int:
+        if held != doc_id:
+            return 0
+        del entries[key]
+        return EMPTIED
+    if doc_id not in held:
+        return 0
+    held.discard(doc_id)
+    if len(held) == 1:
+        entries[key] = next(iter(held))
+    return TAKEN
