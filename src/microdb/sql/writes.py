@@ -53,7 +53,9 @@ class SQLWrites(SQLRegistry):
                 self._execute(s, f"UPDATE {REGISTRY} SET next_id = {p} WHERE tid = {p}", (new_next, info.tid))
             return [i for i, _ in rows]
 
-    def replace(self, table: str, docs: dict[int, dict[str, Any]]) -> None:
+    def replace(
+        self, table: str, docs: dict[int, dict[str, Any]], touched: Sequence[tuple[str, ...]] | None = None
+    ) -> None:
         if not docs:
             return
         with self._op(write=True) as s:
