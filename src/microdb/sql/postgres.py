@@ -40,6 +40,7 @@ from microdb.sql.feed import DEFAULT_KEEP_COUNT, check_retention
 from microdb.sql.pgfeed import PostgresChangeLog, create_sql, table_triggers_sql
 from microdb.sql.schema import REGISTRY, TableInfo, index_name
 from microdb.sql.session import Session
+from microdb.sql.steps import Copy, Many, Run, Steps
 
 __all__ = ["CONNECT_TIMEOUT", "PostgresBackend"]
 
@@ -343,25 +344,27 @@ class PostgresBackend(SQLBackend):
             *table_triggers_sql(info.sql),
         ]
 
-    def _insert_registry(self, s: Session, name: str) -> int:
-        rows = self._execute(
-            s, f"INSERT INTO {REGISTRY} (name) VALUES (%s) ON CONFLICT (name) DO NOTHING RETURNING tid", (name,)
+    def _insert_registry(self, s: Session, name: str) -> Steps[int]:
+        rows = yield Run(
+            f"INSERT INTO {REGISTRY} (name) VALUES (%s) ON CONFLICT (name) DO NOTHING RETURNING tid", (name,)
         )
         if not rows:
-            rows = self._execute(s, f"SELECT tid FROM {REGISTRY} WHERE name = %s", (name,))
+            rows = yield Run(f"SELECT tid FROM {REGISTRY} WHERE name = %s", (name,))
         return int(rows[0][0])
 
-    def _insert_rows(self, s: Session, info: TableInfo, rows: list[tuple[int, str]]) -> None:
+    def _insert_rows(self, s: Session, info: TableInfo, rows: list[tuple[int, str]]) -> Steps[None]:
         if len(rows) < 50:
-            self._execute_many(s, f"INSERT INTO {info.sql} (id, body) VALUES (%s, %s)", rows)
-            return
+            yield Many(f"INSERT INTO {info.sql} (id, body) VALUES (%s, %s)", rows)
+        else:
+            yield Copy(f"COPY {info.sql} (id, body) FROM STDIN", rows)
 
+    def _copy(self, s: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         def call(conn: Any) -> None:
-            with conn.cursor() as cur, cur.copy(f"COPY {info.sql} (id, body) FROM STDIN") as copy:
+            with conn.cursor() as cur, cur.copy(sql) as copy:
                 for row in rows:
                     copy.write_row(row)
 
-        self._run(s, call, "COPY", retry=False)
+        self._run(s, call, sql, retry=False)
 
     def _expired_sql(self, rule: Rule) -> Frag:
         # The server's clock (now(): the transaction's start). Stored datetimes are ISO 8601

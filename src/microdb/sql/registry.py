@@ -27,6 +27,7 @@ from microdb.expiry import Rule, rules_of
 from microdb.query import ast
 from microdb.sql.schema import REGISTRY, TableInfo, index_name, indexed_paths
 from microdb.sql.session import Session, SQLSessions
+from microdb.sql.steps import Run, Steps
 
 
 class SQLRegistry(SQLSessions):
@@ -72,7 +73,7 @@ class SQLRegistry(SQLSessions):
         """DDL creating the documents table."""
 
     @abstractmethod
-    def _insert_registry(self, s: Session, name: str) -> int:
+    def _insert_registry(self, s: Session, name: str) -> Steps[int]:
         """Add a table to the registry (or find it, if another process just did); its tid."""
 
     @abstractmethod
@@ -112,19 +113,23 @@ class SQLRegistry(SQLSessions):
 
     # -- registry -----------------------------------------------------------------------------
     def _info(self, s: Session, name: str, create: bool = False) -> TableInfo | None:
+        return self._drive(s, self._info_steps(s, name, create))
+
+    def _info_steps(self, s: Session, name: str, create: bool = False) -> Steps[TableInfo | None]:
+        """The table's registry entry (created with ``create``), cached for the block."""
         if name in s.tables:
             info = s.tables[name]
             if info is not None or not create:
                 return info
         options = "options" if self._options_column else "'{}'"
-        rows = self._execute(s, f"SELECT tid, indexes, {options} FROM {REGISTRY} WHERE name = {self.dialect.param}", (name,))
+        rows = yield Run(f"SELECT tid, indexes, {options} FROM {REGISTRY} WHERE name = {self.dialect.param}", (name,))
         if rows:
             info = TableInfo(int(rows[0][0]), name, json.loads(rows[0][1]), self._options(rows[0][2]))
         elif create:
-            tid = self._insert_registry(s, name)
+            tid = yield from self._insert_registry(s, name)
             info = TableInfo(tid, name, [])
             for ddl in self._create_table_sql(info):
-                self._execute(s, ddl)
+                yield Run(ddl)
         else:
             info = None
         s.tables[name] = info
@@ -149,8 +154,12 @@ class SQLRegistry(SQLSessions):
 
     def table_options(self, table: str) -> dict[str, Any]:
         with self._op() as s:
-            info = self._info(s, table)
-            return {} if info is None else info.options
+            return self._drive(s, self.table_options_steps(s, table))
+
+    def table_options_steps(self, s: Session, table: str) -> Steps[dict[str, Any]]:
+        """:meth:`table_options` as steps (:mod:`microdb.sql.steps`)."""
+        info = yield from self._info_steps(s, table)
+        return {} if info is None else info.options
 
     def set_table_options(self, table: str, options: dict[str, Any]) -> None:
         with self._op(write=True) as s:
