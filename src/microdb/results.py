@@ -185,6 +185,11 @@ class Result:
                 self._rows = list(self._table._backend.run(self._table.name, self._table._live(self._plan)))
         return self._rows
 
+    def _adopt(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        """Fix the selection to ``rows``, read by another driver (the async API's own)."""
+        if self._rows is None:
+            self._rows = rows
+
     def _doc(self, doc_id: int, doc: dict[str, Any]) -> Document:
         plan = self._plan
         if plan.fields is not None:

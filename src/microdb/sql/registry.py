@@ -56,13 +56,17 @@ class SQLRegistry(SQLSessions):
 
     def remove_expired(self, table: str, rules: tuple[Rule, ...], limit: int) -> list[int]:
         with self._op(write=True) as s:
-            info = self._info(s, table)
-            if info is None:
-                return []
-            parts = [self._expired_sql(rule) for rule in rules]
-            sql = (f"DELETE FROM {info.sql} WHERE id IN (SELECT id FROM {info.sql} WHERE "
-                   + " OR ".join(p.sql for p in parts) + f" LIMIT {int(limit)}) RETURNING id")
-            return [int(r[0]) for r in self._execute(s, sql, [x for p in parts for x in p.params])]
+            return self._drive(s, self.remove_expired_steps(s, table, rules, limit))
+
+    def remove_expired_steps(self, s: Session, table: str, rules: tuple[Rule, ...], limit: int) -> Steps[list[int]]:
+        """:meth:`remove_expired` as steps (:mod:`microdb.sql.steps`), inside a write block."""
+        info = yield from self._info_steps(s, table)
+        if info is None:
+            return []
+        parts = [self._expired_sql(rule) for rule in rules]
+        sql = (f"DELETE FROM {info.sql} WHERE id IN (SELECT id FROM {info.sql} WHERE "
+               + " OR ".join(p.sql for p in parts) + f" LIMIT {int(limit)}) RETURNING id")
+        return [int(r[0]) for r in (yield Run(sql, [x for p in parts for x in p.params]))]
 
     @abstractmethod
     def _create_schema(self, s: Session) -> None:
