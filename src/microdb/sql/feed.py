@@ -195,7 +195,7 @@ class SQLiteFeed:
 class SQLiteChangeLog(ChangeLog):
     """A reader of a SQLite database's change table, on a connection of its own."""
 
-    def __init__(self, path: str, *, interval: float = 0.005):
+    def __init__(self, path: str, *, interval: float = 0.002):
         self.path = path
         self.interval = interval
         try:

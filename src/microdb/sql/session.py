@@ -196,7 +196,13 @@ class SQLSessions(Backend):
             s.savepoints -= 1
 
     def _savepoint_steps(self, s: Session, body: Steps[T]) -> Steps[T]:
-        """:meth:`_savepoint` as steps: ``body`` undone alone if it fails."""
+        """:meth:`_savepoint` as steps: ``body`` undone alone if it fails.
+
+        A block of its own (depth 1: the transaction was opened for this call alone) needs
+        none: if ``body`` fails, the whole transaction is rolled back.
+        """
+        if s.depth <= 1:
+            return (yield from body)
         s.savepoints += 1
         begin, rollback, release = savepoint_sql(s.savepoints)
         try:

@@ -59,8 +59,10 @@ class SQLWrites(SQLRegistry):
         p = self.dialect.param
 
         def body() -> Steps[None]:
-            yield from self._insert_rows(s, info, rows)
+            # The counter first: the documents' rows go last, so that a watcher's clock
+            # (the change rows' time, stamped as they are written) starts near the commit.
             yield Run(f"UPDATE {REGISTRY} SET next_id = {p} WHERE tid = {p}", (new_next, info.tid))
+            yield from self._insert_rows(s, info, rows)
 
         yield from self._savepoint_steps(s, body())
         return [i for i, _ in rows]
