@@ -194,3 +194,20 @@ def test_streams_follow_other_processes_and_resume() -> None:
         await resumed.aclose()
 
     _run(main)
+
+
+def test_a_second_event_loop_falls_back_to_threads() -> None:
+    """The async pool belongs to the loop that opened it; another loop's calls use threads."""
+    db = _open()
+
+    async def first() -> None:
+        await db.table("t").insert({"i": 1})
+
+    async def second() -> None:
+        assert db._native.get() is None  # another loop: the calls go to the threads
+        await db.table("t").insert({"i": 2})
+        assert [d["i"] for d in await db.table("t").all()] == [1, 2]
+        await db.close()
+
+    asyncio.run(first())
+    asyncio.run(second())

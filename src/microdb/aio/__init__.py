@@ -357,8 +357,11 @@ class AsyncTable:
 
     def watch(self, *, since: int | None = None, timeout: float | None = None) -> AsyncChangeStream:
         """This table's committed changes, from every process: ``async for change in ...``."""
-        if self._native.driver is not None:
-            return AsyncChangeStream(None, self._run, self._native.driver, since, self.name, timeout)
+        driver = self._native.for_streams()
+        if driver is not None:
+            if self._table._backend.closed:
+                raise DatabaseClosedError("the database is closed")
+            return AsyncChangeStream(None, self._run, driver, since, self.name, timeout)
         return AsyncChangeStream(self._table.watch(since=since, timeout=timeout).stream, self._run)
 
 class AsyncTransaction:
@@ -463,10 +466,11 @@ class AsyncMicroDB(AsyncTable):
         timeout: float | None = None,
     ) -> AsyncChangeStream:
         """Committed changes of every process, for ``async for`` (see ``MicroDB.changes``)."""
-        if self._native.driver is not None:
+        driver = self._native.for_streams()
+        if driver is not None:
             if self._db.closed:
                 raise DatabaseClosedError("the database is closed")
-            return AsyncChangeStream(None, self._run, self._native.driver, since, tables, timeout)
+            return AsyncChangeStream(None, self._run, driver, since, tables, timeout)
         return AsyncChangeStream(self._db.changes(since, tables, timeout=timeout), self._run)
 
     async def last_seq(self) -> int:

@@ -70,8 +70,12 @@ class Native:
         self.driver = driver
         self.run = run
 
+    def for_streams(self) -> AsyncPostgres | None:
+        """The async driver for a change stream (transactions do not matter to those)."""
+        return self.driver if self.driver is not None and self.driver.usable() else None
+
     def get(self) -> AsyncPostgres | None:
         """The async driver, or ``None`` when the call must go to a thread."""
-        if self.driver is None or self.run.in_transaction():
+        if self.driver is None or self.run.in_transaction() or not self.driver.usable():
             return None
         return self.driver

@@ -59,12 +59,24 @@ class AsyncPostgres:
         self._before = before
         self._pool: Any = None
         self._opening: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def usable(self) -> bool:
+        """Whether the running loop may use the driver: its pool belongs to the first loop
+        that used it (a database used from another loop later runs its calls in threads)."""
+        if self._loop is None:
+            return True
+        try:
+            return self._loop is asyncio.get_running_loop()
+        except RuntimeError:  # no loop running yet (a stream made outside one)
+            return True
 
     async def _connections(self) -> Any:
         """The pool of async connections, opened on first use (on the running loop)."""
         if self._pool is not None:
             return self._pool
         if self._opening is None:
+            self._loop = asyncio.get_running_loop()
             self._opening = asyncio.Lock()
         async with self._opening:
             if self._pool is None:
