@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from microdb.compile.python import resolve
-from microdb.engine.index import EMPTIED, claim, unfile
+from microdb.engine.index import EMPTIED, NEW, claim, file, unfile
 from microdb.engine.sortedkeys import SortedKeys
 from microdb.errors import DuplicateKeyError
 from microdb.query.ast import Path, path_repr
@@ -99,16 +99,11 @@ class CompoundIndex:
         """File a document."""
         key, arrays = self._key(doc)
         self.arrays += arrays
-        entries = self.entries
-        held = entries.get(key)
-        if held is None:
-            entries[key] = doc_id
-            self.keys.add(key)
-        elif type(held) is int:
-            entries[key] = {held, doc_id}
-        else:
-            held.add(doc_id)
-        self.filed += 1
+        filed = file(self.entries, key, doc_id)
+        if filed:
+            self.filed += 1
+            if filed == NEW:
+                self.keys.add(key)
 
     def remove(self, doc_id: int, doc: dict[str, Any]) -> None:
         """Unfile a document (exactly as it was filed)."""

@@ -192,20 +192,11 @@ class Index:
         return isinstance(value, (list, tuple))
 
     def _file(self, key: Any, doc_id: int) -> None:
-        entries = self.entries
-        held = entries.get(key)
-        if held is None:
-            entries[key] = doc_id
-            self._lane(key).add(key)
-        elif type(held) is int:
-            if held == doc_id:
-                return
-            entries[key] = {held, doc_id}
-        else:
-            if doc_id in held:
-                return
-            held.add(doc_id)
-        self.filed += 1
+        filed = file(self.entries, key, doc_id)
+        if filed:
+            self.filed += 1
+            if filed == NEW:
+                self._lane(key).add(key)
 
     def _unfile(self, key: Any, doc_id: int) -> None:
         taken = unfile(self.entries, key, doc_id)
@@ -364,6 +355,28 @@ def claim(pending: dict[Any, int], key: Any, doc_id: int, what: str) -> None:
     if other_id is not None and other_id != doc_id:
         raise DuplicateKeyError(f"{what} in two documents of one write; nothing was changed")
     pending[key] = doc_id
+
+
+FILED, NEW = 1, 2
+
+
+def file(entries: dict[Any, Any], key: Any, doc_id: int) -> int:
+    """Add ``doc_id`` to the holders of ``key`` in an index's ``entries`` (one id, or a set of
+    two or more): 0 when it was there already, ``FILED``, or ``NEW`` when ``key`` had no
+    holder (the caller then adds ``key`` to its sorted keys)."""
+    held = entries.get(key)
+    if held is None:
+        entries[key] = doc_id
+        return NEW
+    if type(held) is int:
+        if held == doc_id:
+            return 0
+        entries[key] = {held, doc_id}
+        return FILED
+    if doc_id in held:
+        return 0
+    held.add(doc_id)
+    return FILED
 
 
 TAKEN, EMPTIED = 1, 2
