@@ -19,7 +19,8 @@ big index hold one document, and a set per key would triple its memory), several
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from itertools import chain
 from typing import Any
 
 from microdb.compile.python import resolve
@@ -58,6 +59,34 @@ def ids_of(held: int | set[int] | None) -> set[int]:
     if type(held) is int:
         return {held}
     return held  # type: ignore[return-value]
+
+
+def ids_under(entries: dict[Any, Any], keys: Iterable[Any]) -> set[int]:
+    """The ids filed under ``keys`` in an index's ``entries`` (one id, or a set of them, a key)."""
+    out: set[int] = set()
+    for key in keys:
+        held = entries[key]
+        if type(held) is int:
+            out.add(held)
+        else:
+            out |= held
+    return out
+
+
+def ids_in_order(entries: dict[Any, Any], keys: Iterable[Any], need: int | None,
+                 taken: int = 0) -> Generator[int, None, int]:
+    """The ids filed under ``keys``, key by key, ids under one key in id order; returns how
+    many ids were yielded after ``taken`` earlier ones. With ``need`` (how many the caller
+    may take at most), a large set's ``need - taken`` smallest ids come first."""
+    for key in keys:
+        held = entries[key]
+        if type(held) is int:
+            yield held
+            taken += 1
+            continue
+        yield from _in_order(held, None if need is None else max(need - taken, 0))
+        taken += len(held)
+    return taken
 
 
 def _lane_bounds(
@@ -278,16 +307,7 @@ class Index:
 
     def between(self, low: Any, low_inclusive: bool, high: Any, high_inclusive: bool) -> set[int]:
         """Ids whose value lies in the range, bounds given as sort keys (``None`` = open)."""
-        out: set[int] = set()
-        entries = self.entries
-        for keys in self._keys_between(low, low_inclusive, high, high_inclusive):
-            for key in keys:
-                held = entries[key]
-                if type(held) is int:
-                    out.add(held)
-                else:
-                    out |= held
-        return out
+        return ids_under(self.entries, chain.from_iterable(self._keys_between(low, low_inclusive, high, high_inclusive)))
 
     def count_between(self, low: Any, low_inclusive: bool, high: Any, high_inclusive: bool) -> int:
         """An estimate of :meth:`between`'s size, cheap enough for planning."""
@@ -332,17 +352,7 @@ class Index:
             for doc_id in _in_order(self.missing, need):
                 yield doc_id
                 taken += 1
-        entries = self.entries
-        for key in self.ordered_keys(reverse):
-            held = entries[key]
-            if type(held) is int:
-                yield held
-                taken += 1
-                continue
-            left = None if need is None else max(need - taken, 0)
-            for doc_id in _in_order(held, left):
-                yield doc_id
-                taken += 1
+        taken = yield from ids_in_order(self.entries, self.ordered_keys(reverse), need, taken)
         if reverse and self.missing:
             yield from _in_order(self.missing, None if need is None else max(need - taken, 0))
 
