@@ -313,6 +313,10 @@ class Table:
         self._backend.replace(self._name, changes, change.touched)
         return list(changes)
 
+    def _updated(self, spec: Any, rows: Iterable[tuple[int, dict[str, Any]]]) -> dict[int, dict[str, Any]]:
+        """The stored ``(id, document)`` rows with the update applied, checked (no I/O)."""
+        return compile_change(spec).documents(rows, self._backend.shares_documents)
+
     def update(self, fields: Any, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:
         """Change the documents matching ``cond`` (or with ``doc_ids``); returns their ids.
 
