@@ -306,10 +306,16 @@ class Table:
 
     # -- changing ---------------------------------------------------------------------
     def _update_ids(self, spec: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
+        changes = self._updated(spec, self._backend.fetch_many(self._name, ids))
+        self._check(changes.items())
+        return changes
+
+    def _updated(self, spec: Any, rows: Iterable[tuple[int, dict[str, Any]]]) -> dict[int, dict[str, Any]]:
+        """The stored ``(id, document)`` rows with the update applied, checked (no I/O)."""
         updater = compile_update(spec)
         changes: dict[int, dict[str, Any]] = {}
         shared = self._backend.shares_documents
-        for doc_id, stored in self._backend.fetch_many(self._name, ids):
+        for doc_id, stored in rows:
             doc = copy_value(stored) if shared else stored
             try:
                 updater(doc)
@@ -319,7 +325,6 @@ class Table:
                 raise UpdateError(f"the update failed on document {doc_id}: {exc!r}") from exc
             # Our copy when shared: checked where it is, not copied a second time.
             changes[doc_id] = check_private(doc) if shared else check_document(doc)
-        self._check(changes.items())
         return changes
 
     def update(self, fields: Any, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:

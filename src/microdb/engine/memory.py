@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from microdb import process
-from microdb.backend import Backend, Plan, assign_ids
+from microdb.backend import Backend, Plan, Rows, assign_ids
 from microdb.compile.python import compile_query, resolve
 from microdb.engine.blocks import ReadBlock, WriteBlock
 from microdb.engine.indexset import IndexSet, Key, spec_key
@@ -382,30 +382,30 @@ class MemoryBackend(Backend):
             return None, False
         return index.scan(sort[0][1], need), False
 
-    def run(self, table: str, plan: Plan) -> Iterator[tuple[int, dict[str, Any]]]:
+    def run(self, table: str, plan: Plan) -> Rows:
         t = self._tables.get(table)
-        if t is None:
-            return iter(())
+        if t is None or plan.limit == 0:
+            return Rows([], [])
         docs = t.docs
         stop = None if plan.limit is None else plan.skip + plan.limit
-        if plan.limit == 0:
-            return iter(())
         scan, narrow = self._ordered_scan(t, plan)
         if scan is not None and (stop is not None or narrow):
             # Read the index in order and stop as soon as enough documents matched.
             pred = compile_query(plan.node).predicate if plan.node is not None else None
-            out: list[tuple[int, dict[str, Any]]] = []
+            found: list[int] = []
             for doc_id in scan:
-                doc = docs[doc_id]
-                if pred is None or pred(doc):
-                    out.append((doc_id, doc))
-                    if stop is not None and len(out) >= stop:
+                if pred is None or pred(docs[doc_id]):
+                    found.append(doc_id)
+                    if stop is not None and len(found) >= stop:
                         break
-            return iter(out[plan.skip:stop])
-        ids, _, _ = self._select(t, plan)
-        if plan.sort:
-            ids = _sorted_ids(ids, docs, plan)
-        return iter([(i, docs[i]) for i in ids[plan.skip:stop]])
+            ids = found[plan.skip:stop]
+        else:
+            ids, _, _ = self._select(t, plan)
+            if plan.sort:
+                ids = _sorted_ids(ids, docs, plan)
+            ids = ids[plan.skip:stop]
+        # Two lists, not a tuple per row (see Rows): a large read sets off no full collection.
+        return Rows(ids, [docs[i] for i in ids])
 
     def ids(self, table: str, plan: Plan) -> list[int]:
         t = self._tables.get(table)

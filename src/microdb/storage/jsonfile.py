@@ -27,7 +27,7 @@ from microdb.storage.checkpoint import JOURNAL_SUFFIX, LOCK_SUFFIX
 from microdb.storage.feed import DEFAULT_KEEP_BYTES, FeedReader, FeedWriter, feed_path
 from microdb.storage.journal import JournaledFile, Ticket
 from microdb.storage.options import FileOptions
-from microdb.storage.records import FORMAT_VERSION, encode_value, frame_record, read_header, scan
+from microdb.storage.records import FORMAT_VERSION, bad_record, encode_value, frame_record, read_header, scan
 
 __all__ = [
     "FORMAT_VERSION",
@@ -168,10 +168,7 @@ def ops_from_record(payload: Any, offset: int, path: str | None = None) -> list[
                 raise ValueError(f"unknown change {kind!r}")
         return ops
     except (TypeError, ValueError, IndexError, KeyError, MicroDBError) as exc:
-        raise CorruptDatabaseError(
-            f"{path!r} at byte {offset}: the journal record is not a list of changes ({exc})",
-            path=path, offset=offset,
-        ) from exc
+        raise bad_record(path, offset, exc) from exc
 
 
 class JSONFileStorage(Storage):
