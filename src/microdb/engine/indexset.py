@@ -127,6 +127,20 @@ class IndexSet:
                 for doc_id, doc in docs:
                     index.check(doc_id, doc, pending)
 
+    def add_new(self, doc_id: int, doc: dict[str, Any]) -> None:
+        """File a new document in every index, checking the unique ones as it goes; if one
+        raises ``DuplicateKeyError``, the indexes already done are taken back first."""
+        every = self.every
+        done = 0
+        try:
+            for index in every:
+                index.add_new(doc_id, doc)
+                done += 1
+        except BaseException:
+            for index in every[:done]:
+                index.remove(doc_id, doc)
+            raise
+
     def describe(self) -> list[dict[str, Any]]:
         """The definitions, as stored with the data."""
         return [index.describe() for index in self.every]

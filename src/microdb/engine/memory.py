@@ -269,9 +269,14 @@ class MemoryBackend(Backend):
         if len(docs) == 1 and docs[0][0] is None and t.meta["next_id"] > last_id:
             # One document taking the next id (every single insert): nothing to assign,
             # no duplicate id possible, and the dict stays in id order.
+            # Each index checks and files the document in one step (a unique index's check
+            # and its filing looked the value up twice); a duplicate changes nothing.
             doc_id, doc = t.meta["next_id"], docs[0][1]
-            self._check_unique(t, [(doc_id, doc)])
-            self._apply(("put", table, doc_id, doc, True))
+            t.indexes.add_new(doc_id, doc)
+            t.docs[doc_id] = doc
+            t.meta["next_id"] = doc_id + 1
+            self._undo.append(("put", table, doc_id, None, doc_id))
+            self._ops.append(("put", table, doc_id, doc, True))
             return [doc_id]
         assigned = assign_ids(table, docs, t.meta["next_id"])
         if len(assigned) >= _RELAY:
