@@ -51,8 +51,10 @@ while True:
         op = ["insert_many", [{"k": rng.randint(0, 99), "i": i, "j": j} for j in range(rng.randint(1, 4))]]
     elif r < 0.6:
         op = ["update_id", rng.choice(live["_default"]), {"u": i}]
-    elif r < 0.68:
+    elif r < 0.64:
         op = ["update_query", rng.randint(0, 99), {"q": i}]
+    elif r < 0.68:
+        op = ["operators_query", rng.randint(0, 99), i]
     elif r < 0.78:
         op = ["remove_id", rng.choice(live["_default"])]
     elif r < 0.83:
@@ -73,6 +75,8 @@ while True:
         db.update(op[2], doc_ids=[op[1]])
     elif kind == "update_query":
         db.update(op[2], where("k") < op[1])
+    elif kind == "operators_query":
+        db.update({"$inc": {"c": 1}, "$unset": {"q": ""}, "$push": {"l": op[2]}}, where("k") < op[1])
     elif kind == "remove_id":
         db.remove(doc_ids=[op[1]])
         live["_default"].remove(op[1])
@@ -167,6 +171,12 @@ class DBModel:
             for doc in docs.values():
                 if doc["k"] < op[1]:
                     doc.update(op[2])
+        elif kind == "operators_query":
+            for doc in docs.values():
+                if doc["k"] < op[1]:
+                    doc["c"] = doc.get("c", 0) + 1
+                    doc.pop("q", None)
+                    doc["l"] = [*doc.get("l", []), op[2]]
         elif kind == "remove_id":
             del docs[op[1]]
         elif kind == "remove_query":

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from microdb import MicroDB
+from microdb import MicroDB, where
 from microdb.operations import increment
 from powerloss import Recorder, crash_states
 
@@ -30,6 +30,7 @@ def single(db: MicroDB, commit: Callable[[Callable[[], Any]], None]) -> None:
     commit(lambda: users.remove(doc_ids=[1]))
     commit(lambda: users.insert_many([{"n": 100 + j} for j in range(5)]))
     commit(lambda: users.update({"pad": ""}, {}))
+    commit(lambda: users.update({"$inc": {"n": 10}, "$unset": {"pad": ""}, "$push": {"l": 1}}, where("n") >= 4))
 
 
 def transactions(db: MicroDB, commit: Callable[[Callable[[], Any]], None]) -> None:
