@@ -445,7 +445,13 @@ def _update_case(docs: list[dict[str, Any]], folder: str, indexed: bool, rounds:
         i = next(counter)
         db.update({"$push": {"tags": "x"}}, where("city") == CITIES[i % len(CITIES)])
 
+    def microdb_set_list() -> None:
+        # What $push stores and journals: a list of strings as long as the tags, not a number.
+        i = next(counter)
+        db.update({"labels": ["vip", "red", "new", "x"]}, where("city") == CITIES[i % len(CITIES)])
+
     calls = {"microdb set": microdb_set, "microdb $inc": microdb_inc, "microdb $push": microdb_push,
+             "microdb set a 4-item list": microdb_set_list,
              "sqlite3 json_set (WAL, synchronous=FULL)": sqlite_update}
     t = _median_interleaved(calls, runs=rounds, min_time=0.2)
     label = "indexed" if indexed else "no index"
@@ -457,6 +463,8 @@ def _update_case(docs: list[dict[str, Any]], folder: str, indexed: bool, rounds:
     for op in ("$inc", "$push"):
         rows.append(ratio_row(SUITE, f"update, {label}: {op} / set", n, t[f"microdb {op}"] / t["microdb set"],
                               "x the time of setting a field", "<= 1", n))
+    rows.append(ratio_row(SUITE, f"update, {label}: $push / set of a list", n,
+                          t["microdb $push"] / t["microdb set a 4-item list"], "x the time of setting a list"))
     db.close()
     conn.close()
     return rows
