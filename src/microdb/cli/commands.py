@@ -12,7 +12,7 @@ from typing import Any
 from microdb import Document, DocumentError, MicroDB, MicroDBError, Table, decode, encode
 
 from . import inputs
-from .common import CLIError, Progress, existing_table, open_db, parse_filter
+from .common import CLIError, Progress, collector_paused, existing_table, open_db, parse_filter
 from .outputs import document_rows, write_rows
 
 
@@ -86,9 +86,9 @@ def _load(args: argparse.Namespace, write: Any) -> int:
     # A bar over the bytes of files; a running count for stdin, whose size is not known ahead.
     total = None if any(s.name == "<stdin>" for s in sources) else sum(s.size for s in sources)
     progress = Progress(f"{args.command} {args.table}", total, enabled=not (args.silent or args.no_progress))
-    with open_db(args.db, write=True) as db:
+    batch_size = args.batch_size or 0
+    with collector_paused(), open_db(args.db, write=True, one_commit=batch_size <= 0) as db:
         table = db.table(args.table)
-        batch_size = args.batch_size or 0
         batch: list[tuple[dict[str, Any], inputs.Place]] = []
         written = 0
         located = _located(args, sources, progress)

@@ -122,6 +122,10 @@ def _meta_from_json(value: Any) -> dict[str, Any]:
     return meta
 
 
+#: The fewest bytes one change takes in a journal record (``["d","",1],``).
+_LEAST_OP_BYTES = 12
+
+
 def record_of(ops: list[Op]) -> list[list[Any]]:
     """The journal form of a batch of changes."""
     out: list[list[Any]] = []
@@ -220,11 +224,15 @@ class JSONFileStorage(Storage):
         if not ops:
             return None
         feed = self.feed
-        if feed is None:
-            return self.file.append(record_of(ops), state, defer=True)
         before = [self.file.generation, self.file.pending_bytes]
-        ticket = self.file.append(record_of(ops), state, defer=True)
-        feed.record(ops, before, [self.file.generation, self.file.pending_bytes])
+        # A commit that a checkpoint would follow at once (a bulk load, or the first commit a
+        # while after the last checkpoint) is written as that checkpoint: once, not twice.
+        if self.file.checkpoint_follows(_LEAST_OP_BYTES * len(ops)) and self.file.commit_as_checkpoint(state):
+            ticket = None
+        else:
+            ticket = self.file.append(record_of(ops), state, defer=True)
+        if feed is not None:
+            feed.record(ops, before, [self.file.generation, self.file.pending_bytes])
         return ticket
 
     def settle(self, ticket: Any) -> None:
