@@ -299,3 +299,24 @@ def test_ids_read_the_table_until_a_full_read_fixes_the_documents(people: MicroD
     people.remove(doc_ids=[1])
     assert fresh.ids() == [4, 6]
     assert [d["name"] for d in fresh.all()] == ["dan", "fay"]
+
+
+def test_memory_reads_keep_no_tuple_per_row() -> None:
+    """The in-memory engine hands a result two lists (Rows), which read like pairs.
+
+    A tuple per row, kept for the result's life, made every large read set off a full
+    run of the cyclic collector (see microdb.backend.Rows).
+    """
+    from microdb.backend import Rows
+
+    db = MicroDB()
+    db.insert_many([{"i": i} for i in range(10)])
+    result = db.query(where("i") >= 3).sort("i", reverse=True)
+    rows = result._run()
+    assert isinstance(rows, Rows) and len(rows) == 7
+    assert rows[0] == (10, {"i": 9}) and rows[-1] == (4, {"i": 3})
+    assert isinstance(rows[1:3], Rows) and list(rows[1:3]) == [(9, {"i": 8}), (8, {"i": 7})]
+    assert [i for i, _ in rows] == [10, 9, 8, 7, 6, 5, 4]
+    assert [len(b) for b in result.batches(3)] == [3, 3, 1]
+    assert result.first() == {"i": 9} and result.last() == {"i": 3} and result.ids()[:2] == [10, 9]
+    assert len(db.query().limit(0)._run()) == 0 and not db.query(where("i") > 99).all()

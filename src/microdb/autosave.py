@@ -19,7 +19,7 @@ from microdb.errors import CorruptDatabaseError, DatabaseClosedError, DocumentEr
 from microdb.serialization import MAX_DEPTH, check_document, copy_value, decode, nests_too_deep
 from microdb.storage.journal import JournaledFile
 from microdb.storage.options import FileOptions
-from microdb.storage.records import encode_value
+from microdb.storage.records import bad_record, encode_value
 
 __all__ = ["AutoSavingDict"]
 
@@ -92,10 +92,7 @@ def _changes(payload: Any, offset: int, path: str) -> list[tuple[Any, ...]]:
                 raise ValueError(f"unknown change {item!r:.60}")
         return out
     except (TypeError, ValueError, IndexError, KeyError, DocumentError) as exc:
-        raise CorruptDatabaseError(
-            f"{path!r} at byte {offset}: the journal record is not a list of changes ({exc})",
-            path=path, offset=offset,
-        ) from exc
+        raise bad_record(path, offset, exc) from exc
 
 
 def _apply(state: dict[str, Any], changes: Iterable[tuple[Any, ...]]) -> None:

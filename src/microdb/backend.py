@@ -12,14 +12,52 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from microdb.errors import DuplicateKeyError, UnsupportedFeature
 from microdb.expiry import Rule, expired_node, utc_now
 from microdb.query.ast import Node, Path
 from microdb.query.values import distinct_values
 
-__all__ = ["Backend", "Plan", "SortKey", "assign_ids"]
+__all__ = ["Backend", "Plan", "Rows", "SortKey", "assign_ids"]
+
+
+class Rows(Sequence[tuple[int, dict[str, Any]]]):
+    """``(id, document)`` pairs kept as two lists, with no tuple per row.
+
+    A read of 100,000 documents held 100,000 ``(id, doc)`` tuples for as long as its
+    result lived; tracked by the cyclic collector and outliving its young generations,
+    they made each large read set off a full collection, which walks every object of the
+    program (0.3 to 0.4 s with 100,000 stored documents on a busy machine, holding the
+    interpreter lock throughout: every other thread, an event loop included, stood
+    still). Iterating makes each pair as it goes (``zip`` reuses it when it is not kept).
+    """
+
+    __slots__ = ("ids", "docs")
+
+    def __init__(self, ids: list[int], docs: list[dict[str, Any]]):
+        self.ids = ids
+        self.docs = docs
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        return zip(self.ids, self.docs)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, dict[str, Any]]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Rows: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, dict[str, Any]] | Rows:
+        if isinstance(index, slice):
+            return Rows(self.ids[index], self.docs[index])
+        return self.ids[index], self.docs[index]
+
+    def __repr__(self) -> str:
+        return f"<Rows of {len(self.ids)} documents>"
 
 
 def assign_ids(
@@ -120,8 +158,15 @@ class Backend(ABC):
         """Insert checked documents (with an explicit id, or ``None`` for the next one)."""
 
     @abstractmethod
-    def replace(self, table: str, docs: dict[int, dict[str, Any]]) -> None:
-        """Replace existing documents by id, all or none (unique indexes are checked first)."""
+    def replace(
+        self, table: str, docs: dict[int, dict[str, Any]], touched: Sequence[tuple[str, ...]] | None = None
+    ) -> None:
+        """Replace existing documents by id, all or none (unique indexes are checked first).
+
+        ``touched``: the only paths (tuples of field names, or array positions as digit
+        strings) at which the new documents may differ from the stored ones; an engine may
+        leave its indexes on other paths as they are. ``None``: they may differ anywhere.
+        """
 
     @abstractmethod
     def delete(self, table: str, doc_ids: Sequence[int]) -> None:
@@ -140,8 +185,9 @@ class Backend(ABC):
         """The documents with these ids that exist, in the order given."""
 
     @abstractmethod
-    def run(self, table: str, plan: Plan) -> Iterator[tuple[int, dict[str, Any]]]:
-        """The ``(id, document)`` pairs a plan selects, sorted, skipped and limited."""
+    def run(self, table: str, plan: Plan) -> Iterable[tuple[int, dict[str, Any]]]:
+        """The ``(id, document)`` pairs a plan selects, sorted, skipped and limited (an
+        iterator, or a :class:`Rows` that the caller may keep as it is)."""
 
     def ids(self, table: str, plan: Plan) -> list[int]:
         """The ids of the documents a plan selects, in :meth:`run`'s order.

@@ -40,7 +40,7 @@ def open_change_log(backend: Backend) -> ChangeLog:
     )
 
 
-def _tables(tables: str | Collection[str] | None) -> frozenset[str] | None:
+def table_names(tables: str | Collection[str] | None) -> frozenset[str] | None:
     if tables is None:
         return None
     if isinstance(tables, str):
@@ -51,7 +51,7 @@ def _tables(tables: str | Collection[str] | None) -> frozenset[str] | None:
     return names
 
 
-def _check_since(since: Any) -> int | None:
+def check_since(since: Any) -> int | None:
     if since is None:
         return None
     if not isinstance(since, int) or isinstance(since, bool) or since < 0:
@@ -77,9 +77,9 @@ class ChangeStream(Iterator[Change]):
     ):
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
             raise ValueError(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
-        start = _check_since(since)
+        start = check_since(since)
         self._log = log
-        self._tables = _tables(tables)
+        self._tables = table_names(tables)
         self._timeout = timeout
         self._buffer: deque[Change] = deque()
         self._stopped = threading.Event()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from microdb.backend import Backend, Plan, SortKey
+from microdb.backend import Backend, Plan, Rows, SortKey
 from microdb.document import Document
 from microdb.errors import QueryError
 from microdb.query.ast import Path
@@ -110,7 +110,7 @@ class Result:
     def __init__(self, table: ResultSource, plan: Plan):
         self._table = table
         self._plan = plan
-        self._rows: list[tuple[int, dict[str, Any]]] | None = None
+        self._rows: Sequence[tuple[int, dict[str, Any]]] | None = None
 
     @property
     def plan(self) -> Plan:
@@ -179,11 +179,18 @@ class Result:
         return self._with(fields=paths, exclude=exclude)
 
     # -- reading ---------------------------------------------------------------------
-    def _run(self) -> list[tuple[int, dict[str, Any]]]:
+    def _run(self) -> Sequence[tuple[int, dict[str, Any]]]:
         if self._rows is None:
             with self._table._read():
-                self._rows = list(self._table._backend.run(self._table.name, self._table._live(self._plan)))
+                rows = self._table._backend.run(self._table.name, self._table._live(self._plan))
+                # Kept as the engine gave them when it can (Rows: no tuple per row).
+                self._rows = rows if isinstance(rows, (list, Rows)) else list(rows)
         return self._rows
+
+    def _adopt(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Fix the selection to ``rows``, read by another driver (the async API's own)."""
+        if self._rows is None:
+            self._rows = rows
 
     def _doc(self, doc_id: int, doc: dict[str, Any]) -> Document:
         plan = self._plan

@@ -116,9 +116,14 @@ def cmd_export(args: argparse.Namespace) -> int:
             _write_out(args.output, lambda out: write_rows(document_rows(docs, ids=args.ids), fmt, out))
             counts = {args.table_name: len(docs)}
     if args.output and not args.quiet:
-        for name, n in counts.items():
-            print(f"{name}\t{n}", file=sys.stderr)
+        _report(counts, sys.stderr)
     return 0
+
+
+def _report(counts: dict[str, int], out: Any = None) -> None:
+    """One line a table: its name, a tab, how many documents."""
+    for name, n in sorted(counts.items()):
+        print(f"{name}\t{n}", file=out)
 
 
 def _write_out(path: str | None, write: Any) -> None:
@@ -162,8 +167,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             counts = {args.table: len(loaded)}
         progress.finish()
     if not args.quiet:
-        for name, n in sorted(counts.items()):
-            print(f"{name}\t{n}")
+        _report(counts)
     return 0
 
 
@@ -183,8 +187,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
         counts = source.copy_to(target, progress=progress)
     bar.finish()
     if not args.quiet:
-        for table, n in sorted(counts.items()):
-            print(f"{table}\t{n}")
+        _report(counts)
     return 0
 
 

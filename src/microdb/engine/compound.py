@@ -16,12 +16,11 @@ look inside arrays and a whole-array key cannot answer them.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from microdb.compile.python import resolve
-from microdb.engine.index import EMPTIED, claim, unfile
+from microdb.engine.index import EMPTIED, NEW, claim, file, ids_in_order, ids_under, unfile
 from microdb.engine.sortedkeys import SortedKeys
 from microdb.errors import DuplicateKeyError
 from microdb.query.ast import Path, path_repr
@@ -92,23 +91,26 @@ class CompoundIndex:
                     f"unique index on {self.label()[6:]} of table {self._table!r} already holds "
                     f"these values (document {other}); nothing was changed"
                 )
-        if pending is not None:
-            claim(pending, key, doc_id, f"unique index on {self.label()[6:]} of table {self._table!r}: the same values")
+        if pending is not None and not claim(pending, key, doc_id):
+            raise DuplicateKeyError(f"unique index on {self.label()[6:]} of table {self._table!r}: the same values "
+                                    "in two documents of one write; nothing was changed")
 
     def add(self, doc_id: int, doc: dict[str, Any]) -> None:
         """File a document."""
         key, arrays = self._key(doc)
         self.arrays += arrays
-        entries = self.entries
-        held = entries.get(key)
-        if held is None:
-            entries[key] = doc_id
-            self.keys.add(key)
-        elif type(held) is int:
-            entries[key] = {held, doc_id}
-        else:
-            held.add(doc_id)
-        self.filed += 1
+        filed = file(self.entries, key, doc_id)
+        if filed:
+            self.filed += 1
+            if filed == NEW:
+                self.keys.add(key)
+
+    def add_new(self, doc_id: int, doc: dict[str, Any]) -> None:
+        """File a document not filed yet, checking a unique index first (nothing changed
+        when it raises ``DuplicateKeyError``)."""
+        if self.unique:
+            self.check(doc_id, doc)
+        self.add(doc_id, doc)
 
     def remove(self, doc_id: int, doc: dict[str, Any]) -> None:
         """Unfile a document (exactly as it was filed)."""
@@ -153,15 +155,7 @@ class CompoundIndex:
 
     def lookup(self, start: tuple[Any, ...], stop: tuple[Any, ...]) -> set[int]:
         """Ids filed under keys from ``start`` (inclusive) to ``stop`` (exclusive)."""
-        out: set[int] = set()
-        entries = self.entries
-        for key in self.keys.irange(start, True, stop, False):
-            held = entries[key]
-            if type(held) is int:
-                out.add(held)
-            else:
-                out |= held
-        return out
+        return ids_under(self.entries, self.keys.irange(start, True, stop, False))
 
     def estimate(self, start: tuple[Any, ...], stop: tuple[Any, ...]) -> int:
         """An estimate of :meth:`lookup`'s size, cheap enough for planning."""
@@ -173,19 +167,4 @@ class CompoundIndex:
     def scan(self, start: tuple[Any, ...], stop: tuple[Any, ...], reverse: bool = False,
              need: int | None = None) -> Iterator[int]:
         """Ids in key order between the bounds; ids under one key come in id order."""
-        entries = self.entries
-        taken = 0
-        for key in self.keys.irange(start, True, stop, False, reverse):
-            held = entries[key]
-            if type(held) is int:
-                yield held
-                taken += 1
-                continue
-            left = None if need is None else max(need - taken, 1)
-            if left is not None and len(held) > 4 * left:
-                first = heapq.nsmallest(left, held)
-                yield from first
-                yield from sorted(held.difference(first))
-            else:
-                yield from sorted(held)
-            taken += len(held)
+        yield from ids_in_order(self.entries, self.keys.irange(start, True, stop, False, reverse), need)

@@ -19,7 +19,8 @@ big index hold one document, and a set per key would triple its memory), several
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from itertools import chain
 from typing import Any
 
 from microdb.compile.python import resolve
@@ -58,6 +59,34 @@ def ids_of(held: int | set[int] | None) -> set[int]:
     if type(held) is int:
         return {held}
     return held  # type: ignore[return-value]
+
+
+def ids_under(entries: dict[Any, Any], keys: Iterable[Any]) -> set[int]:
+    """The ids filed under ``keys`` in an index's ``entries`` (one id, or a set of them, a key)."""
+    out: set[int] = set()
+    for key in keys:
+        held = entries[key]
+        if type(held) is int:
+            out.add(held)
+        else:
+            out |= held
+    return out
+
+
+def ids_in_order(entries: dict[Any, Any], keys: Iterable[Any], need: int | None,
+                 taken: int = 0) -> Generator[int, None, int]:
+    """The ids filed under ``keys``, key by key, ids under one key in id order; returns how
+    many ids were yielded after ``taken`` earlier ones. With ``need`` (how many the caller
+    may take at most), a large set's ``need - taken`` smallest ids come first."""
+    for key in keys:
+        held = entries[key]
+        if type(held) is int:
+            yield held
+            taken += 1
+            continue
+        yield from _in_order(held, None if need is None else max(need - taken, 0))
+        taken += len(held)
+    return taken
 
 
 def _lane_bounds(
@@ -177,8 +206,9 @@ class Index:
                     f"unique index on {path_repr(self.path)} of table {self._table!r} already holds "
                     f"{value!r} (document {other}); nothing was changed"
                 )
-        if pending is not None:
-            claim(pending, key, doc_id, f"unique index on {path_repr(self.path)} of table {self._table!r}: {value!r}")
+        if pending is not None and not claim(pending, key, doc_id):
+            raise DuplicateKeyError(f"unique index on {path_repr(self.path)} of table {self._table!r}: {value!r} "
+                                    "in two documents of one write; nothing was changed")
 
     def _crosses_array(self, doc: dict[str, Any]) -> bool:
         value: Any = doc
@@ -192,20 +222,11 @@ class Index:
         return isinstance(value, (list, tuple))
 
     def _file(self, key: Any, doc_id: int) -> None:
-        entries = self.entries
-        held = entries.get(key)
-        if held is None:
-            entries[key] = doc_id
-            self._lane(key).add(key)
-        elif type(held) is int:
-            if held == doc_id:
-                return
-            entries[key] = {held, doc_id}
-        else:
-            if doc_id in held:
-                return
-            held.add(doc_id)
-        self.filed += 1
+        filed = file(self.entries, key, doc_id)
+        if filed:
+            self.filed += 1
+            if filed == NEW:
+                self._lane(key).add(key)
 
     def _unfile(self, key: Any, doc_id: int) -> None:
         taken = unfile(self.entries, key, doc_id)
@@ -229,6 +250,44 @@ class Index:
         else:
             self.scalars += 1
             self._file(file_key(value), doc_id)
+
+    def add_new(self, doc_id: int, doc: dict[str, Any]) -> None:
+        """File a document not filed yet, checking a unique index first (``DuplicateKeyError``
+        then, with nothing changed): :meth:`check` and :meth:`add` in one.
+
+        A single insert runs this for every index; the usual value (a string or a finite
+        number at a one-step path) is looked up once, where the two steps looked it up and
+        classified it twice.
+        """
+        step = self._step
+        if step is not None and type(doc) is dict:
+            value = doc.get(step, MISSING)
+            t = type(value)
+            if t is str or ((t is int or t is float) and value == value):
+                entries = self.entries
+                held = entries.get(value)
+                if held is None:
+                    entries[value] = doc_id
+                    (self.strings if t is str else self.numbers).add(value)
+                elif self.unique:
+                    self._taken(value, held)
+                elif type(held) is int:
+                    entries[value] = {held, doc_id}
+                else:
+                    held.add(doc_id)
+                self.filed += 1
+                self.scalars += 1
+                return
+        if self.unique:
+            self.check(doc_id, doc)
+        self.add(doc_id, doc)
+
+    def _taken(self, value: Any, held: int | set[int]) -> None:
+        other = min(ids_of(held))
+        raise DuplicateKeyError(
+            f"unique index on {path_repr(self.path)} of table {self._table!r} already holds "
+            f"{value!r} (document {other}); nothing was changed"
+        )
 
     def remove(self, doc_id: int, doc: dict[str, Any]) -> None:
         """Unfile a document (exactly as it was filed)."""
@@ -287,16 +346,7 @@ class Index:
 
     def between(self, low: Any, low_inclusive: bool, high: Any, high_inclusive: bool) -> set[int]:
         """Ids whose value lies in the range, bounds given as sort keys (``None`` = open)."""
-        out: set[int] = set()
-        entries = self.entries
-        for keys in self._keys_between(low, low_inclusive, high, high_inclusive):
-            for key in keys:
-                held = entries[key]
-                if type(held) is int:
-                    out.add(held)
-                else:
-                    out |= held
-        return out
+        return ids_under(self.entries, chain.from_iterable(self._keys_between(low, low_inclusive, high, high_inclusive)))
 
     def count_between(self, low: Any, low_inclusive: bool, high: Any, high_inclusive: bool) -> int:
         """An estimate of :meth:`between`'s size, cheap enough for planning."""
@@ -341,29 +391,39 @@ class Index:
             for doc_id in _in_order(self.missing, need):
                 yield doc_id
                 taken += 1
-        entries = self.entries
-        for key in self.ordered_keys(reverse):
-            held = entries[key]
-            if type(held) is int:
-                yield held
-                taken += 1
-                continue
-            left = None if need is None else max(need - taken, 0)
-            for doc_id in _in_order(held, left):
-                yield doc_id
-                taken += 1
+        taken = yield from ids_in_order(self.entries, self.ordered_keys(reverse), need, taken)
         if reverse and self.missing:
             yield from _in_order(self.missing, None if need is None else max(need - taken, 0))
 
 
-def claim(pending: dict[Any, int], key: Any, doc_id: int, what: str) -> None:
+def claim(pending: dict[Any, int], key: Any, doc_id: int) -> bool:
     """Record that ``doc_id`` takes ``key`` in one write's ``pending`` keys of a unique index;
-    ``DuplicateKeyError`` (``what`` names the index and the values) if another document of the
-    same write took it first."""
-    other_id = pending.get(key)
-    if other_id is not None and other_id != doc_id:
-        raise DuplicateKeyError(f"{what} in two documents of one write; nothing was changed")
-    pending[key] = doc_id
+    false (nothing recorded) if another document of the same write took it first. The caller
+    words the error: building its message for every document cost more than the check."""
+    other_id = pending.setdefault(key, doc_id)
+    return other_id == doc_id
+
+
+FILED, NEW = 1, 2
+
+
+def file(entries: dict[Any, Any], key: Any, doc_id: int) -> int:
+    """Add ``doc_id`` to the holders of ``key`` in an index's ``entries`` (one id, or a set of
+    two or more): 0 when it was there already, ``FILED``, or ``NEW`` when ``key`` had no
+    holder (the caller then adds ``key`` to its sorted keys)."""
+    held = entries.get(key)
+    if held is None:
+        entries[key] = doc_id
+        return NEW
+    if type(held) is int:
+        if held == doc_id:
+            return 0
+        entries[key] = {held, doc_id}
+        return FILED
+    if doc_id in held:
+        return 0
+    held.add(doc_id)
+    return FILED
 
 
 TAKEN, EMPTIED = 1, 2

@@ -469,14 +469,8 @@ class Mod(Node):
         self._set(path=tuple(path), divisor=divisor, remainder=remainder)
 
 
-class ElemMatch(Node):
-    """Some element of an array value matches ``cond`` (MongoDB's ``$elemMatch``).
-
-    The value must be a ``list`` or ``tuple``; ``cond`` is evaluated with each element
-    as the document, so its paths are relative to the element (``()`` is the element
-    itself) and a path into a non-mapping element is missing. Dict filters also use it
-    for MongoDB's implicit array traversal (``{'items.sku': 'x'}``).
-    """
+class _Nested(Node):
+    """A condition ``cond`` evaluated on values found at ``path`` (:class:`ElemMatch`, :class:`Traverse`)."""
 
     __slots__ = ("path", "cond")
     _fields = ("path", "cond")
@@ -490,7 +484,19 @@ class ElemMatch(Node):
         yield self.cond
 
 
-class Traverse(Node):
+class ElemMatch(_Nested):
+    """Some element of an array value matches ``cond`` (MongoDB's ``$elemMatch``).
+
+    The value must be a ``list`` or ``tuple``; ``cond`` is evaluated with each element
+    as the document, so its paths are relative to the element (``()`` is the element
+    itself) and a path into a non-mapping element is missing. Dict filters also use it
+    for MongoDB's implicit array traversal (``{'items.sku': 'x'}``).
+    """
+
+    __slots__ = ()
+
+
+class Traverse(_Nested):
     """Some value reached along ``path`` *through an array* matches ``cond`` (dict filters' paths).
 
     Each step reads the key (or, for a digit step on an array, the position) of the value
@@ -501,16 +507,7 @@ class Traverse(Node):
     One pass along the path: the cost never grows with the ways to split the path.
     """
 
-    __slots__ = ("path", "cond")
-    _fields = ("path", "cond")
-    path: Path
-    cond: Node
-
-    def __init__(self, path: Path, cond: Node):
-        self._set(path=tuple(path), cond=cond)
-
-    def children(self) -> Iterator[Node]:
-        yield self.cond
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"{path_repr(self.path)}.traverse({self.cond!r})"

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -230,14 +230,18 @@ def _k_pattern_properties(c: _Compiler, s: dict[str, Any], where: str) -> _Check
     return check
 
 
-def _k_count_props(key: str) -> Callable[[_Compiler, dict[str, Any], str], _Check]:
+def _k_size(key: str, kind: type[Sized], unit: str) -> Callable[[_Compiler, dict[str, Any], str], _Check]:
+    """``minProperties``/``maxProperties`` (``kind`` dict), ``minLength``/``maxLength`` (str),
+    ``minItems``/``maxItems`` (list): a bound on ``len`` of values of that kind."""
+    low = key.startswith("min")
+    word = "at least" if low else "at most"
+
     def make(c: _Compiler, s: dict[str, Any], where: str) -> _Check:
         n = c.count(where, key, s[key])
-        low = key == "minProperties"
 
         def check(v: Any, p: tuple[Any, ...]) -> Violation | None:
-            if isinstance(v, dict) and (len(v) < n if low else len(v) > n):
-                return Violation(_where(p), key, f"{_show(p)} has {len(v)} fields, {'at least' if low else 'at most'} {n} allowed")
+            if isinstance(v, kind) and (len(v) < n if low else len(v) > n):
+                return Violation(_where(p), key, f"{_show(p)} must have {word} {n} {unit}, got {len(v)}")
             return None
 
         return check
@@ -306,22 +310,6 @@ def _k_multiple(c: _Compiler, s: dict[str, Any], where: str) -> _Check:
     return check
 
 
-def _k_length(key: str) -> Callable[[_Compiler, dict[str, Any], str], _Check]:
-    def make(c: _Compiler, s: dict[str, Any], where: str) -> _Check:
-        n = c.count(where, key, s[key])
-        low = key == "minLength"
-
-        def check(v: Any, p: tuple[Any, ...]) -> Violation | None:
-            if isinstance(v, str) and (len(v) < n if low else len(v) > n):
-                word = "at least" if low else "at most"
-                return Violation(_where(p), key, f"{_show(p)} must have {word} {n} characters, got {len(v)}")
-            return None
-
-        return check
-
-    return make
-
-
 def _regex(c: _Compiler, where: str, text: Any) -> re.Pattern[str]:
     if not isinstance(text, str):
         raise c.fail(where, f"a pattern is a string, got {text!r}")
@@ -374,22 +362,6 @@ def _k_items(c: _Compiler, s: dict[str, Any], where: str) -> _Check:
         return None
 
     return check
-
-
-def _k_count_items(key: str) -> Callable[[_Compiler, dict[str, Any], str], _Check]:
-    def make(c: _Compiler, s: dict[str, Any], where: str) -> _Check:
-        n = c.count(where, key, s[key])
-        low = key == "minItems"
-
-        def check(v: Any, p: tuple[Any, ...]) -> Violation | None:
-            if isinstance(v, list) and (len(v) < n if low else len(v) > n):
-                word = "at least" if low else "at most"
-                return Violation(_where(p), key, f"{_show(p)} must have {word} {n} items, got {len(v)}")
-            return None
-
-        return check
-
-    return make
 
 
 def _k_unique(c: _Compiler, s: dict[str, Any], where: str) -> _Check | None:
@@ -472,8 +444,8 @@ _KEYWORDS: dict[str, Callable[[_Compiler, dict[str, Any], str], _Check | None]] 
     "properties": _k_properties,
     "patternProperties": _k_pattern_properties,
     "additionalProperties": _k_additional,
-    "minProperties": _k_count_props("minProperties"),
-    "maxProperties": _k_count_props("maxProperties"),
+    "minProperties": _k_size("minProperties", dict, "fields"),
+    "maxProperties": _k_size("maxProperties", dict, "fields"),
     "enum": _k_enum,
     "const": _k_const,
     "minimum": _k_bound("minimum"),
@@ -481,13 +453,13 @@ _KEYWORDS: dict[str, Callable[[_Compiler, dict[str, Any], str], _Check | None]] 
     "exclusiveMinimum": _k_bound("exclusiveMinimum"),
     "exclusiveMaximum": _k_bound("exclusiveMaximum"),
     "multipleOf": _k_multiple,
-    "minLength": _k_length("minLength"),
-    "maxLength": _k_length("maxLength"),
+    "minLength": _k_size("minLength", str, "characters"),
+    "maxLength": _k_size("maxLength", str, "characters"),
     "pattern": _k_pattern,
     "items": _k_items,
     "additionalItems": _k_noop,  # read by items
-    "minItems": _k_count_items("minItems"),
-    "maxItems": _k_count_items("maxItems"),
+    "minItems": _k_size("minItems", list, "items"),
+    "maxItems": _k_size("maxItems", list, "items"),
     "uniqueItems": _k_unique,
     "allOf": _k_all_of,
     "anyOf": _k_any_of,

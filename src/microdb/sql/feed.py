@@ -35,6 +35,7 @@ from microdb.errors import ChangesExpiredError, StorageError
 from microdb.feed import Change, ChangeLog
 from microdb.serialization import loads
 from microdb.sql.schema import REGISTRY
+from microdb.sql.steps import Run, Step, Steps, drive
 
 __all__ = ["CHANGES", "KEPT", "SQLiteChangeLog", "SQLiteFeed", "check_retention", "rows_to_changes"]
 
@@ -72,13 +73,24 @@ def read_commits(
     fetch: Any, param: str, after: int, tables: Collection[str] | None, limit: int
 ) -> tuple[list[Change], int]:
     """Whole commits above ``after`` through ``fetch(sql, params)``; the last seq read."""
+    def answer(step: Step) -> Any:
+        assert isinstance(step, Run)
+        return fetch(step.sql, step.params)
+
+    return drive(read_commits_steps(param, after, tables, limit), answer)
+
+
+def read_commits_steps(
+    param: str, after: int, tables: Collection[str] | None, limit: int
+) -> Steps[tuple[list[Change], int]]:
+    """:func:`read_commits` as steps (:mod:`microdb.sql.steps`): only :class:`Run` steps."""
     cols = "seq, tbl, op, doc_id, doc, ts"
-    rows = fetch(f"SELECT {cols} FROM {CHANGES} WHERE seq > {param} ORDER BY seq, pos LIMIT {param}", (after, limit + 1))
+    rows = yield Run(f"SELECT {cols} FROM {CHANGES} WHERE seq > {param} ORDER BY seq, pos LIMIT {param}", (after, limit + 1))
     if len(rows) > limit:
         last = rows[-1][0]
         rows = [r for r in rows if r[0] != last]
         if not rows:  # one commit larger than the limit: read it whole
-            rows = fetch(f"SELECT {cols} FROM {CHANGES} WHERE seq = {param} ORDER BY pos", (last,))
+            rows = yield Run(f"SELECT {cols} FROM {CHANGES} WHERE seq = {param} ORDER BY pos", (last,))
     if not rows:
         return [], after
     return rows_to_changes(rows, tables), int(rows[-1][0])
@@ -183,7 +195,7 @@ class SQLiteFeed:
 class SQLiteChangeLog(ChangeLog):
     """A reader of a SQLite database's change table, on a connection of its own."""
 
-    def __init__(self, path: str, *, interval: float = 0.005):
+    def __init__(self, path: str, *, interval: float = 0.002):
         self.path = path
         self.interval = interval
         try:

@@ -17,10 +17,11 @@ from typing import Any
 
 from microdb.errors import StorageError
 from microdb.feed import Change, ChangeLog
-from microdb.sql.feed import CHANGES, KEPT, TRIM_EVERY, expired, read_commits
+from microdb.sql.feed import CHANGES, KEPT, TRIM_EVERY, expired, read_commits_steps
 from microdb.sql.schema import REGISTRY
+from microdb.sql.steps import Run, Step, Steps, drive
 
-__all__ = ["CHANNEL", "PostgresChangeLog", "create_sql", "table_triggers_sql"]
+__all__ = ["CHANNEL", "PostgresChangeLog", "bounds_steps", "create_sql", "read_steps", "table_triggers_sql"]
 
 CHANNEL = "microdb_changes"
 _SEAL_LOCK = 727275  # the advisory lock that orders numbering (the schema lock is 727274)
@@ -94,6 +95,22 @@ def create_sql(keep_count: int | None, keep_seconds: float | None) -> list[str]:
     ]
 
 
+def bounds_steps() -> Steps[tuple[int, int]]:
+    """The oldest commit the history keeps and the newest, as steps (:mod:`microdb.sql.steps`)."""
+    rows = yield Run(f"SELECT first, (SELECT COALESCE(MAX(seq), 0) FROM {CHANGES}) FROM {KEPT}")
+    first, last = int(rows[0][0]), int(rows[0][1])
+    return first, max(last, first - 1)
+
+
+def read_steps(after: int, tables: Collection[str] | None, limit: int) -> Steps[tuple[list[Change], int]]:
+    """Whole commits above ``after`` (of ``tables``), and the last seq read, as steps."""
+    first, last = yield from bounds_steps()
+    expired(first, after, last, "this PostgreSQL database")
+    if after >= last:
+        return [], after
+    return (yield from read_commits_steps("%s", after, tables, limit))
+
+
 class PostgresChangeLog(ChangeLog):
     """A reader of the change table on a connection of its own, woken by ``NOTIFY``."""
 
@@ -116,22 +133,17 @@ class PostgresChangeLog(ChangeLog):
         except Exception as exc:
             raise StorageError(f"cannot read the PostgreSQL change feed: {exc}") from exc
 
-    def _bounds(self) -> tuple[int, int]:
-        rows = self._fetch(f"SELECT first, (SELECT COALESCE(MAX(seq), 0) FROM {CHANGES}) FROM {KEPT}", ())
-        first, last = int(rows[0][0]), int(rows[0][1])
-        return first, max(last, first - 1)
-
     def last_seq(self) -> int:
         """The newest commit's number."""
-        return self._bounds()[1]
+        return drive(bounds_steps(), self._answer)[1]
 
     def read(self, after: int, tables: Collection[str] | None = None, limit: int = 1000) -> tuple[list[Change], int]:
         """Whole commits above ``after``; the last seq read."""
-        first, last = self._bounds()
-        expired(first, after, last, "this PostgreSQL database")
-        if after >= last:
-            return [], after
-        return read_commits(self._fetch, "%s", after, tables, limit)
+        return drive(read_steps(after, tables, limit), self._answer)
+
+    def _answer(self, step: Step) -> list[tuple[Any, ...]]:
+        assert isinstance(step, Run)
+        return self._fetch(step.sql, step.params)
 
     def wait(self, after: int, timeout: float) -> None:
         """Return at the next ``NOTIFY`` (or after ``timeout`` seconds)."""

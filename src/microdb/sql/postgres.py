@@ -40,8 +40,9 @@ from microdb.sql.feed import DEFAULT_KEEP_COUNT, check_retention
 from microdb.sql.pgfeed import PostgresChangeLog, create_sql, table_triggers_sql
 from microdb.sql.schema import REGISTRY, TableInfo, index_name
 from microdb.sql.session import Session
+from microdb.sql.steps import Copy, Many, Run, Steps
 
-__all__ = ["CONNECT_TIMEOUT", "PostgresBackend"]
+__all__ = ["CONNECT_TIMEOUT", "PostgresBackend", "session_settings"]
 
 _INSTALL = 'the PostgreSQL backend needs psycopg 3 and psycopg_pool: pip install "microdb[postgres]"'
 _cursor_names = itertools.count(1)
@@ -95,15 +96,11 @@ class PostgresBackend(SQLBackend):
         self._local = threading.local()
         lock_ms = int(self.timeout * 1000)
 
+        settings = session_settings(schema, lock_ms)
+
         def configure(conn: Any) -> None:
-            # Runs once per new connection: the schema and lock timeout stay for its life.
-            if schema is not None:
-                conn.execute("SELECT set_config('search_path', %s, false)", (_ident(schema),))
-            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{lock_ms}ms",))
-            # The JIT compiles a plan when its estimated cost passes jit_above_cost; the
-            # jsonb expressions of a dotted dict filter are costed so high that a query
-            # on 100 rows spent 1 to 10 s compiling and 1 ms running. Queries never use it.
-            conn.execute("SELECT set_config('jit', 'off', false)")
+            for sql, params in settings:
+                conn.execute(sql, params)
 
         kwargs: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in self._psycopg.conninfo.conninfo_to_dict(url):
@@ -123,6 +120,11 @@ class PostgresBackend(SQLBackend):
             )
 
         self._make_pool = make_pool
+        # What psycopg's async connections need to open the same sessions (microdb.sql.pgasync).
+        self.pool_size = max(1, int(pool_size))
+        self.connect_options = kwargs
+        self.settings = settings
+        self.pool_module = pool_mod
         try:
             self._pool = make_pool()
             self._pool.wait(timeout=self.timeout)
@@ -138,7 +140,7 @@ class PostgresBackend(SQLBackend):
             with self._op(write=True) as s:
                 self._create_schema(s)
                 if changes:
-                    self._create_feed(s)
+                    self._drive(s, self._create_feed(s))
 
     def __repr__(self) -> str:
         return f"PostgresBackend(schema={self.schema!r})"
@@ -160,23 +162,31 @@ class PostgresBackend(SQLBackend):
             self._pool = self._make_pool()
 
     # -- change feed (microdb.sql.pgfeed) -------------------------------------------------
-    def _create_feed(self, s: Session) -> None:
-        self._execute(s, "SELECT pg_advisory_xact_lock(727274)")
+    def _create_feed(self, s: Session) -> Steps[None]:
+        yield Run("SELECT pg_advisory_xact_lock(727274)")
         for ddl in create_sql(*self._keep):
-            self._execute(s, ddl)
-        for (tid,) in self._execute(s, f"SELECT tid FROM {REGISTRY}"):
+            yield Run(ddl)
+        for (tid,) in (yield Run(f"SELECT tid FROM {REGISTRY}")):
             for ddl in table_triggers_sql(f"mdb_{int(tid)}"):
-                self._execute(s, ddl)
+                yield Run(ddl)
+
+    def feed_steps(self, s: Session) -> Steps[None]:
+        """Start the change feed if it had not (in a write block), as steps."""
+        if not (yield Run("SELECT to_regclass('microdb_changes_kept') IS NOT NULL"))[0][0]:
+            yield from self._create_feed(s)
 
     def change_log(self) -> PostgresChangeLog:
         """A reader of the change feed, which starts now if it had not."""
         self._check_open()
         if not self.read_only:
             with self._op(write=True) as s:
-                if not self._execute(s, "SELECT to_regclass('microdb_changes_kept') IS NOT NULL")[0][0]:
-                    self._create_feed(s)
-        search_path = None if self.schema is None else _ident(self.schema)
-        return PostgresChangeLog(self._psycopg, self.url, search_path, self.timeout)
+                self._drive(s, self.feed_steps(s))
+        return PostgresChangeLog(self._psycopg, self.url, self.search_path, self.timeout)
+
+    @property
+    def search_path(self) -> str | None:
+        """The ``search_path`` of MicroDB's sessions (``None``: the connection's own)."""
+        return None if self.schema is None else _ident(self.schema)
 
     # -- connections ----------------------------------------------------------------------
     def _mine(self) -> Session:
@@ -343,25 +353,27 @@ class PostgresBackend(SQLBackend):
             *table_triggers_sql(info.sql),
         ]
 
-    def _insert_registry(self, s: Session, name: str) -> int:
-        rows = self._execute(
-            s, f"INSERT INTO {REGISTRY} (name) VALUES (%s) ON CONFLICT (name) DO NOTHING RETURNING tid", (name,)
+    def _insert_registry(self, s: Session, name: str) -> Steps[int]:
+        rows = yield Run(
+            f"INSERT INTO {REGISTRY} (name) VALUES (%s) ON CONFLICT (name) DO NOTHING RETURNING tid", (name,)
         )
         if not rows:
-            rows = self._execute(s, f"SELECT tid FROM {REGISTRY} WHERE name = %s", (name,))
+            rows = yield Run(f"SELECT tid FROM {REGISTRY} WHERE name = %s", (name,))
         return int(rows[0][0])
 
-    def _insert_rows(self, s: Session, info: TableInfo, rows: list[tuple[int, str]]) -> None:
+    def _insert_rows(self, s: Session, info: TableInfo, rows: list[tuple[int, str]]) -> Steps[None]:
         if len(rows) < 50:
-            self._execute_many(s, f"INSERT INTO {info.sql} (id, body) VALUES (%s, %s)", rows)
-            return
+            yield Many(f"INSERT INTO {info.sql} (id, body) VALUES (%s, %s)", rows)
+        else:
+            yield Copy(f"COPY {info.sql} (id, body) FROM STDIN", rows)
 
+    def _copy(self, s: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         def call(conn: Any) -> None:
-            with conn.cursor() as cur, cur.copy(f"COPY {info.sql} (id, body) FROM STDIN") as copy:
+            with conn.cursor() as cur, cur.copy(sql) as copy:
                 for row in rows:
                     copy.write_row(row)
 
-        self._run(s, call, "COPY", retry=False)
+        self._run(s, call, sql, retry=False)
 
     def _expired_sql(self, rule: Rule) -> Frag:
         # The server's clock (now(): the transaction's start). Stored datetimes are ISO 8601
@@ -450,6 +462,19 @@ class PostgresBackend(SQLBackend):
             self._closed = True
         with contextlib.suppress(Exception):
             self._pool.close(timeout=5)
+
+
+def session_settings(schema: str | None, lock_ms: int) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statements each new connection runs once: its schema and lock timeout stay for its life."""
+    out: list[tuple[str, tuple[Any, ...]]] = []
+    if schema is not None:
+        out.append(("SELECT set_config('search_path', %s, false)", (_ident(schema),)))
+    out.append(("SELECT set_config('lock_timeout', %s, false)", (f"{lock_ms}ms",)))
+    # The JIT compiles a plan when its estimated cost passes jit_above_cost; the jsonb
+    # expressions of a dotted dict filter are costed so high that a query on 100 rows
+    # spent 1 to 10 s compiling and 1 ms running. Queries never use it.
+    out.append(("SELECT set_config('jit', 'off', false)", ()))
+    return out
 
 
 def _ident(name: str) -> str:

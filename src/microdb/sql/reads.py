@@ -10,7 +10,7 @@ JSON text.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from microdb.backend import Plan
@@ -21,6 +21,7 @@ from microdb.sql.registry import SQLRegistry
 from microdb.sql.rows import RowLayout, boundary_tied, decode_doc, python_sort, tie_sort
 from microdb.sql.schema import TableInfo, indexed_paths
 from microdb.sql.session import Session
+from microdb.sql.steps import Run, Steps, Stream, Work
 
 
 class SQLReads(SQLRegistry):
@@ -28,31 +29,37 @@ class SQLReads(SQLRegistry):
 
     def fetch(self, table: str, doc_id: int) -> dict[str, Any] | None:
         with self._op() as s:
-            info = self._info(s, table)
-            if info is None:
-                return None
-            lock = self._lock_clause(s)
-            rows = self._execute(
-                s, f"SELECT {self.body_column} FROM {info.sql} WHERE id = {self.dialect.param}{lock}", (doc_id,)
-            )
-            return decode_doc(rows[0][0]) if rows else None
+            return self._drive(s, self.fetch_steps(s, table, doc_id))
+
+    def fetch_steps(self, s: Session, table: str, doc_id: int) -> Steps[dict[str, Any] | None]:
+        """:meth:`fetch` as steps (:mod:`microdb.sql.steps`)."""
+        info = yield from self._info_steps(s, table)
+        if info is None:
+            return None
+        lock = self._lock_clause(s)
+        rows = yield Run(f"SELECT {self.body_column} FROM {info.sql} WHERE id = {self.dialect.param}{lock}", (doc_id,))
+        return decode_doc(rows[0][0]) if rows else None
 
     def fetch_many(self, table: str, doc_ids: Sequence[int]) -> list[tuple[int, dict[str, Any]]]:
         if not doc_ids:
             return []
         with self._op() as s:
-            info = self._info(s, table)
-            if info is None:
-                return []
-            found = self._fetch_ids(s, info, list(dict.fromkeys(doc_ids)), Frag(self.dialect.true))
-            return [(i, decode_doc(found[i])) for i in doc_ids if i in found]
+            return self._drive(s, self.fetch_many_steps(s, table, doc_ids))
 
-    def _fetch_ids(self, s: Session, info: TableInfo, ids: list[int], where: Frag) -> dict[int, Any]:
+    def fetch_many_steps(self, s: Session, table: str, doc_ids: Sequence[int]) -> Steps[list[tuple[int, dict[str, Any]]]]:
+        """:meth:`fetch_many` as steps."""
+        info = yield from self._info_steps(s, table)
+        if info is None or not doc_ids:
+            return []
+        found = yield from self._fetch_ids(s, info, list(dict.fromkeys(doc_ids)), Frag(self.dialect.true))
+        return (yield Work(_decode_found, (doc_ids, found), len(found)))  # type: ignore[no-any-return]
+
+    def _fetch_ids(self, s: Session, info: TableInfo, ids: list[int], where: Frag) -> Steps[dict[int, Any]]:
         found: dict[int, Any] = {}
         lock = self._lock_clause(s)
         for chunk, marks in self._id_lists(ids):
             sql = f"SELECT id, {self.body_column} FROM {info.sql} WHERE id IN ({marks}) AND {where.sql}{lock}"
-            for doc_id, text in self._execute(s, sql, list(chunk) + list(where.params)):
+            for doc_id, text in (yield Run(sql, list(chunk) + list(where.params))):
                 found[int(doc_id)] = text
         return found
 
@@ -77,10 +84,14 @@ class SQLReads(SQLRegistry):
 
     def length(self, table: str) -> int:
         with self._op() as s:
-            info = self._info(s, table)
-            if info is None:
-                return 0
-            return int(self._execute(s, f"SELECT count(*) FROM {info.sql}")[0][0])
+            return self._drive(s, self.length_steps(s, table))
+
+    def length_steps(self, s: Session, table: str) -> Steps[int]:
+        """:meth:`length` as steps."""
+        info = yield from self._info_steps(s, table)
+        if info is None:
+            return 0
+        return int((yield Run(f"SELECT count(*) FROM {info.sql}"))[0][0])
 
     # -- queries ------------------------------------------------------------------------
     def _select_sql(
@@ -132,6 +143,11 @@ class SQLReads(SQLRegistry):
 
     def _rows(self, s: Session, info: TableInfo, plan: Plan) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
         """The plan's rows, and how they were found (for ``explain``)."""
+        return self._drive(s, self._rows_steps(s, info, plan))
+
+    def _rows_steps(
+        self, s: Session, info: TableInfo, plan: Plan
+    ) -> Steps[tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]]:
         d = self.dialect
         f = self._filter(info, plan.node)
         check = predicate(plan.node) if f.residual is not None and plan.node is not None else None
@@ -139,8 +155,8 @@ class SQLReads(SQLRegistry):
         how: dict[str, Any] = {"filter": f.pushed, "exact": f.exact}
         if plan.doc_ids is not None:
             ids = list(dict.fromkeys(plan.doc_ids))
-            found = self._fetch_ids(s, info, ids, f.where)
-            out = [(i, decode_doc(found[i])) for i in plan.doc_ids if i in found]
+            found = yield from self._fetch_ids(s, info, ids, f.where)
+            out = yield Work(_decode_found, (plan.doc_ids, found), len(found))
             if check is not None:
                 out = [(i, doc) for i, doc in out if check(doc)]
             if plan.sort:
@@ -151,33 +167,33 @@ class SQLReads(SQLRegistry):
         if plan.sort and order is None:
             # A key function: SQL filters, Python sorts.
             sql, params, layout = self._select_sql(s, info, f, None, node=plan.node)
-            out = self._collect(s, sql, params, layout, check, None, None)
+            out = yield from self._collect(sql, params, layout, check, None, None)
             how.update(sort="python", limit="python", sql=sql, params=params)
-            return python_sort(out, plan)[plan.skip:stop], how
+            return (yield Work(python_sort, (out, plan), len(out)))[plan.skip:stop], how
         how["sort"] = "sql" if order is not None else None
         narrow = self._narrow(plan)
         how["projection"] = list(narrow) if narrow is not None else None
         if f.exact and stop is not None:
             sql, params, layout = self._select_sql(s, info, f, order, plan.limit, plan.skip, plan.node, narrow)
-            rows = self._execute(s, sql, params)
+            rows = yield Run(sql, params)
             full = plan.limit is not None and len(rows) == plan.limit
             if order is None or not boundary_tied(rows, layout, plan.skip > 0, full):
                 how.update(limit="sql", sql=sql, params=params)
-                return self._finish(rows, layout, None, order), how
+                return (yield Work(self._finish, (rows, layout, None, order), len(rows))), how
             # Rows tied in SQL at the edge of the page may be reordered by Python: read on.
         elif stop is not None:
             # Usually every row of the page is sure (Python would reject none of them):
             # then LIMIT in SQL gives the exact page. Otherwise read on without it.
             sql, params, layout = self._select_sql(s, info, f, order, stop, 0, plan.node, narrow)
-            rows = self._execute(s, sql, params)
+            rows = yield Run(sql, params)
             if all(layout.is_sure(r) for r in rows) and (
                 order is None or not boundary_tied(rows, layout, False, len(rows) == stop)
             ):
                 how.update(limit="sql", sql=sql, params=params)
-                return self._finish(rows, layout, None, order)[plan.skip:], how
+                return (yield Work(self._finish, (rows, layout, None, order), len(rows)))[plan.skip:], how
         sql, params, layout = self._select_sql(s, info, f, order, node=plan.node, narrow=narrow)
         how.update(limit="python" if stop is not None else None, sql=sql, params=params)
-        out = self._collect(s, sql, params, layout, check, order, stop)
+        out = yield from self._collect(sql, params, layout, check, order, stop)
         return out[plan.skip:stop], how
 
     def _narrow(self, plan: Plan) -> tuple[str, ...] | None:
@@ -208,10 +224,19 @@ class SQLReads(SQLRegistry):
         return tuple(keys)
 
     def _collect(
-        self, s: Session, sql: str, params: list[Any], layout: RowLayout, check: Any,
+        self, sql: str, params: list[Any], layout: RowLayout, check: Any,
+        order: SQLSort | None, stop: int | None,
+    ) -> Steps[list[tuple[int, dict[str, Any]]]]:
+        """Rows of ``sql`` that pass the residual check, sorted, stopping once ``stop`` are sure."""
+        rows = yield (Stream(sql, params) if stop is not None else Run(sql, params))
+        size = len(rows) if isinstance(rows, list) else 0
+        return (yield Work(self._sift, (rows, layout, check, order, stop), size))  # type: ignore[no-any-return]
+
+    def _sift(
+        self, rows: Iterable[tuple[Any, ...]], layout: RowLayout, check: Any,
         order: SQLSort | None, stop: int | None,
     ) -> list[tuple[int, dict[str, Any]]]:
-        """Rows of ``sql`` that pass the residual check, sorted, stopping once ``stop`` are sure."""
+        """:meth:`_collect`'s work on the rows (a lazy iterable: stops reading at ``stop``)."""
         out: list[tuple[int, dict[str, Any]]] = []
         group: list[tuple[Any, ...]] = []
         group_key: tuple[Any, ...] | None = None
@@ -222,7 +247,7 @@ class SQLReads(SQLRegistry):
                 out.extend(self._finish(group, layout, check, order))
                 group.clear()
 
-        for row in (self._stream(s, sql, params) if stop is not None else self._execute(s, sql, params)):
+        for row in rows:
             key = layout.group(row) if order is not None else None
             if key != group_key or key is None:
                 flush()
@@ -259,37 +284,52 @@ class SQLReads(SQLRegistry):
 
     def run(self, table: str, plan: Plan) -> Iterator[tuple[int, dict[str, Any]]]:
         with self._op() as s:
-            info = self._info(s, table)
-            if info is None:
-                return iter(())
-            rows, _ = self._rows(s, info, plan)
-            return iter(rows)
+            return iter(self._drive(s, self.run_steps(s, table, plan)))
+
+    def run_steps(self, s: Session, table: str, plan: Plan) -> Steps[list[tuple[int, dict[str, Any]]]]:
+        """:meth:`run` as steps: the plan's ``(id, document)`` rows."""
+        info = yield from self._info_steps(s, table)
+        if info is None:
+            return []
+        rows, _ = yield from self._rows_steps(s, info, plan)
+        return rows
 
     def ids(self, table: str, plan: Plan) -> list[int]:
+        with self._op() as s:
+            return self._drive(s, self.ids_steps(s, table, plan))
+
+    def ids_steps(self, s: Session, table: str, plan: Plan) -> Steps[list[int]]:
+        """:meth:`ids` as steps."""
         # Read no field: rows SQL decides alone come back without their document, so an
         # update or a remove finds its targets without parsing every one of them.
         if plan.fields is None and all(k.func is None for k in plan.sort):
             plan = dataclasses.replace(plan, fields=(), exclude=False)
-        return [doc_id for doc_id, _ in self.run(table, plan)]
+        rows = yield from self.run_steps(s, table, plan)
+        return [doc_id for doc_id, _ in rows]
 
     def count(self, table: str, plan: Plan) -> int:
         with self._op() as s:
-            info = self._info(s, table)
-            if info is None:
-                return 0
-            f = self._filter(info, plan.node)
-            if plan.skip or plan.limit is not None or plan.doc_ids is not None or not f.exact:
-                if plan.doc_ids is None and not plan.skip and plan.limit is None:
-                    return self._count_residual(s, info, f, plan)
-                rows, _ = self._rows(s, info, Plan(node=plan.node, skip=plan.skip, limit=plan.limit,
-                                                     doc_ids=plan.doc_ids))
-                return len(rows)
-            sql = f"SELECT count(*) FROM {info.sql}"
-            if f.pushed:
-                sql += f" WHERE {f.where.sql}"
-            return int(self._execute(s, sql, f.where.params)[0][0])
+            return self._drive(s, self.count_steps(s, table, plan))
 
-    def _count_residual(self, s: Session, info: TableInfo, f: SQLFilter, plan: Plan) -> int:
+    def count_steps(self, s: Session, table: str, plan: Plan) -> Steps[int]:
+        """:meth:`count` as steps."""
+        info = yield from self._info_steps(s, table)
+        if info is None:
+            return 0
+        f = self._filter(info, plan.node)
+        if plan.skip or plan.limit is not None or plan.doc_ids is not None or not f.exact:
+            if plan.doc_ids is None and not plan.skip and plan.limit is None:
+                return (yield from self._count_residual(info, f, plan))
+            rows, _ = yield from self._rows_steps(
+                s, info, Plan(node=plan.node, skip=plan.skip, limit=plan.limit, doc_ids=plan.doc_ids)
+            )
+            return len(rows)
+        sql = f"SELECT count(*) FROM {info.sql}"
+        if f.pushed:
+            sql += f" WHERE {f.where.sql}"
+        return int((yield Run(sql, f.where.params))[0][0])
+
+    def _count_residual(self, info: TableInfo, f: SQLFilter, plan: Plan) -> Steps[int]:
         # Sure rows are counted without decoding them; only the rest go to Python.
         assert plan.node is not None
         check = predicate(plan.node)
@@ -297,8 +337,20 @@ class SQLReads(SQLRegistry):
             f"SELECT CASE WHEN {f.sure.sql} THEN NULL ELSE {self.body_column} END FROM {info.sql}"
             + (f" WHERE {f.where.sql}" if f.pushed else "")
         )
-        n = 0
-        for (text,) in self._stream(s, sql, list(f.sure.params) + list(f.where.params)):
-            if text is None or check(decode_doc(text)):
-                n += 1
-        return n
+        rows = yield Stream(sql, list(f.sure.params) + list(f.where.params))
+        size = len(rows) if isinstance(rows, list) else 0
+        return (yield Work(_count_passing, (rows, check), size))  # type: ignore[no-any-return]
+
+
+def _decode_found(doc_ids: Sequence[int], found: dict[int, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """``(id, document)`` for the ids found, in the order asked."""
+    return [(i, decode_doc(found[i])) for i in doc_ids if i in found]
+
+
+def _count_passing(rows: Iterable[tuple[Any, ...]], check: Any) -> int:
+    """Rows that are sure (no text) or whose document passes ``check``."""
+    n = 0
+    for (text,) in rows:
+        if text is None or check(decode_doc(text)):
+            n += 1
+    return n

@@ -27,6 +27,7 @@ from microdb.expiry import Rule, rules_of
 from microdb.query import ast
 from microdb.sql.schema import REGISTRY, TableInfo, index_name, indexed_paths
 from microdb.sql.session import Session, SQLSessions
+from microdb.sql.steps import Run, Steps
 
 
 class SQLRegistry(SQLSessions):
@@ -55,13 +56,17 @@ class SQLRegistry(SQLSessions):
 
     def remove_expired(self, table: str, rules: tuple[Rule, ...], limit: int) -> list[int]:
         with self._op(write=True) as s:
-            info = self._info(s, table)
-            if info is None:
-                return []
-            parts = [self._expired_sql(rule) for rule in rules]
-            sql = (f"DELETE FROM {info.sql} WHERE id IN (SELECT id FROM {info.sql} WHERE "
-                   + " OR ".join(p.sql for p in parts) + f" LIMIT {int(limit)}) RETURNING id")
-            return [int(r[0]) for r in self._execute(s, sql, [x for p in parts for x in p.params])]
+            return self._drive(s, self.remove_expired_steps(s, table, rules, limit))
+
+    def remove_expired_steps(self, s: Session, table: str, rules: tuple[Rule, ...], limit: int) -> Steps[list[int]]:
+        """:meth:`remove_expired` as steps (:mod:`microdb.sql.steps`), inside a write block."""
+        info = yield from self._info_steps(s, table)
+        if info is None:
+            return []
+        parts = [self._expired_sql(rule) for rule in rules]
+        sql = (f"DELETE FROM {info.sql} WHERE id IN (SELECT id FROM {info.sql} WHERE "
+               + " OR ".join(p.sql for p in parts) + f" LIMIT {int(limit)}) RETURNING id")
+        return [int(r[0]) for r in (yield Run(sql, [x for p in parts for x in p.params]))]
 
     @abstractmethod
     def _create_schema(self, s: Session) -> None:
@@ -72,7 +77,7 @@ class SQLRegistry(SQLSessions):
         """DDL creating the documents table."""
 
     @abstractmethod
-    def _insert_registry(self, s: Session, name: str) -> int:
+    def _insert_registry(self, s: Session, name: str) -> Steps[int]:
         """Add a table to the registry (or find it, if another process just did); its tid."""
 
     @abstractmethod
@@ -112,19 +117,23 @@ class SQLRegistry(SQLSessions):
 
     # -- registry -----------------------------------------------------------------------------
     def _info(self, s: Session, name: str, create: bool = False) -> TableInfo | None:
+        return self._drive(s, self._info_steps(s, name, create))
+
+    def _info_steps(self, s: Session, name: str, create: bool = False) -> Steps[TableInfo | None]:
+        """The table's registry entry (created with ``create``), cached for the block."""
         if name in s.tables:
             info = s.tables[name]
             if info is not None or not create:
                 return info
         options = "options" if self._options_column else "'{}'"
-        rows = self._execute(s, f"SELECT tid, indexes, {options} FROM {REGISTRY} WHERE name = {self.dialect.param}", (name,))
+        rows = yield Run(f"SELECT tid, indexes, {options} FROM {REGISTRY} WHERE name = {self.dialect.param}", (name,))
         if rows:
             info = TableInfo(int(rows[0][0]), name, json.loads(rows[0][1]), self._options(rows[0][2]))
         elif create:
-            tid = self._insert_registry(s, name)
+            tid = yield from self._insert_registry(s, name)
             info = TableInfo(tid, name, [])
             for ddl in self._create_table_sql(info):
-                self._execute(s, ddl)
+                yield Run(ddl)
         else:
             info = None
         s.tables[name] = info
@@ -149,8 +158,12 @@ class SQLRegistry(SQLSessions):
 
     def table_options(self, table: str) -> dict[str, Any]:
         with self._op() as s:
-            info = self._info(s, table)
-            return {} if info is None else info.options
+            return self._drive(s, self.table_options_steps(s, table))
+
+    def table_options_steps(self, s: Session, table: str) -> Steps[dict[str, Any]]:
+        """:meth:`table_options` as steps (:mod:`microdb.sql.steps`)."""
+        info = yield from self._info_steps(s, table)
+        return {} if info is None else info.options
 
     def set_table_options(self, table: str, options: dict[str, Any]) -> None:
         with self._op(write=True) as s:

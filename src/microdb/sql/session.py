@@ -7,12 +7,15 @@ import threading
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from microdb.backend import Backend
 from microdb.compile.sql import Dialect
 from microdb.errors import DatabaseClosedError, MicroDBError
 from microdb.sql.schema import TableInfo
+from microdb.sql.steps import Copy, Many, Run, Step, Steps, Stream, Work, drive, savepoint_sql
+
+T = TypeVar("T")
 
 #: How many ids go into one ``IN (...)`` list.
 CHUNK = 500
@@ -73,6 +76,29 @@ class SQLSessions(Backend):
     def _end(self, s: Session, commit: bool) -> None:
         """Commit or roll back the outermost transaction."""
 
+
+    def _copy(self, s: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Load rows with ``COPY ... FROM STDIN`` (only engines that yield :class:`Copy` steps)."""
+        raise NotImplementedError(f"the {self.name} backend has no COPY")
+
+    # -- the blocking driver of steps (microdb.sql.steps) -----------------------------------
+    def _answer(self, s: Session, step: Step) -> Any:
+        """Run one step on the calling thread's connection."""
+        if isinstance(step, Run):
+            return self._execute(s, step.sql, step.params)
+        if isinstance(step, Stream):
+            return self._stream(s, step.sql, step.params)
+        if isinstance(step, Many):
+            return self._execute_many(s, step.sql, step.rows)
+        if isinstance(step, Copy):
+            return self._copy(s, step.sql, step.rows)
+        if isinstance(step, Work):
+            return step.func(*step.args)
+        raise TypeError(f"not a step: {step!r}")
+
+    def _drive(self, s: Session, steps: Steps[T]) -> T:
+        """Run ``steps`` on ``s`` in the calling thread; their result."""
+        return drive(steps, lambda step: self._answer(s, step))
 
     def _id_lists(self, ids: Sequence[int]) -> Iterator[tuple[Sequence[int], str]]:
         """The ids in lists of at most :data:`CHUNK`, each with its ``IN (...)`` placeholders."""
@@ -152,20 +178,46 @@ class SQLSessions(Backend):
     def _savepoint(self, s: Session) -> Iterator[None]:
         """A nested atomic step: on an exception only its own changes are undone."""
         s.savepoints += 1
-        name = f"microdb_sp{s.savepoints}"
-        self._execute(s, f"SAVEPOINT {name}")
+        begin, rollback, release = savepoint_sql(s.savepoints)
+        self._execute(s, begin)
         try:
             yield
         except BaseException:
             cached = dict(s.tables)
             with contextlib.suppress(MicroDBError):
-                self._execute(s, f"ROLLBACK TO SAVEPOINT {name}")
-                self._execute(s, f"RELEASE SAVEPOINT {name}")
+                self._execute(s, rollback)
+                self._execute(s, release)
             # The registry may have changed inside: forget what was cached.
             s.tables = {} if cached else s.tables
             raise
         else:
-            self._execute(s, f"RELEASE SAVEPOINT {name}")
+            self._execute(s, release)
+        finally:
+            s.savepoints -= 1
+
+    def _savepoint_steps(self, s: Session, body: Steps[T]) -> Steps[T]:
+        """:meth:`_savepoint` as steps: ``body`` undone alone if it fails.
+
+        A block of its own (depth 1: the transaction was opened for this call alone) needs
+        none: if ``body`` fails, the whole transaction is rolled back.
+        """
+        if s.depth <= 1:
+            return (yield from body)
+        s.savepoints += 1
+        begin, rollback, release = savepoint_sql(s.savepoints)
+        try:
+            yield Run(begin)
+            try:
+                out = yield from body
+            except BaseException:
+                cached = dict(s.tables)
+                with contextlib.suppress(MicroDBError):
+                    yield Run(rollback)
+                    yield Run(release)
+                s.tables = {} if cached else s.tables
+                raise
+            yield Run(release)
+            return out
         finally:
             s.savepoints -= 1
 

@@ -36,6 +36,7 @@ from microdb.sql.backend import SQLBackend
 from microdb.sql.feed import DEFAULT_KEEP_COUNT, SQLiteChangeLog, SQLiteFeed
 from microdb.sql.schema import REGISTRY, TableInfo, index_name
 from microdb.sql.session import Session
+from microdb.sql.steps import Many, Run, Steps
 
 __all__ = ["SQLiteBackend", "parse_sqlite_url"]
 
@@ -259,12 +260,12 @@ class SQLiteBackend(SQLBackend):
             ddl.extend(self._feed.triggers(info.tid, info.name))
         return ddl
 
-    def _insert_registry(self, s: Session, name: str) -> int:
-        rows = self._execute(s, f"INSERT INTO {REGISTRY} (name, next_id) VALUES (?, 1) RETURNING tid", (name,))
+    def _insert_registry(self, s: Session, name: str) -> Steps[int]:
+        rows = yield Run(f"INSERT INTO {REGISTRY} (name, next_id) VALUES (?, 1) RETURNING tid", (name,))
         return int(rows[0][0])
 
-    def _insert_rows(self, s: Session, info: TableInfo, rows: list[tuple[int, str]]) -> None:
-        self._execute_many(s, f"INSERT INTO {info.sql} (id, doc) VALUES (?, ?)", rows)
+    def _insert_rows(self, s: Session, info: TableInfo, rows: list[tuple[int, str]]) -> Steps[None]:
+        yield Many(f"INSERT INTO {info.sql} (id, doc) VALUES (?, ?)", rows)
 
     def _index_ddl(self, info: TableInfo, path: ast.Path, unique: bool) -> list[str]:
         t = self.dialect.term("doc", path, True)

@@ -31,6 +31,7 @@ from microdb.serialization import encode, loads_strict
 __all__ = [
     "FORMAT_VERSION",
     "any_unsynced",
+    "bad_record",
     "encode_value",
     "frame_record",
     "is_marker",
@@ -39,9 +40,10 @@ __all__ = [
     "scan",
 ]
 
-#: The journal format this MicroDB writes (2: records flagged synced or not; 1 is still
-#: read); files with a higher number are refused.
-FORMAT_VERSION = 2
+#: The journal format this MicroDB writes (3: an update may record only the fields it
+#: changed; 2: records flagged synced or not; 1 and 2 are still read, and a writable open
+#: upgrades them); files with a higher number are refused.
+FORMAT_VERSION = 3
 
 _PREFIX = 18  # "llllllll cccccccc" and the flag
 _LINE_HEAD = re.compile(rb"[0-9a-f]{8} [0-9a-f]{8}[ ~]")
@@ -128,6 +130,14 @@ def any_unsynced(data: bytes, base: int, records: list[tuple[int, bytes]]) -> bo
 
 def _corrupt(path: str, what: str) -> CorruptDatabaseError:
     return CorruptDatabaseError(f"{path!r} at byte 0: {what} (the file was left as it is)", path=path, offset=0)
+
+
+def bad_record(path: str | None, offset: int, exc: Exception) -> CorruptDatabaseError:
+    """The error for a record whose frame is sound but whose changes cannot be read."""
+    return CorruptDatabaseError(
+        f"{path!r} at byte {offset}: the journal record is not a list of changes ({exc})",
+        path=path, offset=offset,
+    )
 
 
 def read_header(fd: int, path: str, kind: str, database: str) -> tuple[dict[str, Any] | None, int]:

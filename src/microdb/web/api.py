@@ -95,7 +95,7 @@ def routes(state: State) -> list[Route]:
     def documents(request: Request, body: Any) -> Any:
         table = state.table(request)
         q = request.query_params
-        page = data.page(state.db, table, after=_int(q.get("after")), before=_int(q.get("before")),
+        page = data.page(state.db, table, after=parse_id(q.get("after")), before=parse_id(q.get("before")),
                          limit=q.get("limit") or data.DEFAULT_LIMIT)
         return {"documents": [_doc(d) for d in page.documents], "next_after": page.next_after,
                 "prev_before": page.prev_before}
@@ -194,8 +194,9 @@ def routes(state: State) -> list[Route]:
             for path, fn, methods, w in spec]
 
 
-def _int(text: str | None) -> int | None:
-    if text is None or not text.strip():
+def parse_id(text: str | None) -> int | None:
+    """A document id from a request's text (``None`` when absent or blank)."""
+    if text is None or not str(text).strip():
         return None
     try:
         return int(text)

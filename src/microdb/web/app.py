@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from microdb import MicroDB, MicroDBError
+from microdb import DocumentError, MicroDB, MicroDBError
 from microdb.web import api, data, events, values
 from microdb.web.security import SESSION_COOKIE, Access, HeadersMiddleware
 from microdb.web.state import NotFound, State
@@ -163,11 +163,9 @@ def _plain(value: Any) -> Any:
 
 
 def _int(text: str | None) -> int | None:
-    if text is None or not str(text).strip():
-        return None
     try:
-        return int(text)
-    except ValueError:
+        return api.parse_id(text)
+    except DocumentError:
         raise NotFound(f"no document {text!r:.40}") from None
 
 

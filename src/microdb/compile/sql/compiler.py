@@ -75,20 +75,20 @@ class SQLCompiler:
         return Cond(self.FALSE, maybe if maybe is not None else self.TRUE, False)
 
     def and_(self, frags: Sequence[Frag]) -> Frag:
-        items = [f for f in frags if f.sql != self.TRUE.sql]
-        if any(f.sql == self.FALSE.sql for f in items):
-            return self.FALSE
-        if not items:
-            return self.TRUE
-        return items[0] if len(items) == 1 else join_frags("AND", items)
+        return self._junction("AND", frags, self.TRUE, self.FALSE)
 
     def or_(self, frags: Sequence[Frag]) -> Frag:
-        items = [f for f in frags if f.sql != self.FALSE.sql]
-        if any(f.sql == self.TRUE.sql for f in items):
-            return self.TRUE
+        return self._junction("OR", frags, self.FALSE, self.TRUE)
+
+    @staticmethod
+    def _junction(op: str, frags: Sequence[Frag], unit: Frag, absorbing: Frag) -> Frag:
+        # ``unit`` terms drop out (x AND TRUE is x); one ``absorbing`` term decides (x AND FALSE).
+        items = [f for f in frags if f.sql != unit.sql]
+        if any(f.sql == absorbing.sql for f in items):
+            return absorbing
         if not items:
-            return self.FALSE
-        return items[0] if len(items) == 1 else join_frags("OR", items)
+            return unit
+        return items[0] if len(items) == 1 else join_frags(op, items)
 
     def not_(self, frag: Frag) -> Frag:
         if frag.sql == self.TRUE.sql:
@@ -179,18 +179,12 @@ class SQLCompiler:
         typ = type(operand)
         if operand is None:
             return self.exact(d.kind_is(t, "null") if op == "eq" else self.FALSE)
-        if typ is bool:
+        if typ is bool or typ is str:
             if op == "eq" and d.containment:
                 found = d.contains(t, operand)
                 if found is not None:
                     return self.exact(found)
-            return self.exact(d.bool_cmp(t, op, operand))
-        if typ is str:
-            if op == "eq" and d.containment:
-                found = d.contains(t, operand)
-                if found is not None:
-                    return self.exact(found)
-            return self.exact(d.string_cmp(t, op, operand))
+            return self.exact(d.bool_cmp(t, op, operand) if typ is bool else d.string_cmp(t, op, operand))
         if typ in (int, float):
             if typ is float and not math.isfinite(operand):
                 if operand != operand:

@@ -1,0 +1,502 @@
+"""The asyncio face of MicroDB: ``AsyncMicroDB``, whose calls never block the event loop.
+
+On the JSON file, SQLite and memory, every call runs the synchronous API in worker
+threads: a small pool per database, and one thread of its own for each transaction (the
+engine's locks belong to the thread that takes them, so a transaction's statements all
+run on the thread that opened it; a context variable routes the calls of the task that
+opened the transaction there, while other tasks, those it starts included, wait for it to
+end like any other writer).
+
+On PostgreSQL, reads, inserts, updates by query, removes by query and ``changes()`` run
+on the event loop itself, over psycopg's async connections (:mod:`microdb.sql.pgasync`):
+the SQL engine's own steps (:mod:`microdb.sql.steps`), with large decoding work in a
+worker thread. Transactions, and the calls this module does not list as native, still run
+in threads as above. See ``docs/async.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, TypeVar
+
+from microdb.aio.runner import TRANSACTION, Native, Runner
+from microdb.aio.stream import AsyncChangeStream
+from microdb.backend import Plan
+from microdb.database import MicroDB
+from microdb.document import Document
+from microdb.errors import DatabaseClosedError, TransactionError
+from microdb.expiry import SWEEP_BATCH, SWEEP_INTERVAL, is_expired, rules_of
+from microdb.query.builders import to_node
+from microdb.results import Result
+from microdb.schema import checks as _schema
+from microdb.sql.pgasync import ON_LOOP, AsyncPostgres
+from microdb.sql.postgres import PostgresBackend
+from microdb.sql.session import Session
+from microdb.sql.steps import Steps, Work
+from microdb.table import Table
+
+__all__ = ["AsyncChangeStream", "AsyncMicroDB", "AsyncResult", "AsyncTable", "AsyncTransaction"]
+
+T = TypeVar("T")
+
+_BATCH = 100  # documents copied per step of ``async for``, on the loop (well under 1 ms)
+
+
+class AsyncResult:
+    """A lazy query result, read with ``await`` or ``async for``.
+
+    ``sort``, ``skip``, ``limit`` and ``project`` compose as on :class:`~microdb.Result`;
+    reading runs the query in a worker thread (on PostgreSQL: on the loop, see the module).
+    """
+
+    def __init__(self, result: Result, run: Runner, native: Native):
+        self._result = result
+        self._run = run
+        self._native = native
+
+    @property
+    def sync(self) -> Result:
+        """The synchronous result underneath."""
+        return self._result
+
+    def _with(self, result: Result) -> AsyncResult:
+        return AsyncResult(result, self._run, self._native)
+
+    def sort(self, *keys: Any, reverse: bool = False) -> AsyncResult:
+        """Sort by fields, ``(field, -1)`` pairs, or key functions."""
+        return self._with(self._result.sort(*keys, reverse=reverse))
+
+    def skip(self, n: int) -> AsyncResult:
+        """Leave out the first ``n`` documents."""
+        return self._with(self._result.skip(n))
+
+    def limit(self, n: int) -> AsyncResult:
+        """Keep at most ``n`` documents."""
+        return self._with(self._result.limit(n))
+
+    def project(self, fields: Any, *more: Any, exclude: bool = False) -> AsyncResult:
+        """Return only these fields (or all but these)."""
+        return self._with(self._result.project(fields, *more, exclude=exclude))
+
+    async def _read(self, driver: AsyncPostgres, result: Result) -> Result:
+        """Fix ``result``'s selection with a query on the loop (once)."""
+        if result._rows is None:
+            table, name = result._table, result._table.name
+            plan = table._live(result.plan)
+            rows = await driver.call(lambda s: driver.backend.run_steps(s, name, plan))
+            result._adopt(rows)
+        return result
+
+    async def _shape(self, func: Callable[[], T], rows: int) -> T:
+        """Copy read rows into documents: on the loop when few, in a thread when many."""
+        return func() if rows <= ON_LOOP else await self._run.offload(func)
+
+    async def all(self) -> list[Document]:
+        """Every selected document."""
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._result.all)
+        result = await self._read(driver, self._result)
+        return await self._shape(result.all, len(result._rows or ()))
+
+    async def first(self) -> Document | None:
+        """The first selected document, or ``None``."""
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._result.first)
+        result = self._result if self._result._rows is not None else self._result.limit(1)
+        return (await self._read(driver, result)).first()
+
+    async def last(self) -> Document | None:
+        """The last selected document, or ``None``."""
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._result.last)
+        return (await self._read(driver, self._result)).last()
+
+    async def ids(self) -> list[int]:
+        """The ids of the selected documents."""
+        driver = self._native.get()
+        if driver is None or self._result._rows is not None:
+            return await self._run(self._result.ids)
+        name, plan = self._result._table.name, self._result._table._live(self._result.plan)
+        return await driver.call(lambda s: driver.backend.ids_steps(s, name, plan))
+
+    async def count(self) -> int:
+        """How many documents are selected."""
+        driver = self._native.get()
+        if driver is None or self._result._rows is not None:
+            return await self._run(self._result.count)
+        name, plan = self._result._table.name, self._result._table._live(self._result.plan)
+        return await driver.call(lambda s: driver.backend.count_steps(s, name, plan))
+
+    async def distinct(self, field: Any) -> list[Any]:
+        """The distinct values of ``field`` among the selected documents."""
+        return await self._run(self._result.distinct, field)
+
+    async def explain(self) -> dict[str, Any]:
+        """How the query runs."""
+        return await self._run(self._result.explain)
+
+    async def __aiter__(self) -> AsyncIterator[Document]:
+        # The selection is made once (in a worker thread, or on the loop on PostgreSQL);
+        # then the documents are copied a small batch at a time on the loop itself, other
+        # tasks running between batches. A batch takes well under a millisecond, less than
+        # a hop to a worker thread and back would cost, and a worker copying would hold the
+        # interpreter lock for up to the switch interval (5 ms) whenever the loop wakes.
+        driver = self._native.get()
+        if driver is not None:
+            result = await self._read(driver, self._result)
+        else:
+            result = self._result
+            if result._rows is None:
+                await self._run(result._run)
+        for batch in result.batches(_BATCH):
+            for doc in batch:
+                yield doc
+            await asyncio.sleep(0)
+
+
+class AsyncTable:
+    """A table whose methods are coroutines (``await table.insert(...)``)."""
+
+    def __init__(self, table: Table, run: Runner, native: Native):
+        self._table = table
+        self._run = run
+        self._native = native
+
+    @property
+    def name(self) -> str:
+        """The table's name."""
+        return self._table.name
+
+    @property
+    def sync(self) -> Table:
+        """The synchronous table underneath (its calls block)."""
+        return self._table
+
+    def __repr__(self) -> str:
+        return f"<AsyncTable name={self.name!r}>"
+
+    # -- PostgreSQL on the loop (see the module docstring) -----------------------------
+    async def _write(self, driver: AsyncPostgres, make: Callable[[Session], Steps[T]]) -> T:
+        """A write block of its own on the loop, after the expiry sweep ``Table._write``
+        makes (at most once a second: a look at the table's options, and with a TTL
+        index a block removing a batch of expired documents)."""
+        table, backend = self._table, driver.backend
+        if table._sweep_at <= time.monotonic():
+            table._sweep_at = time.monotonic() + SWEEP_INTERVAL
+            options = await driver.call(lambda s: backend.table_options_steps(s, table.name))
+            if rules_of(options):
+
+                def sweep(s: Session) -> Steps[list[int]]:
+                    rules = rules_of((yield from backend.table_options_steps(s, table.name)))
+                    return (yield from backend.remove_expired_steps(s, table.name, rules, SWEEP_BATCH)) if rules else []
+
+                await driver.call(sweep, write=True)
+        return await driver.call(make, write=True)
+
+    def _checked(self, driver: AsyncPostgres, s: Session, items: Any) -> Steps[None]:
+        """The table's stored schema checked against documents about to be written."""
+        options = yield from driver.backend.table_options_steps(s, self.name)
+        if options:
+            yield Work(_schema.check_documents, (self.name, options, items), len(items))
+
+    async def _insert(self, driver: AsyncPostgres, documents: list[Any]) -> list[int]:
+        prepare = self._table._prepare
+        if len(documents) <= ON_LOOP:
+            items = [prepare(doc) for doc in documents]
+        else:
+            items = await self._run.offload(lambda: [prepare(doc) for doc in documents])
+        if not items:
+            return []
+
+        def steps(s: Session) -> Steps[list[int]]:
+            yield from self._checked(driver, s, items)
+            return (yield from driver.backend.insert_steps(s, self.name, items))
+
+        return await self._write(driver, steps)
+
+    # -- the API ---------------------------------------------------------------------
+    async def insert(self, document: Mapping[str, Any]) -> int:
+        """Insert one document; returns its id."""
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._table.insert, document)
+        return (await self._insert(driver, [document]))[0]
+
+    async def insert_many(self, documents: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Insert documents in one commit; returns their ids."""
+        driver = self._native.get()
+        if driver is None or isinstance(documents, Mapping):
+            return await self._run(self._table.insert_many, list(documents))
+        return await self._insert(driver, list(documents))
+
+    def query(self, cond: Any = None) -> AsyncResult:
+        """The documents matching ``cond`` (all without it), read lazily."""
+        return AsyncResult(self._table.query(cond), self._run, self._native)
+
+    async def all(self) -> list[Document]:
+        """Every document of the table."""
+        return await self.query().all()
+
+    async def search(self, cond: Any) -> list[Document]:
+        """The documents matching ``cond``."""
+        if cond is None:
+            return await self._run(self._table.search, cond)
+        return await self.query(cond).all()
+
+    async def get(self, cond: Any = None, *, doc_id: int | None = None, doc_ids: Iterable[int] | None = None) -> Any:
+        """One document by query or id (``None`` when absent), or a list for ``doc_ids``."""
+        driver = self._native.get()
+        if driver is None or doc_ids is not None or (doc_id is None and cond is None) or (
+            doc_id is not None and type(doc_id) is not int
+        ):
+            return await self._run(self._table.get, cond, doc_id=doc_id, doc_ids=doc_ids)
+        if doc_id is None:
+            return await self.query(cond).first()
+        name, backend, the_id = self.name, driver.backend, doc_id
+
+        def steps(s: Session) -> Steps[tuple[dict[str, Any] | None, dict[str, Any]]]:
+            doc = yield from backend.fetch_steps(s, name, the_id)
+            options = {} if doc is None else (yield from backend.table_options_steps(s, name))
+            return doc, options
+
+        doc, options = await driver.call(steps)
+        rules = rules_of(options)
+        if doc is None or (rules and is_expired(doc, rules)):
+            return None
+        return self._table._document(doc, doc_id)
+
+    async def contains(self, cond: Any = None, *, doc_id: int | None = None) -> bool:
+        """Whether a document matches (or has the id)."""
+        if self._native.get() is None or (doc_id is None and cond is None):
+            return await self._run(self._table.contains, cond, doc_id=doc_id)
+        if doc_id is not None:
+            return await self.get(doc_id=doc_id) is not None
+        return await self.query(cond).first() is not None
+
+    async def count(self, cond: Any = None) -> int:
+        """How many documents match ``cond`` (all without it)."""
+        return await self.query(cond).count()
+
+    async def length(self) -> int:
+        """How many documents the table holds (``len()`` of the synchronous table)."""
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._table.__len__)
+        name, backend = self.name, driver.backend
+
+        def steps(s: Session) -> Steps[int]:
+            if rules_of((yield from backend.table_options_steps(s, name))):
+                return (yield from backend.count_steps(s, name, Plan()))
+            return (yield from backend.length_steps(s, name))
+
+        return await driver.call(steps)
+
+    async def update(self, fields: Any, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:
+        """Update the matching documents; returns their ids."""
+        driver = self._native.get()
+        if driver is None or cond is None or doc_ids is not None:
+            return await self._run(self._table.update, fields, cond, doc_ids=doc_ids)
+        plan, backend, table = Plan(node=to_node(cond)), driver.backend, self._table
+
+        def steps(s: Session) -> Steps[list[int]]:
+            ids = yield from backend.ids_steps(s, table.name, table._live(plan))
+            rows = yield from backend.fetch_many_steps(s, table.name, ids)
+            changes = yield Work(table._updated, (fields, rows), len(rows))
+            yield from self._checked(driver, s, changes.items())
+            yield from backend.replace_steps(s, table.name, changes)
+            return list(changes)
+
+        table._updated(fields, ())  # a malformed update fails before any statement
+        return await self._write(driver, steps)
+
+    async def update_multiple(self, updates: Iterable[tuple[Any, Any]]) -> list[int]:
+        """Several (update, condition) pairs in one commit."""
+        return await self._run(self._table.update_multiple, list(updates))
+
+    async def upsert(self, document: Any, cond: Any = None) -> list[int]:
+        """Update the matching documents, or insert ``document`` when none match."""
+        return await self._run(self._table.upsert, document, cond)
+
+    async def remove(self, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:
+        """Delete the matching documents; returns their ids."""
+        driver = self._native.get()
+        if driver is None or cond is None or doc_ids is not None:
+            return await self._run(self._table.remove, cond, doc_ids=doc_ids)
+        plan, backend, table = Plan(node=to_node(cond)), driver.backend, self._table
+
+        def steps(s: Session) -> Steps[list[int]]:
+            ids = yield from backend.ids_steps(s, table.name, table._live(plan))
+            yield from backend.delete_steps(s, table.name, ids)
+            return ids
+
+        return await self._write(driver, steps)
+
+    async def truncate(self) -> None:
+        """Delete every document."""
+        await self._run(self._table.truncate)
+
+    async def create_index(self, field: Any, *fields: Any, unique: bool = False, expire_after: Any = None) -> None:
+        """Declare an index on ``field`` (a compound one with ``fields``; see ``Table.create_index``)."""
+        await self._run(self._table.create_index, field, *fields, unique=unique, expire_after=expire_after)
+
+    async def drop_index(self, field: Any, *fields: Any) -> bool:
+        """Remove an index; true when it existed."""
+        return await self._run(self._table.drop_index, field, *fields)
+
+    async def indexes(self) -> list[dict[str, Any]]:
+        """The table's indexes."""
+        return await self._run(self._table.indexes)
+
+    def watch(self, *, since: int | None = None, timeout: float | None = None) -> AsyncChangeStream:
+        """This table's committed changes, from every process: ``async for change in ...``."""
+        driver = self._native.for_streams()
+        if driver is not None:
+            if self._table._backend.closed:
+                raise DatabaseClosedError("the database is closed")
+            return AsyncChangeStream(None, self._run, driver, since, self.name, timeout)
+        return AsyncChangeStream(self._table.watch(since=since, timeout=timeout).stream, self._run)
+
+class AsyncTransaction:
+    """``async with db.transaction():`` a block whose writes commit together or not at all."""
+
+    def __init__(self, db: AsyncMicroDB):
+        self._db = db
+        self._thread: ThreadPoolExecutor | None = None
+        self._block: Any = None
+        self._token: contextvars.Token[tuple[int, Executor, object] | None] | None = None
+
+    async def __aenter__(self) -> AsyncMicroDB:
+        run = self._db._run
+        current = TRANSACTION.get()
+        if current is not None and current[0] == id(run) and current[2] is asyncio.current_task():
+            raise TransactionError("async transactions do not nest: this task is already in one")
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="microdb-transaction")
+        block = self._db.sync.transaction()
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._thread, block.__enter__)
+        except BaseException:
+            self._thread.shutdown(wait=False)
+            raise
+        self._block = block
+        self._token = TRANSACTION.set((id(run), self._thread, asyncio.current_task()))
+        return self._db
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._thread is not None and self._token is not None
+        TRANSACTION.reset(self._token)
+        loop = asyncio.get_running_loop()
+        try:
+            # The block ends on the thread that opened it, even when this task is cancelled.
+            future = loop.run_in_executor(self._thread, self._block.__exit__, kind, exc, tb)
+            await asyncio.shield(future)
+        finally:
+            self._thread.shutdown(wait=False)
+
+
+class AsyncMicroDB(AsyncTable):
+    """A MicroDB database for asyncio; it is also its own default table.
+
+    ``AsyncMicroDB(...)`` takes what :class:`~microdb.MicroDB` takes (a path, a URL, a
+    storage, options) and opens it at once; ``await AsyncMicroDB.open(...)`` opens it in a
+    worker thread instead (for a large file). ``workers`` is the number of threads.
+    """
+
+    def __init__(self, storage: Any = None, *, workers: int = 4, **options: Any):
+        db = storage if isinstance(storage, MicroDB) and not options else MicroDB(storage, **options)
+        run = Runner(workers)
+        backend = db._backend
+        driver = AsyncPostgres(backend, run.offload, run.settle) if isinstance(backend, PostgresBackend) else None
+        super().__init__(db, run, Native(driver, run))
+        self._db = db
+        self._tables: dict[str, AsyncTable] = {}
+
+    @classmethod
+    async def open(cls, storage: Any = None, *, workers: int = 4, **options: Any) -> AsyncMicroDB:
+        """Open the database in a worker thread, so a large file does not stall the loop."""
+        db = await asyncio.to_thread(MicroDB, storage, **options)
+        return cls(db, workers=workers)
+
+    @property
+    def sync(self) -> MicroDB:
+        """The synchronous database underneath (its calls block)."""
+        return self._db
+
+    def __repr__(self) -> str:
+        return f"<AsyncMicroDB {self._db!r}>"
+
+    def table(self, name: str) -> AsyncTable:
+        """The table called ``name``."""
+        table = self._tables.get(name)
+        if table is None:
+            table = self._tables[name] = AsyncTable(self._db.table(name), self._run, self._native)
+        return table
+
+    async def tables(self) -> set[str]:
+        """The names of the tables."""
+        return await self._run(self._db.tables)
+
+    async def drop_table(self, name: str) -> bool:
+        """Remove a table; true when it existed."""
+        return await self._run(self._db.drop_table, name)
+
+    async def drop_tables(self) -> None:
+        """Remove every table."""
+        await self._run(self._db.drop_tables)
+
+    def transaction(self) -> AsyncTransaction:
+        """``async with db.transaction():`` writes across tables that commit together."""
+        return AsyncTransaction(self)
+
+    def changes(
+        self,
+        since: int | None = None,
+        tables: str | Collection[str] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> AsyncChangeStream:
+        """Committed changes of every process, for ``async for`` (see ``MicroDB.changes``)."""
+        driver = self._native.for_streams()
+        if driver is not None:
+            if self._db.closed:
+                raise DatabaseClosedError("the database is closed")
+            return AsyncChangeStream(None, self._run, driver, since, tables, timeout)
+        return AsyncChangeStream(self._db.changes(since, tables, timeout=timeout), self._run)
+
+    async def last_seq(self) -> int:
+        """The sequence number of the newest commit."""
+        return await self._run(lambda: self._db.last_seq)
+
+    async def compact(self) -> None:
+        """Write a fresh checkpoint of the data."""
+        await self._run(self._db.compact)
+
+    async def close(self) -> None:
+        """Close the database and its threads."""
+        try:
+            if self._native.driver is not None:
+                await self._native.driver.close()
+            await self._run(self._db.close)
+        finally:
+            self._run.pool.shutdown(wait=False)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the database was closed."""
+        return self._db.closed
+
+    async def __aenter__(self) -> AsyncMicroDB:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
