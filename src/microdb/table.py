@@ -25,7 +25,7 @@ from microdb.query.fields import parse_field
 from microdb.results import Result
 from microdb.schema import checks as _schema
 from microdb.schema.models import model_instance
-from microdb.serialization import IMMUTABLE_TYPES, check_document, copy_into, copy_value
+from microdb.serialization import IMMUTABLE_TYPES, check_document, check_private, copy_into, copy_value
 
 __all__ = ["Table"]
 
