@@ -122,7 +122,7 @@ def test_each_commit_is_one_framed_journal_record(db: MicroDB, path: Path) -> No
     commits = lines[1:]
     assert commits[1:] == [
         [["p", "_default", 2, {"a": 2}], ["p", "_default", 3, {"a": 3}]],
-        [["p", "_default", 2, {"a": 2, "b": True}], ["p", "_default", 3, {"a": 3, "b": True}]],
+        [["f", "_default", 2, {"b": True}], ["f", "_default", 3, {"b": True}]],  # patches: the changed fields
         [["d", "_default", 1]],
     ]
     assert commits[0][-1] == ["p", "_default", 1, {"a": 1}]
