@@ -268,6 +268,43 @@ def test_crash_at_each_checkpoint_step(tmp_path: Path, step: str) -> None:
     assert state_of(path) == expected
 
 
+COMMIT_AS_CHECKPOINT_CHILD = """
+import os, sys
+from microdb import MicroDB, where
+from microdb.storage.journal import JournaledFile
+path, step = sys.argv[1], sys.argv[2]
+db = MicroDB(path, checkpoint_interval=None)
+db.insert_many([{"n": i} for i in range(4)])
+db.compact()
+db.insert_many([{"n": i} for i in range(4, 8)])
+db.update({"n": -1}, doc_ids=[6])
+
+def crash(name):
+    if name == step:
+        os._exit(17)
+
+JournaledFile.fault_hook = staticmethod(crash)
+JournaledFile.checkpoint_follows = lambda self, least: True  # the next commit is written as a checkpoint
+db.update({"$inc": {"n": 10}}, where("n") >= -1)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_crash_in_a_commit_written_as_a_checkpoint(tmp_path: Path, step: str) -> None:
+    """Killed at any step of a commit written as a checkpoint (no journal record), the
+    database holds the commit whole or not at all: between the renames, the old journal's
+    records are not replayed onto the new snapshot (they would take documents 5 to 8 back)."""
+    path = tmp_path / "db.json"
+    proc = subprocess.run([sys.executable, "-c", COMMIT_AS_CHECKPOINT_CHILD, str(path), step],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 17, proc.stderr
+    before = [(i + 1, {"n": -1 if i == 5 else i}) for i in range(8)]
+    after = [(i, {"n": doc["n"] + 10}) for i, doc in before]
+    assert state_of(path, read_only=True)["_default"] in (before, after)
+    assert state_of(path)["_default"] == (after if step in ("snapshot-replaced", "journal-replaced", "done") else before)
+
+
 @pytest.mark.parametrize("step", STEPS[:-1])
 def test_fault_at_each_checkpoint_step(tmp_path: Path, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """An I/O error at any step of compact() raises StorageError; the data and the database stay whole."""

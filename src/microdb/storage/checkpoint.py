@@ -211,8 +211,8 @@ class CheckpointedFile(Generic[S]):
 
         Order: both temporary files written and fsynced; snapshot renamed into place; journal
         renamed into place; folder fsynced. A crash between the renames pairs the new
-        snapshot with the old journal, whose records the new snapshot already holds:
-        replaying them again changes nothing.
+        snapshot with the old journal, whose records up to the marker the new snapshot
+        already holds: an open replays only the records after the marker.
         """
         temps: list[str] = []
         snapshot_fd: int | None = None

@@ -150,9 +150,9 @@ class JournaledFile(CheckpointedFile[S]):
                         except (ValueError, RecursionError) as exc:
                             raise self._corrupt("a journal record is not JSON", offset, self.journal_path) from exc
                     edited = self._edited_snapshot(header, values)
-                    for offset, value in values:
-                        marker_last = is_marker(value)
-                        if not marker_last:
+                    marker_last = bool(values) and is_marker(values[-1][1])
+                    for offset, value in values[self._replay_start(header, values):]:
+                        if not is_marker(value):
                             self.codec.replay(state, value, offset, self.journal_path)
             except BaseException:
                 if fd is not None:
@@ -172,6 +172,26 @@ class JournaledFile(CheckpointedFile[S]):
             self._marker_pending = marker_last
             return state
         raise StorageError(f"{self.path!r} kept changing while it was being read; try again")
+
+    def _replay_start(self, header: dict[str, Any] | None, values: list[tuple[int, Any]]) -> int:
+        """Which of the journal's records to replay onto the snapshot: from the first, or,
+        when a checkpoint stopped between its renames (its new snapshot with the old
+        journal), from just after its marker.
+
+        The records before that marker are in the new snapshot already, and the commit that
+        checkpoint was made for may not be among them (a commit written as a checkpoint has
+        no record): replaying them would take its documents back to older versions.
+        Records after the marker (another process wrote them before it saw the new files)
+        are replayed.
+        """
+        described = header.get("snapshot") if header is not None else None
+        if described is None or self.snapshot.id is None or self.snapshot.matches(described):
+            return 0
+        for i in range(len(values) - 1, -1, -1):
+            value = values[i][1]
+            if is_marker(value) and self.snapshot.matches(value.get("snapshot")):
+                return i + 1
+        return 0
 
     def _edited_snapshot(self, header: dict[str, Any] | None, values: list[tuple[int, Any]]) -> bool:
         """Whether the snapshot was edited by hand (raises if it was damaged, or edited under commits).
