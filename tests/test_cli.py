@@ -171,7 +171,32 @@ def test_batch_size_keeps_earlier_batches(tmp_path: Path) -> None:
     assert not os.path.exists(db) or docs_of(db, "t") == []
     proc = run("insert", db, "t", str(src), "--batch-size", "10")
     assert proc.returncode == 1 and "in.ndjson:26:2" in proc.stderr
+    assert "(20 documents of earlier batches were stored; --skip 20 resumes after them)" in proc.stderr
     assert [d["i"] for d in docs_of(db, "t")] == list(range(20))
+
+
+def test_skip_resumes_a_batch_load(tmp_path: Path) -> None:
+    """--skip N leaves out the first N input documents: a mended input resumes where the
+    stored batches end, each document stored once; a bad value after a resume says how to
+    resume again (counting the documents skipped)."""
+    src = tmp_path / "in.ndjson"
+    lines = [f'{{"i": {i}}}' for i in range(30)]
+    lines[24] = '{"i": 24, "big": 123456789012345678901234}'
+    src.write_text("\n".join(lines) + "\n")
+    db = str(tmp_path / "db.json")
+    proc = run("insert", db, "t", str(src), "--batch-size", "10", "--skip", "5")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("microdb: ") and "in.ndjson:25:1: the integer" in proc.stderr, proc.stderr
+    assert "(10 documents of earlier batches were stored; --skip 15 resumes after them)" in proc.stderr
+    assert [d["i"] for d in docs_of(db, "t")] == list(range(5, 15))
+    lines[24] = '{"i": 24}'
+    src.write_text("\n".join(lines) + "\n")
+    assert main(["insert", db, "t", str(src), "--batch-size", "10", "--skip", "15", "-q"]) == 0
+    assert [d["i"] for d in docs_of(db, "t")] == list(range(5, 30))
+    other = str(tmp_path / "one.json")
+    assert main(["insert", other, "t", str(src), "--skip", "28", "-q"]) == 0  # one commit, skipped too
+    assert [d["i"] for d in docs_of(other, "t")] == [28, 29]
+    assert main(["insert", other, "t", str(src), "--skip", "-1", "-q"]) == 1
 
 
 def test_insert_duplicate_in_unique_index_names_nothing_stored(tmp_path: Path) -> None:

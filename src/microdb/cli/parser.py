@@ -65,6 +65,8 @@ def _loading(p: argparse.ArgumentParser) -> None:
                    help="CSV/TSV: the type of a column (str, int, float, bool, json); repeatable")
     p.add_argument("--batch-size", type=int, metavar="N",
                    help="commit every N documents (default: the whole load in one commit, all or nothing)")
+    p.add_argument("--skip", type=int, metavar="N", default=0,
+                   help="leave out the first N input documents (to resume a --batch-size load an error stopped)")
     _quiet(p)
     p.add_argument("--silent", action="store_true", help="no output and no progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
