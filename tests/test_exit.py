@@ -92,6 +92,35 @@ def test_checkpoint_interval_bounds_how_stale_the_snapshot_is(tmp_path: Path) ->
         assert len(snapshot_of(lazy)["_default"]) == 3
 
 
+def test_the_first_timed_checkpoint_waits_ten_times_the_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before a process has timed a checkpoint, the time its open took reading the file stands
+    for one: a commit soon after opening a big file does not rewrite it (that cost seconds)."""
+    path = tmp_path / "db.json"
+    with MicroDB(str(path)) as db:
+        db.insert({"n": 1})
+    from microdb.storage import journal
+
+    class SlowRead:
+        """The journal module's clock, reading the file as if it took 3 s."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def monotonic(self) -> float:
+            self.calls += 1
+            return time.monotonic() + (3.0 if self.calls > 1 else 0.0)
+
+    monkeypatch.setattr(journal, "time", SlowRead())
+    db = MicroDB(str(path), checkpoint_interval=0.05)
+    monkeypatch.undo()
+    assert db.backend.store.file._checkpoint_due - time.monotonic() > 25  # type: ignore[attr-defined]
+    time.sleep(0.1)
+    db.insert({"n": 2})  # past checkpoint_interval, within ten times the open
+    assert snapshot_of(path) == {"_default": {"1": {"n": 1}}}
+    db.close()
+    assert snapshot_of(path) == {"_default": {"1": {"n": 1}, "2": {"n": 2}}}
+
+
 def test_autosaving_dict_follows_the_interval(tmp_path: Path) -> None:
     """AutoSavingDict takes checkpoint_interval too: with 0 the file is current after every change."""
     f = tmp_path / "s.json"

@@ -158,8 +158,15 @@ class Backend(ABC):
         """Insert checked documents (with an explicit id, or ``None`` for the next one)."""
 
     @abstractmethod
-    def replace(self, table: str, docs: dict[int, dict[str, Any]]) -> None:
-        """Replace existing documents by id, all or none (unique indexes are checked first)."""
+    def replace(
+        self, table: str, docs: dict[int, dict[str, Any]], touched: Sequence[tuple[str, ...]] | None = None
+    ) -> None:
+        """Replace existing documents by id, all or none (unique indexes are checked first).
+
+        ``touched``: the only paths (tuples of field names, or array positions as digit
+        strings) at which the new documents may differ from the stored ones; an engine may
+        leave its indexes on other paths as they are. ``None``: they may differ anywhere.
+        """
 
     @abstractmethod
     def delete(self, table: str, doc_ids: Sequence[int]) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "dumpb",
     "dumps",
     "encode",
+    "is_checked",
     "loads",
     "loads_strict",
     "nests_too_deep",
@@ -250,6 +251,19 @@ def _valid(value: Any, depth: int = 1) -> bool:
         elif not _valid(item, depth + 1):
             return False
     return True
+
+
+def is_checked(value: Any, depth: int) -> bool:
+    """Whether a value at nesting ``depth`` (the document is 1) is plain and storable as it
+    is; false for anything :func:`check_document` must look at (it may still accept it)."""
+    t = type(value)
+    if t in _PLAIN:
+        return True
+    if t is int:
+        return bool(_INT_MIN <= value <= _INT_MAX)
+    if t is float:
+        return bool(value - value == 0)  # not NaN or an infinity
+    return _valid(value, depth)
 
 
 def check_private(doc: dict[str, Any]) -> dict[str, Any]:

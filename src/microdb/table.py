@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import time
@@ -13,7 +14,7 @@ from microdb.aggregate import parse_pipeline, run_stages
 from microdb.backend import Backend, Plan, SortKey
 from microdb.changes import ChangeStream, Watch, open_change_log
 from microdb.compile.update_ops import upsert_seed
-from microdb.compile.updates import compile_update, is_operator_update
+from microdb.compile.updates import Change, compile_change, compile_update, is_operator_update
 from microdb.document import Document
 from microdb.errors import DatabaseClosedError, DocumentError, DocumentNotFound, QueryError, UpdateError
 from microdb.expiry import SWEEP_BATCH, SWEEP_INTERVAL, is_expired, live_node, rules_of
@@ -215,8 +216,8 @@ class Table:
             return _schema.violations(options, self._backend.run(self._name, Plan()))
 
     # -- inserting ---------------------------------------------------------------------
-    def _prepare(self, document: Any) -> tuple[int | None, dict[str, Any]]:
-        doc = check_document(document)
+    def _prepare(self, document: Any, copy: bool = True) -> tuple[int | None, dict[str, Any]]:
+        doc = check_document(document) if copy else check_private(document)
         doc_id = getattr(document, "doc_id", None) if isinstance(document, Document) else None
         if doc_id is not None:
             _check_id(doc_id)
@@ -229,15 +230,20 @@ class Table:
             self._check([item])
             return self._backend.insert(self._name, [item])[0]
 
-    def insert_many(self, documents: Iterable[Mapping[str, Any]]) -> list[int]:
-        """Store several documents in one commit; returns their ids. All or none are stored."""
+    def insert_many(self, documents: Iterable[Mapping[str, Any]], *, copy: bool = True) -> list[int]:
+        """Store several documents in one commit; returns their ids. All or none are stored.
+
+        ``copy=False`` hands the documents over (a bulk load of freshly parsed ones): plain
+        ``dict`` documents are checked but stored without a copy, so the caller must not
+        change them afterwards.
+        """
         if isinstance(documents, Mapping) or not isinstance(documents, Iterable):
             raise DocumentError(f"insert_many() needs a list of documents, got {type(documents).__name__}")
         # A generator is consumed as it goes: holding the caller's documents and their checked
         # copies at once would double the peak memory of a bulk load.
         size = len(documents) if isinstance(documents, Sized) else THRESHOLD
         with paused_gc(size):
-            items = [self._prepare(doc) for doc in documents]
+            items = [self._prepare(doc, copy) for doc in documents]
             if not items:
                 return []
             with self._write():
@@ -305,27 +311,16 @@ class Table:
         return isinstance(doc_id, int) and self.contains(doc_id=doc_id)
 
     # -- changing ---------------------------------------------------------------------
-    def _update_ids(self, spec: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
-        changes = self._updated(spec, self._backend.fetch_many(self._name, ids))
+    def _replace(self, change: Change, ids: list[int]) -> list[int]:
+        """Apply ``change`` to the documents with ``ids`` (inside a write block); their ids."""
+        changes = change.documents(self._backend.fetch_many(self._name, ids), self._backend.shares_documents)
         self._check(changes.items())
-        return changes
+        self._backend.replace(self._name, changes, change.touched)
+        return list(changes)
 
     def _updated(self, spec: Any, rows: Iterable[tuple[int, dict[str, Any]]]) -> dict[int, dict[str, Any]]:
         """The stored ``(id, document)`` rows with the update applied, checked (no I/O)."""
-        updater = compile_update(spec)
-        changes: dict[int, dict[str, Any]] = {}
-        shared = self._backend.shares_documents
-        for doc_id, stored in rows:
-            doc = copy_value(stored) if shared else stored
-            try:
-                updater(doc)
-            except (UpdateError, DocumentError):
-                raise
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise UpdateError(f"the update failed on document {doc_id}: {exc!r}") from exc
-            # Our copy when shared: checked where it is, not copied a second time.
-            changes[doc_id] = check_private(doc) if shared else check_document(doc)
-        return changes
+        return compile_change(spec).documents(rows, self._backend.shares_documents)
 
     def update(self, fields: Any, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:
         """Change the documents matching ``cond`` (or with ``doc_ids``); returns their ids.
@@ -336,18 +331,19 @@ class Table:
         (``QueryError`` otherwise): to change every document, say so with ``{}`` or
         ``Query().noop()``. All documents change, or (on any error) none.
         """
-        compile_update(fields)  # reject a malformed update before taking any lock
+        change = compile_change(fields)  # reject a malformed update before taking any lock
         if cond is None and doc_ids is None:
             # One rule for update() and remove(): a forgotten condition changes nothing.
             raise QueryError(
                 "update() needs a query or doc_ids, as remove() does "
                 "(pass {} or Query().noop() to change every document)"
             )
-        with self._write():
+        # The pause outlives the write block: its commit encodes the journal record.
+        with contextlib.ExitStack() as pause, self._write():
             ids = self._target_ids(cond, doc_ids)
-            changes = self._update_ids(fields, ids)
-            self._backend.replace(self._name, changes)
-            return list(changes)
+            # Thousands of new documents, no cycles among them (see microdb.gcpause).
+            pause.enter_context(paused_gc(len(ids)))
+            return self._replace(change, ids)
 
     def update_multiple(self, updates: Iterable[tuple[Any, Any]]) -> list[int]:
         """Apply several ``(fields, cond)`` updates in one commit; returns every changed id."""
@@ -355,14 +351,12 @@ class Table:
         for pair in pairs:
             if not isinstance(pair, tuple) or len(pair) != 2:
                 raise UpdateError(f"update_multiple() needs (fields, query) pairs, got {pair!r:.60}")
-            compile_update(pair[0])
+        changes = [(compile_change(fields), cond) for fields, cond in pairs]
         changed: list[int] = []
         with self._write():
-            for fields, cond in pairs:
-                ids = self._target_ids(cond, None)
-                changes = self._update_ids(fields, ids)
-                self._backend.replace(self._name, changes)
-                changed.extend(i for i in changes if i not in changed)
+            for change, cond in changes:
+                ids = self._replace(change, self._target_ids(cond, None))
+                changed.extend(i for i in ids if i not in changed)
         return changed
 
     def upsert(self, document: Any, cond: Any = None) -> list[int]:
@@ -375,21 +369,17 @@ class Table:
         doc_id = document.doc_id if isinstance(document, Document) else None
         if cond is None and doc_id is None:
             raise QueryError("upsert() needs a query, or a Document with a doc_id")
-        compile_update(document)
+        change = compile_change(document)
         with self._write():
             if doc_id is not None:
                 if self._backend.fetch(self._name, _check_id(doc_id)) is not None:
-                    changes = self._update_ids(dict(document), [doc_id])
-                    self._backend.replace(self._name, changes)
-                    return [doc_id]
+                    return self._replace(compile_change(dict(document)), [doc_id])
                 item = (doc_id, check_document(document))
                 self._check([item])
                 return self._backend.insert(self._name, [item])
             ids = self._target_ids(cond, None)
             if ids:
-                changes = self._update_ids(document, ids)
-                self._backend.replace(self._name, changes)
-                return list(changes)
+                return self._replace(change, ids)
             if is_operator_update(document):
                 base = upsert_seed(cond)
                 compile_update(document)(base)

@@ -31,7 +31,7 @@ from microdb.query.fields import dot_path
 from microdb.query.mongo import condition_on_values
 from microdb.query.values import MISSING, sort_key, values_equal
 
-__all__ = ["compile_operators", "upsert_seed"]
+__all__ = ["compile_operator_paths", "compile_operators", "upsert_seed"]
 
 Updater = Callable[[dict[str, Any]], None]
 Steps = tuple[str, ...]
@@ -457,6 +457,16 @@ def compile_operators(spec: Mapping[str, Any]) -> Updater:
     Raises ``UpdateError`` at once for an unknown operator, a malformed operand, or two
     operators (or fields) that touch the same path or one inside the other.
     """
+    return compile_operator_paths(spec)[0]
+
+
+def compile_operator_paths(spec: Mapping[str, Any]) -> tuple[Updater, tuple[Steps, ...]]:
+    """:func:`compile_operators`, and every path the update may change (``$rename``: both).
+
+    The operators change a document only at those paths: inside the containers along each
+    path and inside the value at its end, never elsewhere (what a copy-on-write update
+    copies, :mod:`microdb.compile.updates`).
+    """
     if not isinstance(spec, Mapping) or not spec:
         raise UpdateError(f"an operator update must be a non-empty mapping, got {spec!r:.60}")
     plan: list[_Step] = []
@@ -487,7 +497,7 @@ def compile_operators(spec: Mapping[str, Any]) -> Updater:
         for step in plan:
             step.apply(doc, step.steps)
 
-    return apply
+    return apply, tuple(steps for steps, _ in touched)
 
 
 # ---------------------------------------------------------------------------------------

@@ -91,8 +91,9 @@ class CompoundIndex:
                     f"unique index on {self.label()[6:]} of table {self._table!r} already holds "
                     f"these values (document {other}); nothing was changed"
                 )
-        if pending is not None:
-            claim(pending, key, doc_id, f"unique index on {self.label()[6:]} of table {self._table!r}: the same values")
+        if pending is not None and not claim(pending, key, doc_id):
+            raise DuplicateKeyError(f"unique index on {self.label()[6:]} of table {self._table!r}: the same values "
+                                    "in two documents of one write; nothing was changed")
 
     def add(self, doc_id: int, doc: dict[str, Any]) -> None:
         """File a document."""
@@ -103,6 +104,13 @@ class CompoundIndex:
             self.filed += 1
             if filed == NEW:
                 self.keys.add(key)
+
+    def add_new(self, doc_id: int, doc: dict[str, Any]) -> None:
+        """File a document not filed yet, checking a unique index first (nothing changed
+        when it raises ``DuplicateKeyError``)."""
+        if self.unique:
+            self.check(doc_id, doc)
+        self.add(doc_id, doc)
 
     def remove(self, doc_id: int, doc: dict[str, Any]) -> None:
         """Unfile a document (exactly as it was filed)."""

@@ -27,6 +27,32 @@ def spec_key(spec: dict[str, Any]) -> Key:
     return tuple(spec["path"])
 
 
+def _paths_of(index: AnyIndex) -> tuple[Path, ...]:
+    return index.paths if isinstance(index, CompoundIndex) else (index.path,)
+
+
+def _position(step: Any) -> bool:
+    return (type(step) is int) or (type(step) is str and step.isdigit() and step.isascii())
+
+
+def _may_meet(path: Path, steps: tuple[str, ...]) -> bool:
+    """Whether changing a document at ``steps`` may change its value at an index's ``path``.
+
+    Only when neither path branches off the other at a field name: a change inside
+    ``a.b`` leaves ``a.c`` alone. Array positions never count as branching off (setting
+    ``a.3`` pads ``a.1`` with null, and ``1`` and ``01`` are the same position), nor does
+    a step that is not a name (a function step).
+    """
+    for mine, theirs in zip(path, steps):
+        if _position(mine) and _position(theirs):
+            continue
+        if type(mine) is not str and type(mine) is not int:
+            return True
+        if mine != theirs:
+            return False
+    return True
+
+
 class IndexSet:
     """A table's live indexes: ``single`` by path, ``compound`` by tuple of paths."""
 
@@ -84,6 +110,15 @@ class IndexSet:
                     self.single[made.path] = made
         self.every = (*self.single.values(), *self.compound.values())
 
+    def affected(self, touched: Sequence[tuple[str, ...]] | None) -> tuple[AnyIndex, ...]:
+        """The indexes a change at the ``touched`` paths may move (``None``: any path, every index)."""
+        if touched is None:
+            return self.every
+        return tuple(
+            index for index in self.every
+            if any(_may_meet(path, steps) for path in _paths_of(index) for steps in touched)
+        )
+
     def check(self, docs: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Raise ``DuplicateKeyError`` if ``docs`` would break a unique index."""
         for index in self.every:
@@ -91,6 +126,20 @@ class IndexSet:
                 pending: dict[Any, int] = {}
                 for doc_id, doc in docs:
                     index.check(doc_id, doc, pending)
+
+    def add_new(self, doc_id: int, doc: dict[str, Any]) -> None:
+        """File a new document in every index, checking the unique ones as it goes; if one
+        raises ``DuplicateKeyError``, the indexes already done are taken back first."""
+        every = self.every
+        done = 0
+        try:
+            for index in every:
+                index.add_new(doc_id, doc)
+                done += 1
+        except BaseException:
+            for index in every[:done]:
+                index.remove(doc_id, doc)
+            raise
 
     def describe(self) -> list[dict[str, Any]]:
         """The definitions, as stored with the data."""

@@ -28,7 +28,7 @@ from microdb.engine.planner import choose, ordered_compound, residual
 from microdb.errors import DatabaseClosedError, DuplicateKeyError, StorageError
 from microdb.query.ast import Node, Path
 from microdb.query.values import sort_key
-from microdb.storage.base import Op, State, Storage, TableState, new_meta
+from microdb.storage.base import Op, State, Storage, TableState, new_meta, patched
 
 __all__ = ["MemoryBackend"]
 
@@ -115,6 +115,13 @@ class MemoryBackend(Backend):
     def _apply(self, op: Op, record: bool = True) -> None:
         kind, name = op[0], op[1]
         table = self._tables.get(name)
+        if kind == "patch":
+            # Another process's update, read back from its journal: the whole new document.
+            old_doc = None if table is None else table.docs.get(op[2])
+            if old_doc is None:
+                return
+            op = ("put", name, op[2], patched(old_doc, op[3], op[4]))
+            kind = "put"
         if kind == "put":
             if table is None:
                 table = self._tables[name] = _Table(name, TableState({}, new_meta()))
@@ -182,6 +189,14 @@ class MemoryBackend(Backend):
                 table = self._tables[name]
                 table.meta = entry[2]
                 table.indexes = entry[3]
+            elif kind == "replace":
+                table = self._tables[name]
+                for doc_id, old in reversed(entry[2]):
+                    now = table.docs[doc_id]
+                    for index in entry[3]:
+                        index.remove(doc_id, now)
+                        index.add(doc_id, old)
+                    table.docs[doc_id] = old
             elif kind == "put":
                 table = self._tables[name]
                 doc_id, old, old_next = entry[2], entry[3], entry[4]
@@ -254,9 +269,14 @@ class MemoryBackend(Backend):
         if len(docs) == 1 and docs[0][0] is None and t.meta["next_id"] > last_id:
             # One document taking the next id (every single insert): nothing to assign,
             # no duplicate id possible, and the dict stays in id order.
+            # Each index checks and files the document in one step (a unique index's check
+            # and its filing looked the value up twice); a duplicate changes nothing.
             doc_id, doc = t.meta["next_id"], docs[0][1]
-            self._check_unique(t, [(doc_id, doc)])
-            self._apply(("put", table, doc_id, doc, True))
+            t.indexes.add_new(doc_id, doc)
+            t.docs[doc_id] = doc
+            t.meta["next_id"] = doc_id + 1
+            self._undo.append(("put", table, doc_id, None, doc_id))
+            self._ops.append(("put", table, doc_id, doc, True))
             return [doc_id]
         assigned = assign_ids(table, docs, t.meta["next_id"])
         if len(assigned) >= _RELAY:
@@ -286,14 +306,35 @@ class MemoryBackend(Backend):
             t.docs = dict(sorted(t.docs.items()))
         return ids
 
-    def replace(self, table: str, docs: dict[int, dict[str, Any]]) -> None:
+    def replace(
+        self, table: str, docs: dict[int, dict[str, Any]], touched: Sequence[tuple[str, ...]] | None = None
+    ) -> None:
         t = self._tables.get(table)
         if t is None:
             return
-        items = [(i, d) for i, d in docs.items() if i in t.docs]
-        self._check_unique(t, items)
-        for doc_id, doc in items:
-            self._apply(("put", table, doc_id, doc))
+        stored = t.docs
+        items = [(i, d) for i, d in docs.items() if i in stored]
+        if not items:
+            return
+        # Only the indexes on paths the change touched: on any other path each document
+        # keeps its value, so those indexes (and their unique keys) stay right as they are.
+        indexes = t.indexes.affected(touched)
+        for index in indexes:
+            if index.unique:
+                pending: dict[Any, int] = {}
+                for doc_id, doc in items:
+                    index.check(doc_id, doc, pending)
+        # _apply's put, for a batch of existing documents: one undo entry for them all.
+        olds = [(doc_id, stored[doc_id]) for doc_id, _ in items]
+        for (doc_id, old), (_, doc) in zip(olds, items) if indexes else ():
+            for index in indexes:
+                index.remove(doc_id, old)
+                index.add(doc_id, doc)
+        stored.update(items)  # existing keys: the dict stays in id order
+        self._undo.append(("replace", table, olds, indexes))
+        # The top-level fields the change may have touched: a store may record only those.
+        names = None if touched is None else tuple(dict.fromkeys(steps[0] for steps in touched))
+        self._ops.extend([("put", table, doc_id, doc, False, names) for doc_id, doc in items])
 
     def delete(self, table: str, doc_ids: Sequence[int]) -> None:
         t = self._tables.get(table)

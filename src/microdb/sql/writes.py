@@ -67,7 +67,9 @@ class SQLWrites(SQLRegistry):
         yield from self._savepoint_steps(s, body())
         return [i for i, _ in rows]
 
-    def replace(self, table: str, docs: dict[int, dict[str, Any]]) -> None:
+    def replace(
+        self, table: str, docs: dict[int, dict[str, Any]], touched: Sequence[tuple[str, ...]] | None = None
+    ) -> None:
         if not docs:
             return
         with self._op(write=True) as s:

@@ -13,7 +13,14 @@ Operations (tuples, first item the kind):
     store ``doc`` (a checked Python document, see :mod:`microdb.serialization`) under
     ``doc_id``, replacing what was there. The engine never mutates ``doc`` afterwards.
     A put made by an insert carries a fifth item, ``True`` (the change feed reports it as
-    an insert rather than an update); stores that do not care ignore it.
+    an insert rather than an update); stores that do not care ignore it. A put made by an
+    update may carry a sixth, the top-level fields it may have changed (a tuple): the
+    stored document differs from ``doc`` at most in those, so a store may record just
+    them (the JSON file's journal does, as a patch).
+``("patch", table, doc_id, fields, removed)``
+    what a store reads back of such a put: set ``fields`` (a dict) on the stored document
+    and remove the fields named in ``removed``, in a new document (a no-op when the
+    document is absent). The engine never hands one to a store.
 ``("delete", table, doc_id)``
     remove that document (a no-op when it is absent).
 ``("meta", table, meta)``
@@ -34,7 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Op", "State", "Storage", "Store", "SyncResult", "TableState", "apply_ops", "new_meta"]
+__all__ = ["Op", "State", "Storage", "Store", "SyncResult", "TableState", "apply_ops", "new_meta", "patched"]
 
 Op = tuple[Any, ...]
 
@@ -59,6 +66,15 @@ State = dict[str, TableState]
 SyncResult = list[list[Op]] | State | None
 
 
+def patched(doc: dict[str, Any], fields: dict[str, Any], removed: tuple[str, ...]) -> dict[str, Any]:
+    """A new document: ``doc`` with ``fields`` set and the fields named in ``removed`` gone."""
+    new = doc.copy()
+    new.update(fields)
+    for name in removed:
+        new.pop(name, None)
+    return new
+
+
 def apply_ops(state: State, ops: list[Op]) -> None:
     """Apply a batch to a bare state (used by stores when loading or replaying)."""
     for op in ops:
@@ -70,6 +86,11 @@ def apply_ops(state: State, ops: list[Op]) -> None:
             table.docs[op[2]] = op[3]
             if op[2] >= table.meta["next_id"]:
                 table.meta["next_id"] = op[2] + 1
+        elif kind == "patch":
+            table = state.get(op[1])
+            doc = None if table is None else table.docs.get(op[2])
+            if table is not None and doc is not None:
+                table.docs[op[2]] = patched(doc, op[3], op[4])
         elif kind == "delete":
             table = state.get(op[1])
             if table is not None:

@@ -97,7 +97,8 @@ class CheckpointedFile(Generic[S]):
         self._tail_end = 0  # the end of a torn record after _offset (== _offset when none)
         self._next_checkpoint = 0
         self._checkpoint_due = float("inf")  # monotonic time from which a commit checkpoints
-        self._checkpoint_seconds = 0.0  # how long the last checkpoint of this process took
+        #: how long the last checkpoint of this process took (before one: the last load)
+        self._checkpoint_seconds = 0.0
         self._marker_pending = False  # the journal ends with another process's checkpoint marker
         self._checked_at = 0.0  # when we last stat-ed the journal's path
         self._closed = False

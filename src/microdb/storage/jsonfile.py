@@ -8,7 +8,10 @@ this module says what a database's snapshot and records mean:
 - the header's ``"meta"`` holds, per table, what TinyDB's shape cannot: the next id (ids
   are never reused) and the index definitions, as they were at the checkpoint;
 - each commit is a list of absolute changes: ``["p", table, id, doc]`` (put),
-  ``["d", table, id]`` (delete), ``["m", table, meta]`` (metadata), ``["x", table]`` (drop).
+  ``["f", table, id, fields]`` or ``["f", table, id, fields, removed]`` (an update's
+  patch: the new values of the top-level fields it changed, and the names of those it
+  removed), ``["d", table, id]`` (delete), ``["m", table, meta]`` (metadata),
+  ``["x", table]`` (drop).
 """
 
 from __future__ import annotations
@@ -122,19 +125,67 @@ def _meta_from_json(value: Any) -> dict[str, Any]:
     return meta
 
 
+#: The fewest bytes one change takes in a journal record (``["d","",1],``).
+_LEAST_OP_BYTES = 12
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _patch(op: Op) -> list[Any]:
+    """The journal form of an update's put (see :func:`record_of`)."""
+    doc, names = op[3], op[5]
+    # In the order of the names, which is the order the update added new fields in: a
+    # replay appends them where this process did.
+    fields = {k: doc[k] for k in names if k in doc}
+    removed = [k for k in names if k not in doc]
+    patch = ["f", op[1], op[2], encode_value(fields)]
+    return [*patch, removed] if removed else patch
+
+
 def record_of(ops: list[Op]) -> list[list[Any]]:
-    """The journal form of a batch of changes."""
+    """The journal form of a batch of changes.
+
+    A put made by an update (one naming the top-level fields it may have changed) is
+    journaled as a patch of those fields only: a few bytes where a whole document was, and
+    a journal that fills (and checkpoints) less often.
+    """
     out: list[list[Any]] = []
+    append = out.append
+    names: Any = None
+    single: str | None = None  # the one field of the updates of this batch, when plain
     for op in ops:
         kind = op[0]
         if kind == "put":
-            out.append(["p", op[1], op[2], encode_value(op[3])])
+            if len(op) < 6 or op[5] is None:
+                append(["p", op[1], op[2], encode_value(op[3])])
+                continue
+            if op[5] is not names:
+                # The puts of one update share their tuple of names: look at it once.
+                names = op[5]
+                one = names[0] if len(names) == 1 else None
+                single = one if type(one) is str and not one.startswith("$") else None
+            doc = op[3]
+            if single is not None and single in doc:
+                # The common update of one field, without a dict scan or calls per value.
+                value = doc[single]
+                kind = type(value)
+                if kind is list:
+                    for item in value:
+                        if type(item) not in _SCALARS:
+                            value = encode_value(value)
+                            break
+                elif kind not in _SCALARS:
+                    value = encode_value(value)
+                append(["f", op[1], op[2], {single: value}])
+            else:
+                append(_patch(op))
         elif kind == "delete":
-            out.append(["d", op[1], op[2]])
+            append(["d", op[1], op[2]])
         elif kind == "meta":
-            out.append(["m", op[1], encode(op[2])])
+            append(["m", op[1], encode(op[2])])
         elif kind == "drop":
-            out.append(["x", op[1]])
+            append(["x", op[1]])
         else:
             raise StorageError(f"unknown storage operation {kind!r}")
     return out
@@ -156,6 +207,16 @@ def ops_from_record(payload: Any, offset: int, path: str | None = None) -> list[
                 if nests_too_deep(doc):
                     raise ValueError(f"the document nests deeper than {MAX_DEPTH} levels")
                 ops.append(("put", table, item[2], decode(doc)))
+            elif kind == "f":
+                fields = item[3]
+                removed = item[4] if len(item) > 4 else []
+                if type(fields) is not dict or type(item[2]) is not int or type(removed) is not list:
+                    raise TypeError("a patch needs an integer id, an object and a list of names")
+                if any(type(name) is not str for name in removed):
+                    raise TypeError("a patch removes fields by name")
+                if nests_too_deep(fields):
+                    raise ValueError(f"the document nests deeper than {MAX_DEPTH} levels")
+                ops.append(("patch", table, item[2], decode(fields), tuple(removed)))
             elif kind == "d":
                 if type(item[2]) is not int:
                     raise TypeError("a delete needs an integer id")
@@ -217,11 +278,15 @@ class JSONFileStorage(Storage):
         if not ops:
             return None
         feed = self.feed
-        if feed is None:
-            return self.file.append(record_of(ops), state, defer=True)
         before = [self.file.generation, self.file.pending_bytes]
-        ticket = self.file.append(record_of(ops), state, defer=True)
-        feed.record(ops, before, [self.file.generation, self.file.pending_bytes])
+        # A commit that a checkpoint would follow at once (a bulk load, or the first commit a
+        # while after the last checkpoint) is written as that checkpoint: once, not twice.
+        if self.file.checkpoint_follows(_LEAST_OP_BYTES * len(ops)) and self.file.commit_as_checkpoint(state):
+            ticket = None
+        else:
+            ticket = self.file.append(record_of(ops), state, defer=True)
+        if feed is not None:
+            feed.record(ops, before, [self.file.generation, self.file.pending_bytes])
         return ticket
 
     def settle(self, ticket: Any) -> None:

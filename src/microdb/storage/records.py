@@ -40,9 +40,10 @@ __all__ = [
     "scan",
 ]
 
-#: The journal format this MicroDB writes (2: records flagged synced or not; 1 is still
-#: read); files with a higher number are refused.
-FORMAT_VERSION = 2
+#: The journal format this MicroDB writes (3: an update may record only the fields it
+#: changed; 2: records flagged synced or not; 1 and 2 are still read, and a writable open
+#: upgrades them); files with a higher number are refused.
+FORMAT_VERSION = 3
 
 _PREFIX = 18  # "llllllll cccccccc" and the flag
 _LINE_HEAD = re.compile(rb"[0-9a-f]{8} [0-9a-f]{8}[ ~]")
