@@ -99,6 +99,15 @@ def test_csv_types_detected_or_given(tmp_path: Path) -> None:
         ("bad.json", '[{"a": 1},\n {"a": NaN}]', [], "bad.json:2:2: NaN is not a JSON value"),
         ("bad.json", '{"a": 1}\n{"a": {"$date": "nope"}}', [], "bad.json:2:1: bad $date value"),
         ("bad.json", '{"a": 1}\n{"a": 123456789012345678901234}', [], "bad.json:2:1: the integer"),
+        # A bad value deep inside a document, on line N of NDJSON read in one piece.
+        ("deep.ndjson", '{"a": 1}\n{"a": 2}\n\n{"a": {"b": [1, {"c": 123456789012345678901234}]}}\n', [],
+         "deep.ndjson:4:1: the integer"),
+        ("deep.json", '[{"a": 1},\n  {"a": [[{"b": 99999999999999999999}]]}]', [], "deep.json:2:3: the integer"),
+        # Tags decoded only on the lines that may hold one: "$" escaped as \u0024 too.
+        ("tag.ndjson", '{"a": {"$date": "2024-05-01"}}\n{"a": 2}\n{"a": {"\\u0024date": "nope"}}\n', [],
+         "tag.ndjson:3:1: bad $date value"),
+        ("esc.ndjson", '{"a": 1}\n{"a": {"\\u0024date": "nope"}}\n', [], "esc.ndjson:2:1: bad $date value"),
+        ("type.ndjson", '{"a": 1}\n{"a": 2}\n[1, 2]\n', [], "type.ndjson:3:1: expected a JSON object"),
         ("bad.csv", "a,b\n1,2\n3,x\n", ["--type", "b=int"], "bad.csv:3: column 'b': 'x' is not int"),
         ("bad.csv", "a,b\n1,2\n3,4,5\n", [], "bad.csv:3: 3 values for 2 columns"),
         ("bad.tsv", "a\n\xff\n", [], "bad.tsv:2: not UTF-8"),
@@ -116,6 +125,41 @@ def test_errors_name_file_line_and_column(tmp_path: Path, name: str, text: str, 
     assert proc.stderr.startswith(f"microdb: {where}"), proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert docs_of(str(db), "t") == [{"kept": True}]
+
+
+def test_ndjson_tags_decode_where_the_line_holds_one(tmp_path: Path) -> None:
+    """Lines with tags (written "$" or escaped) read back to rich values; the others stay as
+    they are, "$" in a plain string included."""
+    src = tmp_path / "in.ndjson"
+    src.write_text(
+        '{"n": 1, "day": {"$date": "2024-05-01"}}\n'
+        '{"n": 2, "s": "costs $5", "k": "\\u0024"}\n'
+        '{"n": 3, "id": {"\\u0024uuid": "00000000-0000-0000-0000-00000000002a"}}\n'
+        '{"n": 4, "odd": {"$escape": {"$x": 1}}}\n',
+        encoding="utf-8",
+    )
+    db = str(tmp_path / "db.json")
+    assert main(["insert", db, "t", str(src), "-q"]) == 0
+    assert docs_of(db, "t") == [
+        {"n": 1, "day": dt.date(2024, 5, 1)},
+        {"n": 2, "s": "costs $5", "k": "$"},
+        {"n": 3, "id": uuid.UUID(int=42)},
+        {"n": 4, "odd": {"$x": 1}},
+    ]
+
+
+def test_error_in_a_later_file_names_that_file(tmp_path: Path) -> None:
+    """Several inputs load as one commit; an error names the file, line and column it is in."""
+    (tmp_path / "a.ndjson").write_text('{"a": 1}\n{"a": 2}\n')
+    (tmp_path / "b.ndjson").write_text('{"b": 1}\n\n{"b": [1, 123456789012345678901234]}\n')
+    db = tmp_path / "db.json"
+    proc = run("insert", str(db), "t", "a.ndjson", "b.ndjson", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("microdb: b.ndjson:3:1: the integer"), proc.stderr
+    assert not db.exists() or docs_of(str(db), "t") == []
+    proc = run("insert", str(db), "t", "a.ndjson", "a.ndjson", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [d["a"] for d in docs_of(str(db), "t")] == [1, 2, 1, 2]
 
 
 def test_batch_size_keeps_earlier_batches(tmp_path: Path) -> None:

@@ -279,6 +279,45 @@ def test_close_checkpoints(path: Path) -> None:
     assert len(journal_lines(path)) == 1
 
 
+def test_a_commit_a_checkpoint_follows_is_written_as_that_checkpoint(path: Path) -> None:
+    """With a checkpoint due at the commit, the commit goes straight to the snapshot: the
+    journal gets no record of it (it would be folded in at once), and the commit is there."""
+    with MicroDB(str(path), checkpoint_interval=0) as db:
+        generation = journal_lines(path)[0]["generation"]  # type: ignore[call-overload]
+        db.insert_many([{"n": i} for i in range(3)])
+        lines = journal_lines(path)
+        assert len(lines) == 1 and lines[0]["generation"] == generation + 1  # type: ignore[call-overload]
+        assert json.loads(path.read_text()) == {"_default": {str(i + 1): {"n": i} for i in range(3)}}
+        other = MicroDB(str(path), read_only=True)
+        assert [d["n"] for d in other.all()] == [0, 1, 2]
+        other.close()
+    with MicroDB(str(path)) as db:
+        assert [d["n"] for d in db.all()] == [0, 1, 2]
+
+
+def test_a_failed_direct_checkpoint_leaves_the_commit_to_the_journal(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If writing the commit as a checkpoint fails, it is appended to the journal as usual:
+    the commit succeeds and stays, whichever step failed."""
+    steps = ["begin", "snapshot-written", "journal-written", "snapshot-replaced", "journal-replaced"]
+    with MicroDB(str(path), checkpoint_interval=0) as db:
+        for n, step in enumerate(steps):
+            def fail(name: str, step: str = step) -> None:
+                if name == step:
+                    raise OSError(errno.EIO, "I/O error")
+
+            monkeypatch.setattr(journal.JournaledFile, "fault_hook", staticmethod(fail))
+            db.insert({"n": n})
+            monkeypatch.setattr(journal.JournaledFile, "fault_hook", None)
+            assert [d["n"] for d in db.all()] == list(range(n + 1))
+            with MicroDB(str(path), read_only=True) as other:
+                assert [d["n"] for d in other.all()] == list(range(n + 1)), step
+            db.compact()
+    with MicroDB(str(path)) as db:
+        assert [d["n"] for d in db.all()] == list(range(len(steps)))
+
+
 def test_close_does_not_checkpoint_over_other_processes_writes(path: Path) -> None:
     """A handle that has not seen another's last commit leaves the journal for the next checkpoint."""
     a, b = MicroDB(str(path)), MicroDB(str(path))

@@ -170,6 +170,24 @@ def test_stored_documents_are_private_copies(db: MicroDB) -> None:
         assert found == {"name": "A", "tags": ["x"], "address": {"city": "Oslo"}}
 
 
+def test_insert_many_without_copy_takes_the_documents_over(db: MicroDB) -> None:
+    """copy=False stores handed-over documents as they are checked: the same values come back,
+    rich values too; a bad one is still refused, and nothing of the batch is stored."""
+    import datetime as dt
+    from decimal import Decimal
+
+    docs = [{"n": i, "tags": ["x", i], "address": {"city": "Oslo"}} for i in range(1500)]
+    docs.append({"n": 1500, "day": dt.date(2024, 5, 1), "price": Decimal("1.5"), "pair": (1, 2)})
+    ids = db.insert_many(docs, copy=False)
+    assert len(ids) == 1501
+    assert db.get(doc_id=ids[7]) == {"n": 7, "tags": ["x", 7], "address": {"city": "Oslo"}}
+    assert db.get(doc_id=ids[-1]) == {"n": 1500, "day": dt.date(2024, 5, 1), "price": Decimal("1.5"), "pair": (1, 2)}
+    for bad in ({"deep": [{"x": float("nan")}]}, {"big": {"n": 2**70}}, {"obj": [object()]}):
+        with pytest.raises(DocumentError):
+            db.insert_many([{"fine": 1}, bad], copy=False)
+    assert db.count() == 1501
+
+
 def test_documents_know_their_ids(db: MicroDB) -> None:
     """Every returned document is a Document dict with doc_id."""
     ids = fill(db)

@@ -25,7 +25,7 @@ from microdb.query.fields import parse_field
 from microdb.results import Result
 from microdb.schema import checks as _schema
 from microdb.schema.models import model_instance
-from microdb.serialization import IMMUTABLE_TYPES, check_document, copy_into, copy_value
+from microdb.serialization import IMMUTABLE_TYPES, check_document, check_private, copy_into, copy_value
 
 __all__ = ["Table"]
 
@@ -216,8 +216,8 @@ class Table:
             return _schema.violations(options, self._backend.run(self._name, Plan()))
 
     # -- inserting ---------------------------------------------------------------------
-    def _prepare(self, document: Any) -> tuple[int | None, dict[str, Any]]:
-        doc = check_document(document)
+    def _prepare(self, document: Any, copy: bool = True) -> tuple[int | None, dict[str, Any]]:
+        doc = check_document(document) if copy else check_private(document)
         doc_id = getattr(document, "doc_id", None) if isinstance(document, Document) else None
         if doc_id is not None:
             _check_id(doc_id)
@@ -230,15 +230,20 @@ class Table:
             self._check([item])
             return self._backend.insert(self._name, [item])[0]
 
-    def insert_many(self, documents: Iterable[Mapping[str, Any]]) -> list[int]:
-        """Store several documents in one commit; returns their ids. All or none are stored."""
+    def insert_many(self, documents: Iterable[Mapping[str, Any]], *, copy: bool = True) -> list[int]:
+        """Store several documents in one commit; returns their ids. All or none are stored.
+
+        ``copy=False`` hands the documents over (a bulk load of freshly parsed ones): plain
+        ``dict`` documents are checked but stored without a copy, so the caller must not
+        change them afterwards.
+        """
         if isinstance(documents, Mapping) or not isinstance(documents, Iterable):
             raise DocumentError(f"insert_many() needs a list of documents, got {type(documents).__name__}")
         # A generator is consumed as it goes: holding the caller's documents and their checked
         # copies at once would double the peak memory of a bulk load.
         size = len(documents) if isinstance(documents, Sized) else THRESHOLD
         with paused_gc(size):
-            items = [self._prepare(doc) for doc in documents]
+            items = [self._prepare(doc, copy) for doc in documents]
             if not items:
                 return []
             with self._write():

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from microdb import Document, DocumentError, MicroDB, MicroDBError, Table, decode, encode
 
 from . import inputs
-from .common import CLIError, Progress, existing_table, open_db, parse_filter
+from .common import CLIError, Progress, collector_paused, existing_table, open_db, parse_filter
 from .outputs import document_rows, write_rows
 
 
@@ -69,50 +70,86 @@ def _located(
         progress.update(done_before, count[0])
 
 
-def _locate_bad(batch: list[tuple[dict[str, Any], inputs.Place]], exc: MicroDBError) -> CLIError:
+class Batch:
+    """Documents to write in one commit, and the place of each (found when an error asks)."""
+
+    def __init__(self, docs: list[dict[str, Any]], place: Callable[[int], Any], before: int = 0):
+        self.docs, self.place, self.before = docs, place, before
+
+
+def _everything(args: argparse.Namespace, sources: list[inputs.Source], progress: Progress) -> Batch:
+    """Every input document as one batch: read whole, with no per-document work where the
+    format allows (see :func:`inputs.document_list`)."""
+    types = inputs.parse_types(args.type)
+    fmt = _input_format(args)
+    docs: list[dict[str, Any]] = []
+    firsts: list[int] = []  # the index of each source's first document...
+    places: list[Callable[[int], Any]] = []  # ...and the place of a source's i-th document
+    done = 0
+    for source in sources:
+        found, place = inputs.document_list(
+            source, fmt, detect=not args.no_detect_types, types=types, tinydb_table=args.tinydb_table,
+        )
+        firsts.append(len(docs))
+        places.append(place)
+        if docs:
+            docs.extend(found)
+        else:
+            docs = found  # one input (the usual case): its list, not a copy
+        done += source.size
+        progress.update(done, len(docs))
+
+    def place_of(i: int) -> Any:
+        n = bisect.bisect_right(firsts, i) - 1
+        return places[n](i - firsts[n])
+
+    return Batch(docs, place_of)
+
+
+def _locate_bad(batch: Batch, exc: MicroDBError) -> CLIError:
     """The first document of ``batch`` that cannot be stored, named by its place."""
-    for doc, place in batch:
+    for i, doc in enumerate(batch.docs):
         try:
             encode(doc)
         except DocumentError as bad:
-            return CLIError(f"{place}: {bad}")
-    return CLIError(f"{batch[0][1] if batch else 'input'}: {exc}")
+            return CLIError(f"{batch.place(i)}: {bad}")
+    return CLIError(f"{batch.place(0) if batch.docs else 'input'}: {exc}")
 
 
-def _load(args: argparse.Namespace, write: Any) -> int:
+def _load(args: argparse.Namespace, write: Callable[[Table, Batch], None]) -> int:
     """Read every input and hand documents to ``write(table, batch)``: in one transaction, or
     in transactions of ``--batch-size`` documents. Returns how many were written."""
     sources = _sources(args)
     # A bar over the bytes of files; a running count for stdin, whose size is not known ahead.
     total = None if any(s.name == "<stdin>" for s in sources) else sum(s.size for s in sources)
     progress = Progress(f"{args.command} {args.table}", total, enabled=not (args.silent or args.no_progress))
-    with open_db(args.db, write=True) as db:
+    batch_size = args.batch_size or 0
+    with collector_paused(), open_db(args.db, write=True, one_commit=batch_size <= 0) as db:
         table = db.table(args.table)
-        batch_size = args.batch_size or 0
-        batch: list[tuple[dict[str, Any], inputs.Place]] = []
         written = 0
-        located = _located(args, sources, progress)
         if batch_size <= 0:
-            batch = list(located)
+            batch = _everything(args, sources, progress)
             _commit(db, table, batch, write)
-            written = len(batch)
+            written = len(batch.docs)
         else:
-            for item in located:
-                batch.append(item)
-                if len(batch) >= batch_size:
-                    _commit(db, table, batch, write, written)
-                    written += len(batch)
-                    batch = []
-            if batch:
-                _commit(db, table, batch, write, written)
-                written += len(batch)
+            docs: list[dict[str, Any]] = []
+            places: list[inputs.Place] = []
+            for doc, place in _located(args, sources, progress):
+                docs.append(doc)
+                places.append(place)
+                if len(docs) >= batch_size:
+                    _commit(db, table, Batch(docs, places.__getitem__, written), write)
+                    written += len(docs)
+                    docs, places = [], []
+            if docs:
+                _commit(db, table, Batch(docs, places.__getitem__, written), write)
+                written += len(docs)
         progress.finish()
     return written
 
 
-def _commit(
-    db: MicroDB, table: Table, batch: list[tuple[dict[str, Any], inputs.Place]], write: Any, before: int = 0
-) -> None:
+def _commit(db: MicroDB, table: Table, batch: Batch, write: Callable[[Table, Batch], None]) -> None:
+    before = batch.before
     try:
         with db.transaction():
             write(table, batch)
@@ -130,8 +167,9 @@ def cmd_insert(args: argparse.Namespace) -> int:
     """Insert documents from files or stdin (JSON, NDJSON, CSV, TSV, TinyDB)."""
     ids: list[int] = []
 
-    def write(table: Table, batch: list[tuple[dict[str, Any], inputs.Place]]) -> None:
-        ids.extend(table.insert_many(doc for doc, _ in batch))
+    def write(table: Table, batch: Batch) -> None:
+        # The documents were parsed for this load alone: handed over, not copied.
+        ids.extend(table.insert_many(batch.docs, copy=False))
 
     n = _load(args, write)
     if args.ids:
@@ -150,11 +188,11 @@ def cmd_upsert(args: argparse.Namespace) -> int:
         raise CLIError("--pk needs at least one field name")
     counts = {"inserted": 0, "updated": 0}
 
-    def write(table: Table, batch: list[tuple[dict[str, Any], inputs.Place]]) -> None:
-        for doc, place in batch:
+    def write(table: Table, batch: Batch) -> None:
+        for i, doc in enumerate(batch.docs):
             missing = [k for k in keys if _get(doc, k) is _MISSING]
             if missing:
-                raise CLIError(f"{place}: the document has no {missing[0]!r} field (the --pk)")
+                raise CLIError(f"{batch.place(i)}: the document has no {missing[0]!r} field (the --pk)")
             cond = {k: {"$eq": _get(doc, k)} for k in keys}
             before = table.count(cond)
             table.upsert(doc, cond)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -41,19 +42,45 @@ def _file_of(db: str) -> str | None:
 
 
 @contextmanager
-def open_db(db: str, *, write: bool = False) -> Iterator[MicroDB]:
-    """Open ``db``; a read command never creates a missing file, it says so."""
+def open_db(db: str, *, write: bool = False, one_commit: bool = False) -> Iterator[MicroDB]:
+    """Open ``db``; a read command never creates a missing file, it says so.
+
+    ``one_commit``: the command writes one commit and closes (a load without
+    ``--batch-size``). A JSON file then writes that commit as a checkpoint straight away
+    (``checkpoint_interval=0``), rather than as a journal record that closing would fold
+    into the snapshot at once: the documents are encoded and written once, not twice.
+    """
     path = _file_of(db)
     if not write and path is not None and not os.path.exists(path):
         raise CLIError(f"no database at {path} (a read command never creates one)")
     options: dict[str, Any] = {}
     if not write and path is not None:
         options["read_only"] = True
+    if write and one_commit and not is_url(db):
+        options["checkpoint_interval"] = 0
     database = MicroDB(db, **options)
     try:
         yield database
     finally:
         database.close()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a load (this command runs one thread).
+
+    Parsing a large input builds millions of small dicts and lists that all live until the
+    commit: the collector would walk that growing heap again and again, for no garbage
+    (documents hold no reference cycles). It took about a third of a 100,000-line import.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def existing_table(db: MicroDB, name: str) -> Table:

@@ -34,11 +34,18 @@ class Source:
 
     @property
     def tagged(self) -> bool:
-        """Whether the text may hold tagged values: without a ``"$`` no value needs decoding."""
+        """Whether the text may hold tagged values (see :func:`may_hold_tags`)."""
         found = self.__dict__.get("_tagged")
         if found is None:
-            found = self.__dict__["_tagged"] = '"$' in self.text
+            found = self.__dict__["_tagged"] = may_hold_tags(self.text)
         return bool(found)
+
+
+def may_hold_tags(text: str) -> bool:
+    """Whether JSON ``text`` may hold a tagged value (or an escaped ``$`` key): a tag's key
+    starts with ``$``, written ``"$`` or, escaped, ``\\u0024``. Without either, the parsed
+    values are already what they mean and need no decoding."""
+    return '"$' in text or "\\u0024" in text
 
 
 def read_source(path: str) -> Source:
@@ -146,24 +153,73 @@ def _document(source: Source, value: Any, pos: int | Place) -> Located:
         raise CLIError(f"{place}: {exc}") from exc
 
 
-def _fast_values(source: Source, lines: bool) -> list[Any] | None:
-    """Every value of the text parsed in one call of the C parser, or ``None`` when that is
-    not possible (an error, or values spread over lines): the slow path then finds the place."""
+def _fast_values(source: Source, lines: bool) -> tuple[list[Any], list[str] | None] | None:
+    """Every value of the text parsed in one call of the C parser, with the line of each when
+    there is one value per line; ``None`` when that is not possible (an error, or values
+    spread over lines): the slow path then finds the place."""
     text = source.text
     try:
         if lines or text.lstrip(_WS)[:1] == "{":
             rows = [line for line in text.split("\n") if line.strip(_WS)]
             values = _DECODER.decode("[" + ",".join(rows) + "]")
             if isinstance(values, list) and len(values) == len(rows):
-                return values
+                return values, rows
             if lines:
                 return None
         value = _DECODER.decode(text)
     except (ValueError, RecursionError):
         return None
     if isinstance(value, list):
-        return value
-    return [value] if isinstance(value, dict) else None
+        return value, None
+    return ([value], None) if isinstance(value, dict) else None
+
+
+def _fast_documents(
+    source: Source, lines: bool, starts: Callable[[Source], Iterator[int]]
+) -> tuple[list[dict[str, Any]], Callable[[int], Place]] | None:
+    """The documents of JSON text read in one piece (see :func:`document_list`), or ``None``
+    when the slow path must read it value by value."""
+    found = _fast_values(source, lines)
+    if found is None:
+        return None
+    values, rows = found
+
+    def place(i: int) -> Place:
+        return Place(source, nth=i, starts=starts)
+
+    for i, value in enumerate(values):
+        if type(value) is not dict:
+            _document(source, value, place(i))  # raises, naming the place
+    if source.tagged:
+        # Decode only the documents whose own text may hold a tag (all of them without lines).
+        for i, value in enumerate(values):
+            if rows is None or may_hold_tags(rows[i]):
+                values[i] = _document(source, value, place(i))[0]
+    return values, place
+
+
+def document_list(
+    source: Source, fmt: str, *, detect: bool = True, types: dict[str, str] | None = None,
+    tinydb_table: str | None = None,
+) -> tuple[list[dict[str, Any]], Callable[[int], Place]]:
+    """Every document of ``source`` as a list, and the place of the i-th one.
+
+    JSON and NDJSON text is read in one piece, with no per-document work beyond decoding
+    tags where the text may hold some; a place is found only when an error asks for it.
+    """
+    fmt = detect_format(source, fmt)
+    fast = None
+    if fmt == "nl" and not types:
+        fast = _fast_documents(source, True, _nl_starts)
+    elif fmt == "json" and not types and not _looks_tinydb(source):
+        fast = _fast_documents(source, False, _json_starts)
+    if fast is not None:
+        return fast
+    docs, places = [], []
+    for doc, where_ in documents(source, fmt, detect=detect, types=types, tinydb_table=tinydb_table):
+        docs.append(doc)
+        places.append(where_)
+    return docs, places.__getitem__
 
 
 def _checked(source: Source, values: list[Any], starts: Callable[[Source], Iterator[int]]) -> Iterator[Located]:
@@ -184,9 +240,9 @@ def _nl_starts(source: Source) -> Iterator[int]:
 def json_documents(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[Located]:
     """The documents of JSON text: one object, an array of objects, or a stream of objects
     (NDJSON, or pretty-printed objects one after another)."""
-    values = _fast_values(source, lines=False)
-    if values is not None:
-        yield from _checked(source, values, _json_starts)
+    found = _fast_values(source, lines=False)
+    if found is not None:
+        yield from _checked(source, found[0], _json_starts)
         if progress is not None:
             progress(len(source.text))
         return
@@ -227,9 +283,9 @@ def _json_values(source: Source, progress: Callable[[int], None] | None = None) 
 
 def nl_documents(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[Located]:
     """The documents of NDJSON text: one JSON object per line, blank lines skipped."""
-    values = _fast_values(source, lines=True)
-    if values is not None:
-        yield from _checked(source, values, _nl_starts)
+    found = _fast_values(source, lines=True)
+    if found is not None:
+        yield from _checked(source, found[0], _nl_starts)
         if progress is not None:
             progress(len(source.text))
         return

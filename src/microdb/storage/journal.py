@@ -456,6 +456,33 @@ class JournaledFile(CheckpointedFile[S]):
                 self._postpone()
         return ticket
 
+    def checkpoint_follows(self, least_bytes: int) -> bool:
+        """Whether :meth:`append` of a record of at least ``least_bytes`` would checkpoint at once
+        (the size rule or the time rule)."""
+        return self._offset + least_bytes >= self._next_checkpoint or time.monotonic() >= self._checkpoint_due
+
+    def commit_as_checkpoint(self, state: S) -> bool:
+        """Commit by checkpointing ``state`` (memory after the commit), with no journal record.
+
+        For a commit :meth:`append` would checkpoint right after (see
+        :meth:`checkpoint_follows`): the record would be encoded, written and synced only to
+        be folded into the snapshot at once, so a bulk load would be written twice. A
+        checkpoint is atomic and durable by itself (under the lock, caught up: ``state`` is
+        current). True when done. False when it failed: the caller then appends the record
+        as usual; if the failure came after the new snapshot was in place, replaying the
+        record onto it changes nothing.
+        """
+        if self.read_only or self._fd is None or self._closed:
+            return False  # append raises the right error
+        try:
+            self._checkpoint(state)
+        except (OSError, MicroDBError):
+            # As when a checkpoint after a commit fails: try again once the journal has grown.
+            self._next_checkpoint = self._offset + self._threshold()
+            self._postpone()
+            return False
+        return True
+
     def _checkpoint(self, state: S, *, keep_snapshot: bool = False) -> None:
         if self._group is not None and self._fd is not None and self._header_end:
             # Grouped records may not be synced yet: sync them before the checkpoint's

@@ -125,6 +125,10 @@ def _meta_from_json(value: Any) -> dict[str, Any]:
     return meta
 
 
+#: The fewest bytes one change takes in a journal record (``["d","",1],``).
+_LEAST_OP_BYTES = 12
+
+
 _SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
@@ -274,11 +278,15 @@ class JSONFileStorage(Storage):
         if not ops:
             return None
         feed = self.feed
-        if feed is None:
-            return self.file.append(record_of(ops), state, defer=True)
         before = [self.file.generation, self.file.pending_bytes]
-        ticket = self.file.append(record_of(ops), state, defer=True)
-        feed.record(ops, before, [self.file.generation, self.file.pending_bytes])
+        # A commit that a checkpoint would follow at once (a bulk load, or the first commit a
+        # while after the last checkpoint) is written as that checkpoint: once, not twice.
+        if self.file.checkpoint_follows(_LEAST_OP_BYTES * len(ops)) and self.file.commit_as_checkpoint(state):
+            ticket = None
+        else:
+            ticket = self.file.append(record_of(ops), state, defer=True)
+        if feed is not None:
+            feed.record(ops, before, [self.file.generation, self.file.pending_bytes])
         return ticket
 
     def settle(self, ticket: Any) -> None:

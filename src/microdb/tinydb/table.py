@@ -201,11 +201,11 @@ class Table(_CoreTable):
         """Store a document and return its id (a ``Document`` keeps its own ``doc_id``)."""
         return super().insert(self._own_document(document))
 
-    def insert_multiple(self, documents: Iterable[Mapping[str, Any]]) -> list[int]:
+    def insert_multiple(self, documents: Iterable[Mapping[str, Any]], *, copy: bool = True) -> list[int]:
         """Store several documents in one commit and return their ids; all or none are stored."""
         if isinstance(documents, Mapping) or not isinstance(documents, Iterable):
             raise NotAMappingError(f"insert_multiple() needs documents, got {type(documents).__name__}")
-        return super().insert_many([self._own_document(doc) for doc in documents])
+        return super().insert_many([self._own_document(doc) for doc in documents], copy=copy)
 
     insert_many = insert_multiple
 
