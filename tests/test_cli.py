@@ -275,6 +275,17 @@ def test_upsert_by_key(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "<argument>:1:1: the document has no 'email' field" in proc.stderr
 
 
+def test_a_tag_on_a_line_of_another_value_still_decodes(tmp_path: Path) -> None:
+    """Text that is not one value per line (a value over two lines, two values on one)
+    pairs lines with the wrong values; such text is read value by value, so the tag on
+    the second line still decodes into the first value."""
+    src = tmp_path / "in.ndjson"
+    src.write_text('{"x": [1\n2], "d": {"$date": "2024-05-01"}}\n{"y": 1},{"z": 2}\n', encoding="utf-8")
+    db = str(tmp_path / "db.json")
+    assert main(["insert", db, "t", str(src), "-q"]) == 0
+    assert docs_of(db, "t") == [{"x": [1, 2], "d": dt.date(2024, 5, 1)}, {"y": 1}, {"z": 2}]
+
+
 def test_tagged_values_round_trip(tmp_path: Path) -> None:
     """Rich values print in tagged JSON, and insert reads that output back to equal values."""
     rich = {

@@ -193,7 +193,18 @@ def _fast_documents(
     if source.tagged:
         # Decode only the documents whose own text may hold a tag (all of them without lines).
         for i, value in enumerate(values):
-            if rows is None or may_hold_tags(rows[i]):
+            if rows is None:
+                values[i] = _document(source, value, place(i))[0]
+            elif may_hold_tags(rows[i]):
+                # The i-th value is the i-th line's only when every line holds one whole value;
+                # text that is not NDJSON (a value over two lines, two values on one) could
+                # pair a tag's line with another value: read such text value by value.
+                try:
+                    alone = _DECODER.decode(rows[i])
+                except (ValueError, RecursionError):
+                    return None
+                if alone != value:
+                    return None
                 values[i] = _document(source, value, place(i))[0]
     return values, place
 
