@@ -171,7 +171,32 @@ def test_batch_size_keeps_earlier_batches(tmp_path: Path) -> None:
     assert not os.path.exists(db) or docs_of(db, "t") == []
     proc = run("insert", db, "t", str(src), "--batch-size", "10")
     assert proc.returncode == 1 and "in.ndjson:26:2" in proc.stderr
+    assert "(20 documents of earlier batches were stored; --skip 20 resumes after them)" in proc.stderr
     assert [d["i"] for d in docs_of(db, "t")] == list(range(20))
+
+
+def test_skip_resumes_a_batch_load(tmp_path: Path) -> None:
+    """--skip N leaves out the first N input documents: a mended input resumes where the
+    stored batches end, each document stored once; a bad value after a resume says how to
+    resume again (counting the documents skipped)."""
+    src = tmp_path / "in.ndjson"
+    lines = [f'{{"i": {i}}}' for i in range(30)]
+    lines[24] = '{"i": 24, "big": 123456789012345678901234}'
+    src.write_text("\n".join(lines) + "\n")
+    db = str(tmp_path / "db.json")
+    proc = run("insert", db, "t", str(src), "--batch-size", "10", "--skip", "5")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("microdb: ") and "in.ndjson:25:1: the integer" in proc.stderr, proc.stderr
+    assert "(10 documents of earlier batches were stored; --skip 15 resumes after them)" in proc.stderr
+    assert [d["i"] for d in docs_of(db, "t")] == list(range(5, 15))
+    lines[24] = '{"i": 24}'
+    src.write_text("\n".join(lines) + "\n")
+    assert main(["insert", db, "t", str(src), "--batch-size", "10", "--skip", "15", "-q"]) == 0
+    assert [d["i"] for d in docs_of(db, "t")] == list(range(5, 30))
+    other = str(tmp_path / "one.json")
+    assert main(["insert", other, "t", str(src), "--skip", "28", "-q"]) == 0  # one commit, skipped too
+    assert [d["i"] for d in docs_of(other, "t")] == [28, 29]
+    assert main(["insert", other, "t", str(src), "--skip", "-1", "-q"]) == 1
 
 
 def test_insert_duplicate_in_unique_index_names_nothing_stored(tmp_path: Path) -> None:
@@ -248,6 +273,17 @@ def test_upsert_by_key(tmp_path: Path) -> None:
     assert sorted((d["email"], d["n"]) for d in docs_of(db, "u")) == [("a@x", 10), ("b@x", 2), ("c@x", 3)]
     proc = run("upsert", db, "u", '{"n": 5}', "--pk", "email")
     assert proc.returncode == 1 and "<argument>:1:1: the document has no 'email' field" in proc.stderr
+
+
+def test_a_tag_on_a_line_of_another_value_still_decodes(tmp_path: Path) -> None:
+    """Text that is not one value per line (a value over two lines, two values on one)
+    pairs lines with the wrong values; such text is read value by value, so the tag on
+    the second line still decodes into the first value."""
+    src = tmp_path / "in.ndjson"
+    src.write_text('{"x": [1\n2], "d": {"$date": "2024-05-01"}}\n{"y": 1},{"z": 2}\n', encoding="utf-8")
+    db = str(tmp_path / "db.json")
+    assert main(["insert", db, "t", str(src), "-q"]) == 0
+    assert docs_of(db, "t") == [{"x": [1, 2], "d": dt.date(2024, 5, 1)}, {"y": 1}, {"z": 2}]
 
 
 def test_tagged_values_round_trip(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ def run(argv: Sequence[str]) -> int:
         return EXIT_ERROR
     except RecursionError:
         _error("the input is nested too deeply")
-        return 128 + signal.SIGINT
+        return EXIT_ERROR
 
 
 def _error(message: str) -> None:

@@ -124,43 +124,64 @@ def _load(args: argparse.Namespace, write: Callable[[Table, Batch], None]) -> in
     total = None if any(s.name == "<stdin>" for s in sources) else sum(s.size for s in sources)
     progress = Progress(f"{args.command} {args.table}", total, enabled=not (args.silent or args.no_progress))
     batch_size = args.batch_size or 0
+    skip = args.skip
+    if skip < 0:
+        raise CLIError(f"--skip needs a number of documents >= 0, got {skip}")
     with collector_paused(), open_db(args.db, write=True, one_commit=batch_size <= 0) as db:
         table = db.table(args.table)
         written = 0
         if batch_size <= 0:
             batch = _everything(args, sources, progress)
-            _commit(db, table, batch, write)
+            if skip:
+                place = batch.place
+                batch = Batch(batch.docs[skip:], lambda i: place(i + skip))
+            _commit(db, table, batch, write, skip)
             written = len(batch.docs)
         else:
             docs: list[dict[str, Any]] = []
             places: list[inputs.Place] = []
-            for doc, place in _located(args, sources, progress):
-                docs.append(doc)
-                places.append(place)
+            located = _located(args, sources, progress)
+            while True:
+                try:
+                    item = next(located, None)
+                except CLIError as exc:  # bad input after some batches were stored: say how many
+                    raise CLIError(f"{exc}{_stored(written, skip)}") from exc
+                if item is None:
+                    break
+                if skip:
+                    skip -= 1
+                    continue
+                docs.append(item[0])
+                places.append(item[1])
                 if len(docs) >= batch_size:
-                    _commit(db, table, Batch(docs, places.__getitem__, written), write)
+                    _commit(db, table, Batch(docs, places.__getitem__, written), write, args.skip)
                     written += len(docs)
                     docs, places = [], []
             if docs:
-                _commit(db, table, Batch(docs, places.__getitem__, written), write)
+                _commit(db, table, Batch(docs, places.__getitem__, written), write, args.skip)
                 written += len(docs)
         progress.finish()
     return written
 
 
-def _commit(db: MicroDB, table: Table, batch: Batch, write: Callable[[Table, Batch], None]) -> None:
+def _stored(before: int, skipped: int) -> str:
+    """What an error adds when earlier batches were stored: how many, and how to resume."""
+    if not before:
+        return ""
+    return f" ({before} documents of earlier batches were stored; --skip {skipped + before} resumes after them)"
+
+
+def _commit(
+    db: MicroDB, table: Table, batch: Batch, write: Callable[[Table, Batch], None], skipped: int = 0
+) -> None:
     before = batch.before
     try:
         with db.transaction():
             write(table, batch)
     except DocumentError as exc:
-        err = _locate_bad(batch, exc)
-        if before:
-            err = CLIError(f"{err} ({before} documents of earlier batches were stored)")
-        raise err from exc
+        raise CLIError(f"{_locate_bad(batch, exc)}{_stored(before, skipped)}") from exc
     except MicroDBError as exc:
-        note = f" ({before} documents of earlier batches were stored)" if before else " (nothing was stored)"
-        raise CLIError(f"{exc}{note}") from exc
+        raise CLIError(f"{exc}{_stored(before, skipped) or ' (nothing was stored)'}") from exc
 
 
 def cmd_insert(args: argparse.Namespace) -> int:

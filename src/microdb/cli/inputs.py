@@ -193,7 +193,18 @@ def _fast_documents(
     if source.tagged:
         # Decode only the documents whose own text may hold a tag (all of them without lines).
         for i, value in enumerate(values):
-            if rows is None or may_hold_tags(rows[i]):
+            if rows is None:
+                values[i] = _document(source, value, place(i))[0]
+            elif may_hold_tags(rows[i]):
+                # The i-th value is the i-th line's only when every line holds one whole value;
+                # text that is not NDJSON (a value over two lines, two values on one) could
+                # pair a tag's line with another value: read such text value by value.
+                try:
+                    alone = _DECODER.decode(rows[i])
+                except (ValueError, RecursionError):
+                    return None
+                if alone != value:
+                    return None
                 values[i] = _document(source, value, place(i))[0]
     return values, place
 
@@ -237,17 +248,27 @@ def _nl_starts(source: Source) -> Iterator[int]:
         yield pos
 
 
-def json_documents(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[Located]:
-    """The documents of JSON text: one object, an array of objects, or a stream of objects
-    (NDJSON, or pretty-printed objects one after another)."""
-    found = _fast_values(source, lines=False)
+_Values = Callable[[Source, "Callable[[int], None] | None"], Iterator[tuple[Any, int]]]
+
+
+def _documents(source: Source, lines: bool, starts: Callable[[Source], Iterator[int]], values: _Values,
+               progress: Callable[[int], None] | None) -> Iterator[Located]:
+    """The documents of JSON text, parsed in one piece when it can be (``starts`` finds a
+    document's place), else value by value (``values``)."""
+    found = _fast_values(source, lines=lines)
     if found is not None:
-        yield from _checked(source, found[0], _json_starts)
+        yield from _checked(source, found[0], starts)
         if progress is not None:
             progress(len(source.text))
         return
-    for value, pos in _json_values(source, progress):
+    for value, pos in values(source, progress):
         yield _document(source, value, pos)
+
+
+def json_documents(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[Located]:
+    """The documents of JSON text: one object, an array of objects, or a stream of objects
+    (NDJSON, or pretty-printed objects one after another)."""
+    return _documents(source, False, _json_starts, _json_values, progress)
 
 
 def _json_values(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[tuple[Any, int]]:
@@ -283,14 +304,7 @@ def _json_values(source: Source, progress: Callable[[int], None] | None = None) 
 
 def nl_documents(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[Located]:
     """The documents of NDJSON text: one JSON object per line, blank lines skipped."""
-    found = _fast_values(source, lines=True)
-    if found is not None:
-        yield from _checked(source, found[0], _nl_starts)
-        if progress is not None:
-            progress(len(source.text))
-        return
-    for value, pos in _nl_values(source, progress):
-        yield _document(source, value, pos)
+    return _documents(source, True, _nl_starts, _nl_values, progress)
 
 
 def _nl_values(source: Source, progress: Callable[[int], None] | None = None) -> Iterator[tuple[Any, int]]:

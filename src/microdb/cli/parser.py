@@ -37,6 +37,13 @@ def _quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
 
+def _everything(p: argparse.ArgumentParser, help: str) -> None:
+    """``--all`` (a command that changes every document must say so) and ``--quiet``."""
+    p.add_argument("--all", action="store_true", help=help)
+    _quiet(p)
+    p.set_defaults(silent=False)
+
+
 def _output(p: argparse.ArgumentParser, *, ids: bool = True) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--json", action="store_true", help="a JSON array (the default)")
@@ -65,21 +72,28 @@ def _loading(p: argparse.ArgumentParser) -> None:
                    help="CSV/TSV: the type of a column (str, int, float, bool, json); repeatable")
     p.add_argument("--batch-size", type=int, metavar="N",
                    help="commit every N documents (default: the whole load in one commit, all or nothing)")
+    p.add_argument("--skip", type=int, metavar="N", default=0,
+                   help="leave out the first N input documents (to resume a --batch-size load an error stopped)")
     _quiet(p)
     p.add_argument("--silent", action="store_true", help="no output and no progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _reading(p: argparse.ArgumentParser, *, filter: bool = True) -> None:
-    p.add_argument("table", metavar="TABLE", help="the table to read")
-    if filter:
-        p.add_argument("filter", metavar="FILTER", nargs="?", help=FILTER_HELP)
+def _shaping(p: argparse.ArgumentParser) -> None:
+    """What a reading command's answer looks like: order, window, fields and format."""
     p.add_argument("--sort", metavar="FIELDS", help="comma-separated fields; -field sorts descending")
     p.add_argument("--limit", type=int, metavar="N", help="at most N documents")
     p.add_argument("--skip", type=int, metavar="N", default=0, help="leave out the first N documents")
     p.add_argument("--fields", metavar="FIELDS", help="comma-separated fields to keep")
     p.add_argument("--exclude", metavar="FIELDS", help="comma-separated fields to leave out")
     _output(p)
+
+
+def _reading(p: argparse.ArgumentParser, *, filter: bool = True) -> None:
+    p.add_argument("table", metavar="TABLE", help="the table to read")
+    if filter:
+        p.add_argument("filter", metavar="FILTER", nargs="?", help=FILTER_HELP)
+    _shaping(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,16 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("table", metavar="TABLE")
     p.add_argument("filter", metavar="FILTER", help=FILTER_HELP + "; {} with --all")
     p.add_argument("update", metavar="UPDATE", help='fields, or operators: \'{"$set": {"a": 1}}\'')
-    p.add_argument("--all", action="store_true", help="allow an empty filter: update every document")
-    _quiet(p)
-    p.set_defaults(silent=False)
+    _everything(p, "allow an empty filter: update every document")
 
     p = _add(sub, "remove", commands.cmd_remove, 'microdb remove people.json users \'{"age": {"$lt": 18}}\'')
     p.add_argument("table", metavar="TABLE")
     p.add_argument("filter", metavar="FILTER", nargs="?", help=FILTER_HELP)
-    p.add_argument("--all", action="store_true", help="remove every document when there is no filter")
-    _quiet(p)
-    p.set_defaults(silent=False)
+    _everything(p, "remove every document when there is no filter")
 
     p = _add(sub, "count", commands.cmd_count, 'microdb count people.json users \'{"age": {"$gte": 18}}\'')
     p.add_argument("table", metavar="TABLE")
@@ -143,12 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="auto", help="input format (auto: by extension, then content)")
     p.add_argument("--no-detect-types", action="store_true", help="CSV/TSV: keep every value a string")
     p.add_argument("--type", action="append", metavar="FIELD=TYPE", help="CSV/TSV: the type of a column")
-    p.add_argument("--sort", metavar="FIELDS", help="comma-separated fields; -field sorts descending")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N documents")
-    p.add_argument("--skip", type=int, metavar="N", default=0, help="leave out the first N documents")
-    p.add_argument("--fields", metavar="FIELDS", help="comma-separated fields to keep")
-    p.add_argument("--exclude", metavar="FIELDS", help="comma-separated fields to leave out")
-    _output(p)
+    _shaping(p)
 
     p = _add(sub, "get", commands.cmd_get, "microdb get people.json users 1")
     p.add_argument("table", metavar="TABLE")

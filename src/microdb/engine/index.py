@@ -265,9 +265,10 @@ class Index:
             t = type(value)
             if t is str or ((t is int or t is float) and value == value):
                 entries = self.entries
-                held = entries.get(value)
-                if held is None:
-                    entries[value] = doc_id
+                # One hash lookup that also files a new value: the document is not filed
+                # yet, so the value holds ``doc_id`` only if this call just put it there.
+                held = entries.setdefault(value, doc_id)
+                if held is doc_id:
                     (self.strings if t is str else self.numbers).add(value)
                 elif self.unique:
                     self._taken(value, held)

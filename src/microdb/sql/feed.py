@@ -80,17 +80,30 @@ def read_commits(
     return drive(read_commits_steps(param, after, tables, limit), answer)
 
 
+#: The columns a change row is read with (see :func:`rows_to_changes`).
+COLUMNS = "seq, tbl, op, doc_id, doc, ts"
+
+
 def read_commits_steps(
     param: str, after: int, tables: Collection[str] | None, limit: int
 ) -> Steps[tuple[list[Change], int]]:
     """:func:`read_commits` as steps (:mod:`microdb.sql.steps`): only :class:`Run` steps."""
-    cols = "seq, tbl, op, doc_id, doc, ts"
-    rows = yield Run(f"SELECT {cols} FROM {CHANGES} WHERE seq > {param} ORDER BY seq, pos LIMIT {param}", (after, limit + 1))
+    rows = yield Run(
+        f"SELECT {COLUMNS} FROM {CHANGES} WHERE seq > {param} ORDER BY seq, pos LIMIT {param}", (after, limit + 1)
+    )
+    return (yield from whole_commits(rows, param, after, tables, limit))
+
+
+def whole_commits(
+    rows: list[Any], param: str, after: int, tables: Collection[str] | None, limit: int
+) -> Steps[tuple[list[Change], int]]:
+    """The changes of up to ``limit + 1`` rows read after ``after``, cut at a commit's end
+    (a single commit larger than the limit is read whole); the last seq read."""
     if len(rows) > limit:
         last = rows[-1][0]
         rows = [r for r in rows if r[0] != last]
         if not rows:  # one commit larger than the limit: read it whole
-            rows = yield Run(f"SELECT {cols} FROM {CHANGES} WHERE seq = {param} ORDER BY pos", (last,))
+            rows = yield Run(f"SELECT {COLUMNS} FROM {CHANGES} WHERE seq = {param} ORDER BY pos", (last,))
     if not rows:
         return [], after
     return rows_to_changes(rows, tables), int(rows[-1][0])

@@ -42,6 +42,14 @@ ON_LOOP = 500
 _FETCH = 2000
 
 
+class _LostLink(StorageError):
+    """The connection died; ``first``: at the block's first statement (safe to run again)."""
+
+    def __init__(self, message: str, first: bool):
+        super().__init__(message)
+        self.first = first
+
+
 class AsyncPostgres:
     """Runs the SQL engine's steps for a :class:`PostgresBackend` on the event loop.
 
@@ -113,7 +121,7 @@ class AsyncPostgres:
             conn = await pool.getconn(timeout=b.timeout)
         except Exception as exc:
             raise StorageError(f"no PostgreSQL connection within {b.timeout}s: {exc}") from exc
-        s = Session(conn=conn, depth=1, writing=write)
+        s = Session(conn=conn, depth=1, writing=write, fresh=True)
         try:
             if write:
                 await self._answer(s, Run("BEGIN"))
@@ -137,9 +145,22 @@ class AsyncPostgres:
                 await pool.putconn(conn)
 
     async def call(self, make: Callable[[Session], Steps[T]], *, write: bool = False, before: bool = True) -> T:
-        """Run ``make(session)``'s steps in a block of their own; their result."""
+        """Run ``make(session)``'s steps in a block of their own; their result.
+
+        A connection found dead at the block's first statement (the server restarted, or
+        ended it) is replaced and the block run again, once: nothing of it reached the
+        server. A link lost later fails the call with ``StorageError``.
+        """
         if before and self._before is not None:
             await self._before()
+        try:
+            async with self.block(write) as s:
+                return await self.drive(s, make(s))
+        except _LostLink as lost:
+            if not lost.first:
+                raise
+            with contextlib.suppress(Exception):
+                await (await self._connections()).check()  # drop the pool's other dead links
         async with self.block(write) as s:
             return await self.drive(s, make(s))
 
@@ -167,6 +188,7 @@ class AsyncPostgres:
         try:
             if isinstance(step, (Run, Stream)):
                 cur = await conn.execute(step.sql, list(step.params), prepare=False)
+                s.fresh = False
                 if cur.description is None:
                     return []
                 rows: list[Any] = []
@@ -176,6 +198,7 @@ class AsyncPostgres:
                     if len(part) < _FETCH:
                         return rows
                     await asyncio.sleep(0)  # turning a large result into rows: let others run
+            s.fresh = False  # (a failure below leaves the block unsure of what was sent)
             if isinstance(step, Many):
                 async with conn.cursor() as cur:
                     await cur.executemany(step.sql, step.rows)
@@ -187,7 +210,7 @@ class AsyncPostgres:
                 return None
         except psycopg.Error as exc:
             if conn.broken or conn.closed:
-                raise StorageError(f"the PostgreSQL connection was lost: {str(exc).strip()}") from exc
+                raise _LostLink(f"the PostgreSQL connection was lost: {str(exc).strip()}", s.fresh) from exc
             raise self.backend._wrap(exc, step.sql) from exc
         raise TypeError(f"not a step: {step!r}")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from microdb.errors import StorageError
 from microdb.feed import Change, ChangeLog
-from microdb.sql.feed import CHANGES, KEPT, TRIM_EVERY, expired, read_commits_steps
+from microdb.sql.feed import CHANGES, COLUMNS, KEPT, TRIM_EVERY, expired, whole_commits
 from microdb.sql.schema import REGISTRY
 from microdb.sql.steps import Run, Step, Steps, drive
 
@@ -103,12 +103,22 @@ def bounds_steps() -> Steps[tuple[int, int]]:
 
 
 def read_steps(after: int, tables: Collection[str] | None, limit: int) -> Steps[tuple[list[Change], int]]:
-    """Whole commits above ``after`` (of ``tables``), and the last seq read, as steps."""
-    first, last = yield from bounds_steps()
-    expired(first, after, last, "this PostgreSQL database")
-    if after >= last:
-        return [], after
-    return (yield from read_commits_steps("%s", after, tables, limit))
+    """Whole commits above ``after`` (of ``tables``), and the last seq read, as steps.
+
+    One statement (one round trip, one snapshot) reads the bounds of the history and the
+    first rows after ``after``: a reader woken by ``NOTIFY`` holds the commit after a
+    single exchange with the server.
+    """
+    rows = yield Run(
+        f"SELECT k.first, (SELECT COALESCE(MAX(seq), 0) FROM {CHANGES}), c.* FROM {KEPT} AS k "
+        f"LEFT JOIN LATERAL (SELECT {COLUMNS}, pos FROM {CHANGES} WHERE seq > %s ORDER BY seq, pos "
+        "LIMIT %s) AS c ON true ORDER BY c.seq, c.pos",
+        (after, limit + 1),
+    )
+    first = int(rows[0][0])
+    expired(first, after, max(int(rows[0][1]), first - 1), "this PostgreSQL database")
+    changes = [r[2:8] for r in rows if r[2] is not None]
+    return (yield from whole_commits(changes, "%s", after, tables, limit))
 
 
 class PostgresChangeLog(ChangeLog):
