@@ -20,9 +20,18 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from microdb.compile.python import resolve
-from microdb.engine.index import EMPTIED, NEW, claim, file, ids_in_order, ids_under, unfile
+from microdb.engine.index import (
+    EMPTIED,
+    NEW,
+    claim,
+    clash,
+    file,
+    ids_in_order,
+    ids_under,
+    other_holder,
+    unfile,
+)
 from microdb.engine.sortedkeys import SortedKeys
-from microdb.errors import DuplicateKeyError
 from microdb.query.ast import Path, path_repr
 from microdb.query.values import MISSING, sort_key
 
@@ -82,18 +91,10 @@ class CompoundIndex:
         key, _ = self._key(doc)
         if _MISSING_KEY in key:
             return
-        held = self.entries.get(key)
-        if held is not None:
-            others = [held] if type(held) is int else sorted(held)
-            other = next((i for i in others if i != doc_id), None)
-            if other is not None:
-                raise DuplicateKeyError(
-                    f"unique index on {self.label()[6:]} of table {self._table!r} already holds "
-                    f"these values (document {other}); nothing was changed"
-                )
-        if pending is not None and not claim(pending, key, doc_id):
-            raise DuplicateKeyError(f"unique index on {self.label()[6:]} of table {self._table!r}: the same values "
-                                    "in two documents of one write; nothing was changed")
+        other = other_holder(self.entries, key, doc_id)
+        if other is not None or (pending is not None and not claim(pending, key, doc_id)):
+            raise clash(f"unique index on {self.label()[6:]} of table {self._table!r}",
+                        "these values" if other is not None else "the same values", other)
 
     def add(self, doc_id: int, doc: dict[str, Any]) -> None:
         """File a document."""

@@ -197,18 +197,9 @@ class Index:
         if value is MISSING:
             return
         key = file_key(value)
-        held = self.entries.get(key)
-        if held is not None and held != doc_id:
-            holders = ids_of(held)
-            if len(holders) > 1 or doc_id not in holders:
-                other = next(i for i in holders if i != doc_id)
-                raise DuplicateKeyError(
-                    f"unique index on {path_repr(self.path)} of table {self._table!r} already holds "
-                    f"{value!r} (document {other}); nothing was changed"
-                )
-        if pending is not None and not claim(pending, key, doc_id):
-            raise DuplicateKeyError(f"unique index on {path_repr(self.path)} of table {self._table!r}: {value!r} "
-                                    "in two documents of one write; nothing was changed")
+        other = other_holder(self.entries, key, doc_id)
+        if other is not None or (pending is not None and not claim(pending, key, doc_id)):
+            raise clash(f"unique index on {path_repr(self.path)} of table {self._table!r}", repr(value), other)
 
     def _crosses_array(self, doc: dict[str, Any]) -> bool:
         value: Any = doc
@@ -284,11 +275,7 @@ class Index:
         self.add(doc_id, doc)
 
     def _taken(self, value: Any, held: int | set[int]) -> None:
-        other = min(ids_of(held))
-        raise DuplicateKeyError(
-            f"unique index on {path_repr(self.path)} of table {self._table!r} already holds "
-            f"{value!r} (document {other}); nothing was changed"
-        )
+        raise clash(f"unique index on {path_repr(self.path)} of table {self._table!r}", repr(value), min(ids_of(held)))
 
     def remove(self, doc_id: int, doc: dict[str, Any]) -> None:
         """Unfile a document (exactly as it was filed)."""
@@ -403,6 +390,24 @@ def claim(pending: dict[Any, int], key: Any, doc_id: int) -> bool:
     words the error: building its message for every document cost more than the check."""
     other_id = pending.setdefault(key, doc_id)
     return other_id == doc_id
+
+
+def other_holder(entries: dict[Any, Any], key: Any, doc_id: int) -> int | None:
+    """The smallest id other than ``doc_id`` filed under ``key`` in an index's ``entries``."""
+    held = entries.get(key)
+    if held is None or held == doc_id:
+        return None
+    if type(held) is int:
+        return held
+    return min((i for i in held if i != doc_id), default=None)
+
+
+def clash(index: str, values: str, other: int | None) -> DuplicateKeyError:
+    """The error of a unique ``index`` (named) refusing ``values``, held by document ``other``
+    or (``None``) by two documents of one write."""
+    if other is None:
+        return DuplicateKeyError(f"{index}: {values} in two documents of one write; nothing was changed")
+    return DuplicateKeyError(f"{index} already holds {values} (document {other}); nothing was changed")
 
 
 FILED, NEW = 1, 2
