@@ -18,7 +18,7 @@ import pytest
 
 from microdb import MicroDB
 
-__all__ = ["SQL_STORAGES", "pg_url", "require_postgres"]
+__all__ = ["SQL_STORAGES", "kill_connections", "pg_url", "require_postgres"]
 
 _schemas = itertools.count(1)
 
@@ -33,6 +33,18 @@ def require_postgres() -> str:
             pytest.fail(f"PostgreSQL is required in CI: {reason}")
         pytest.skip(f"PostgreSQL unavailable: {reason}")
     return pg_server.server().url
+
+
+def kill_connections(app: str) -> int:
+    """End every test-server connection whose ``application_name`` is ``app``; how many."""
+    import psycopg
+
+    with psycopg.connect(require_postgres(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (app,)
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
 
 
 def pg_url() -> str:

@@ -22,7 +22,7 @@ import pytest
 
 from microdb import DuplicateKeyError, ValidationError, where
 from microdb.aio import AsyncMicroDB
-from sql_backends import new_schema, require_postgres
+from sql_backends import kill_connections, new_schema, require_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -213,17 +213,6 @@ def test_a_second_event_loop_falls_back_to_threads() -> None:
     asyncio.run(second())
 
 
-def _kill(app: str) -> int:
-    import psycopg
-
-    with psycopg.connect(require_postgres(), autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (app,)
-        ).fetchone()
-        assert row is not None
-        return int(row[0])
-
-
 def test_a_dropped_connection_is_replaced_when_nothing_was_sent() -> None:
     """The server ends every pooled connection: the next native read and write simply work."""
 
@@ -234,9 +223,9 @@ def test_a_dropped_connection_is_replaced_when_nothing_was_sent() -> None:
             t = db.table("t")
             await t.insert_many([{"a": 1}, {"a": 2}])
             assert db._native.get() is not None
-            assert _kill("microdb_async_victim") >= 1
+            assert kill_connections("microdb_async_victim") >= 1
             assert await t.count(where("a") > 0) == 2
-            _kill("microdb_async_victim")
+            kill_connections("microdb_async_victim")
             assert await t.insert({"a": 3}) == 3
             assert await t.length() == 3
         finally:

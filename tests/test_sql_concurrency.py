@@ -11,7 +11,7 @@ import pytest
 
 from microdb import MicroDB, StorageError, where
 from microdb.operations import increment
-from sql_backends import new_schema, require_postgres
+from sql_backends import kill_connections, new_schema, require_postgres
 
 WORKERS = 4
 ROUNDS = 40
@@ -108,25 +108,14 @@ def test_a_failed_block_rolls_back_and_nested_blocks_are_savepoints(tmp_path: Pa
         assert [d["a"] for d in t] == [1, 3]
 
 
-def _kill(app: str) -> int:
-    import psycopg
-
-    with psycopg.connect(require_postgres(), autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (app,)
-        ).fetchone()
-        assert row is not None
-        return int(row[0])
-
-
 def test_a_dropped_connection_is_retried_once_when_safe() -> None:
     """The server ends every pooled connection: the next read and write simply work."""
     url = require_postgres() + "?application_name=microdb_victim"
     with MicroDB(url, schema=new_schema(), pool_size=2) as db:
         db.insert_many([{"a": 1}, {"a": 2}])
-        assert _kill("microdb_victim") >= 1
+        assert kill_connections("microdb_victim") >= 1
         assert db.count(where("a") > 0) == 2
-        _kill("microdb_victim")
+        kill_connections("microdb_victim")
         db.insert({"a": 3})
         assert len(db) == 3
 
@@ -138,7 +127,7 @@ def test_a_connection_dropped_inside_a_transaction_is_reported() -> None:
         db.insert({"a": 1})
         with pytest.raises(StorageError) as info, db.transaction():
             db.insert({"a": 2})
-            _kill("microdb_victim2")
+            kill_connections("microdb_victim2")
             db.insert({"a": 3})
         assert info.value.__cause__ is not None
         assert [d["a"] for d in db] == [1]

@@ -467,14 +467,20 @@ class JournaledFile(CheckpointedFile[S]):
             self._unsynced = True
         self._marker_pending = False
         if self._offset >= self._next_checkpoint or time.monotonic() >= self._checkpoint_due:
-            try:
-                self._checkpoint(state)
-            except (OSError, MicroDBError):
-                # The commit itself is durable; a failed checkpoint only means a longer
-                # journal. Try again once it has grown by another threshold, or later.
-                self._next_checkpoint = self._offset + self._threshold()
-                self._postpone()
+            self._try_checkpoint(state)
         return ticket
+
+    def _try_checkpoint(self, state: S) -> bool:
+        """Checkpoint ``state``; false when that failed, leaving the files as they were (a
+        longer journal, not a loss): try again once it has grown by another threshold, or
+        later."""
+        try:
+            self._checkpoint(state)
+        except (OSError, MicroDBError):
+            self._next_checkpoint = self._offset + self._threshold()
+            self._postpone()
+            return False
+        return True
 
     def checkpoint_follows(self, least_bytes: int) -> bool:
         """Whether :meth:`append` of a record of at least ``least_bytes`` would checkpoint at once
@@ -494,14 +500,7 @@ class JournaledFile(CheckpointedFile[S]):
         """
         if self.read_only or self._fd is None or self._closed:
             return False  # append raises the right error
-        try:
-            self._checkpoint(state)
-        except (OSError, MicroDBError):
-            # As when a checkpoint after a commit fails: try again once the journal has grown.
-            self._next_checkpoint = self._offset + self._threshold()
-            self._postpone()
-            return False
-        return True
+        return self._try_checkpoint(state)
 
     def _checkpoint(self, state: S, *, keep_snapshot: bool = False) -> None:
         if self._group is not None and self._fd is not None and self._header_end:
