@@ -100,7 +100,7 @@ class AsyncResult:
         """Every selected document."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.all)
+            return await self._run.read(self._result.all)
         result = await self._read(driver, self._result)
         return await self._shape(result.all, len(result._rows or ()))
 
@@ -108,7 +108,7 @@ class AsyncResult:
         """The first selected document, or ``None``."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.first)
+            return await self._run.read(self._result.first)
         result = self._result if self._result._rows is not None else self._result.limit(1)
         return (await self._read(driver, result)).first()
 
@@ -116,14 +116,14 @@ class AsyncResult:
         """The last selected document, or ``None``."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.last)
+            return await self._run.read(self._result.last)
         return (await self._read(driver, self._result)).last()
 
     async def ids(self) -> list[int]:
         """The ids of the selected documents."""
         driver = self._native.get()
         if driver is None or self._result._rows is not None:
-            return await self._run(self._result.ids)
+            return await self._run.read(self._result.ids)
         name, plan = self._result._table.name, self._result._table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.ids_steps(s, name, plan))
 
@@ -131,17 +131,17 @@ class AsyncResult:
         """How many documents are selected."""
         driver = self._native.get()
         if driver is None or self._result._rows is not None:
-            return await self._run(self._result.count)
+            return await self._run.read(self._result.count)
         name, plan = self._result._table.name, self._result._table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.count_steps(s, name, plan))
 
     async def distinct(self, field: Any) -> list[Any]:
         """The distinct values of ``field`` among the selected documents."""
-        return await self._run(self._result.distinct, field)
+        return await self._run.read(self._result.distinct, field)
 
     async def explain(self) -> dict[str, Any]:
         """How the query runs."""
-        return await self._run(self._result.explain)
+        return await self._run.read(self._result.explain)
 
     async def __aiter__(self) -> AsyncIterator[Document]:
         # The selection is made once (in a worker thread, or on the loop on PostgreSQL);
@@ -155,7 +155,7 @@ class AsyncResult:
         else:
             result = self._result
             if result._rows is None:
-                await self._run(result._run)
+                await self._run.read(result._run)
         for batch in result.batches(_BATCH):
             for doc in batch:
                 yield doc
@@ -248,7 +248,7 @@ class AsyncTable:
     async def search(self, cond: Any) -> list[Document]:
         """The documents matching ``cond``."""
         if cond is None:
-            return await self._run(self._table.search, cond)
+            return await self._run.read(self._table.search, cond)
         return await self.query(cond).all()
 
     async def get(self, cond: Any = None, *, doc_id: int | None = None, doc_ids: Iterable[int] | None = None) -> Any:
@@ -257,7 +257,7 @@ class AsyncTable:
         if driver is None or doc_ids is not None or (doc_id is None and cond is None) or (
             doc_id is not None and type(doc_id) is not int
         ):
-            return await self._run(self._table.get, cond, doc_id=doc_id, doc_ids=doc_ids)
+            return await self._run.read(self._table.get, cond, doc_id=doc_id, doc_ids=doc_ids)
         if doc_id is None:
             return await self.query(cond).first()
         name, backend, the_id = self.name, driver.backend, doc_id
@@ -276,7 +276,7 @@ class AsyncTable:
     async def contains(self, cond: Any = None, *, doc_id: int | None = None) -> bool:
         """Whether a document matches (or has the id)."""
         if self._native.get() is None or (doc_id is None and cond is None):
-            return await self._run(self._table.contains, cond, doc_id=doc_id)
+            return await self._run.read(self._table.contains, cond, doc_id=doc_id)
         if doc_id is not None:
             return await self.get(doc_id=doc_id) is not None
         return await self.query(cond).first() is not None
