@@ -2,9 +2,10 @@
 
 ``tests/test_aio.py`` runs the shared scenarios through both APIs on every backend; these
 tests check what is particular to the async driver (``microdb.sql.pgasync``): that the
-calls it serves take no worker thread, that its writes are transactions (a failure or a
-cancelled task leaves nothing), and that its change streams follow commits of other
-processes from the moment they are made.
+calls it serves (all of them) take no worker thread and no blocking connection, that its
+writes and ``async with db.transaction()`` blocks are transactions (a failure, a
+cancelled task or a lost link leaves nothing), and that its change streams follow commits
+of other processes from the moment they are made.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def test_native_calls_take_no_worker_thread() -> None:
 
     async def main(db: AsyncMicroDB) -> None:
         people = db.table("people")
-        await people.create_index("age")  # (in a thread: indexes are not native)
+        await people.create_index("age")
         stream = db.changes(timeout=0.1)
         watch = people.watch(timeout=0.1)
         threads, db._run.pool = db._run.pool, NoThreads()  # type: ignore[assignment]
