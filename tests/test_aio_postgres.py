@@ -334,9 +334,11 @@ def test_a_transaction_commits_once_and_is_invisible_until_then() -> None:
             assert await db.table("a").get(doc_id=1) == {"x": 2}  # the block reads its own writes
             assert other.table("a").count() == 0 and other.table("b").count() == 0
             assert await db.table("b").count() == 2
+            late = db.changes(timeout=0.1)  # made inside the block: it sees the commit
         assert other.table("a").all() == [{"x": 2}] and other.table("b").count() == 2
         got = [(c.seq, c.table, c.op) async for c in stream]
         assert got == [(1, "a", "insert"), (1, "b", "insert"), (1, "b", "insert"), (1, "a", "update")]
+        assert [c.seq async for c in late] == [1, 1, 1, 1]
 
     _run(main)
 
