@@ -2,8 +2,10 @@
 
 ``Runner`` runs blocking calls of one database in its threads (the task inside a
 transaction on the transaction's own thread) and keeps the change streams still finding
-their start, which every call waits for; ``_Native`` says whether a call may use the
-PostgreSQL async driver instead (never inside a transaction: those run on its thread).
+their start, which every call waits for; ``Native`` says whether a call may use the
+PostgreSQL async driver instead (not inside a transaction run on a thread: a database
+used from a second event loop; a transaction on the driver is the driver's own, see
+:meth:`microdb.sql.pgasync.AsyncPostgres.transaction`).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class Runner:
 
 
 class Native:
-    """The PostgreSQL driver of one database, for the calls of tasks outside a transaction."""
+    """The PostgreSQL driver of one database, for the calls of tasks outside a thread's transaction."""
 
     def __init__(self, driver: AsyncPostgres | None, run: Runner):
         self.driver = driver

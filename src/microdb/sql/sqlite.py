@@ -294,7 +294,8 @@ class SQLiteBackend(SQLBackend):
             ddl.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {names[2]} ON {info.sql} (({kind}), ({key}))")
         return ddl
 
-    def _compound_ddl(self, s: Session, info: TableInfo, spec: dict[str, Any]) -> list[str]:
+    def _compound_ddl(self, s: Session, info: TableInfo, spec: dict[str, Any]) -> Steps[list[str]]:
+        yield from ()  # (steps with no statement: SQLite indexes each path whatever it holds)
         terms = [self.dialect.term("doc", tuple(p), True) for p in spec["paths"]]
         if any(t is None or not t.literal for t in terms):
             return []
@@ -318,8 +319,8 @@ class SQLiteBackend(SQLBackend):
             names.append(index_name(info, path, "_u"))
         return names
 
-    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> list[str]:
-        rows = self._execute(s, "EXPLAIN QUERY PLAN " + sql, params)
+    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> Steps[list[str]]:
+        rows = yield Run("EXPLAIN QUERY PLAN " + sql, params)
         return [str(r[3]) for r in rows]
 
     # -- lifecycle ----------------------------------------------------------------------
