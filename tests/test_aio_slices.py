@@ -74,6 +74,8 @@ def _results(db: MicroDB) -> list[Any]:
         db.query(where("tags").any(["a"])).sort("group").skip(5),
         db.query().project(["i", "address.city"]).sort(("i", -1)),
         db.query(where("group") > 1).project({"tags": 0}),
+        db.query(where("i") >= 5).sort("group").limit(1500),  # read in index order
+        db.query().sort(("group", -1)).skip(3).limit(2000),
         db.query().limit(0),
     ]
 
