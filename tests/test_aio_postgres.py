@@ -2,9 +2,10 @@
 
 ``tests/test_aio.py`` runs the shared scenarios through both APIs on every backend; these
 tests check what is particular to the async driver (``microdb.sql.pgasync``): that the
-calls it serves take no worker thread, that its writes are transactions (a failure or a
-cancelled task leaves nothing), and that its change streams follow commits of other
-processes from the moment they are made.
+calls it serves (all of them) take no worker thread and no blocking connection, that its
+writes and ``async with db.transaction()`` blocks are transactions (a failure, a
+cancelled task or a lost link leaves nothing), and that its change streams follow commits
+of other processes from the moment they are made.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def test_native_calls_take_no_worker_thread() -> None:
 
     async def main(db: AsyncMicroDB) -> None:
         people = db.table("people")
-        await people.create_index("age")  # (in a thread: indexes are not native)
+        await people.create_index("age")
         stream = db.changes(timeout=0.1)
         watch = people.watch(timeout=0.1)
         threads, db._run.pool = db._run.pool, NoThreads()  # type: ignore[assignment]
@@ -333,9 +334,11 @@ def test_a_transaction_commits_once_and_is_invisible_until_then() -> None:
             assert await db.table("a").get(doc_id=1) == {"x": 2}  # the block reads its own writes
             assert other.table("a").count() == 0 and other.table("b").count() == 0
             assert await db.table("b").count() == 2
+            late = db.changes(timeout=0.1)  # made inside the block: it sees the commit
         assert other.table("a").all() == [{"x": 2}] and other.table("b").count() == 2
         got = [(c.seq, c.table, c.op) async for c in stream]
         assert got == [(1, "a", "insert"), (1, "b", "insert"), (1, "b", "insert"), (1, "a", "update")]
+        assert [c.seq async for c in late] == [1, 1, 1, 1]
 
     _run(main)
 

@@ -28,12 +28,12 @@ from typing import Any, TypeVar
 from microdb.aio import pgcalls
 from microdb.aio.runner import TRANSACTION, Native, Runner
 from microdb.aio.stream import AsyncChangeStream
-from microdb.backend import Backend, Plan
+from microdb.backend import Backend
 from microdb.compile.updates import compile_change
 from microdb.database import MicroDB
 from microdb.document import Document
 from microdb.errors import DatabaseClosedError, TransactionError
-from microdb.expiry import SWEEP_BATCH, SWEEP_INTERVAL, is_expired, rules_of
+from microdb.expiry import SWEEP_INTERVAL, rules_of
 from microdb.query.fields import parse_field
 from microdb.results import Result
 from microdb.schema import checks as _schema
@@ -104,7 +104,7 @@ class AsyncResult:
         """Every selected document."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.all)
+            return await self._run.read(self._result.all)
         result = await self._read(driver, self._result)
         return await self._shape(result.all, len(result._rows or ()))
 
@@ -112,7 +112,7 @@ class AsyncResult:
         """The first selected document, or ``None``."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.first)
+            return await self._run.read(self._result.first)
         result = self._result if self._result._rows is not None else self._result.limit(1)
         return (await self._read(driver, result)).first()
 
@@ -120,14 +120,14 @@ class AsyncResult:
         """The last selected document, or ``None``."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.last)
+            return await self._run.read(self._result.last)
         return (await self._read(driver, self._result)).last()
 
     async def ids(self) -> list[int]:
         """The ids of the selected documents."""
         driver = self._native.get()
         if driver is None or self._result._rows is not None:
-            return await self._run(self._result.ids)
+            return await self._run.read(self._result.ids)
         name, plan = self._result._table.name, self._result._table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.ids_steps(s, name, plan))
 
@@ -135,7 +135,7 @@ class AsyncResult:
         """How many documents are selected."""
         driver = self._native.get()
         if driver is None or self._result._rows is not None:
-            return await self._run(self._result.count)
+            return await self._run.read(self._result.count)
         name, plan = self._result._table.name, self._result._table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.count_steps(s, name, plan))
 
@@ -143,7 +143,7 @@ class AsyncResult:
         """The distinct values of ``field`` among the selected documents."""
         driver = self._native.get()
         if driver is None or self._result._rows is not None:
-            return await self._run(self._result.distinct, field)
+            return await self._run.read(self._result.distinct, field)
         path, table = parse_field(field), self._result._table
         plan = table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.distinct_steps(s, table.name, plan, path))
@@ -152,7 +152,7 @@ class AsyncResult:
         """How the query runs."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.explain)
+            return await self._run.read(self._result.explain)
         table = self._result._table
         plan = table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.explain_steps(s, table.name, plan))
@@ -169,7 +169,7 @@ class AsyncResult:
         else:
             result = self._result
             if result._rows is None:
-                await self._run(result._run)
+                await self._run.read(result._run)
         for batch in result.batches(_BATCH):
             for doc in batch:
                 yield doc
@@ -207,12 +207,7 @@ class AsyncTable:
             table._sweep_at = time.monotonic() + SWEEP_INTERVAL
             options = await driver.call(lambda s: backend.table_options_steps(s, table.name))
             if rules_of(options):
-
-                def sweep(s: Session) -> Steps[list[int]]:
-                    rules = rules_of((yield from backend.table_options_steps(s, table.name)))
-                    return (yield from backend.remove_expired_steps(s, table.name, rules, SWEEP_BATCH)) if rules else []
-
-                await driver.call(sweep, write=True)
+                await driver.call(lambda s: pgcalls.sweep(backend, s, table.name), write=True)
         return await driver.call(make, write=True)
 
     async def _insert(self, driver: AsyncPostgres, documents: list[Any]) -> list[int]:
@@ -223,12 +218,7 @@ class AsyncTable:
             items = await self._run.offload(lambda: [prepare(doc) for doc in documents])
         if not items:
             return []
-
-        def steps(s: Session) -> Steps[list[int]]:
-            yield from pgcalls.checked(driver.backend, s, self.name, items)
-            return (yield from driver.backend.insert_steps(s, self.name, items))
-
-        return await self._write(driver, steps)
+        return await self._write(driver, lambda s: pgcalls.insert(driver.backend, s, self.name, items))
 
     # -- the API ---------------------------------------------------------------------
     async def insert(self, document: Mapping[str, Any]) -> int:
@@ -241,7 +231,9 @@ class AsyncTable:
     async def insert_many(self, documents: Iterable[Mapping[str, Any]]) -> list[int]:
         """Insert documents in one commit; returns their ids."""
         driver = self._native.get()
-        if driver is None or isinstance(documents, Mapping):
+        if isinstance(documents, Mapping):
+            return self._table.insert_many(documents)  # raises, before any I/O
+        if driver is None:
             return await self._run(self._table.insert_many, list(documents))
         return await self._insert(driver, list(documents))
 
@@ -256,14 +248,14 @@ class AsyncTable:
     async def search(self, cond: Any) -> list[Document]:
         """The documents matching ``cond``."""
         if cond is None:
-            return await self._run(self._table.search, cond)
+            return self._table.search(cond)  # raises, before any I/O
         return await self.query(cond).all()
 
     async def get(self, cond: Any = None, *, doc_id: int | None = None, doc_ids: Iterable[int] | None = None) -> Any:
         """One document by query or id (``None`` when absent), or a list for ``doc_ids``."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._table.get, cond, doc_id=doc_id, doc_ids=doc_ids)
+            return await self._run.read(self._table.get, cond, doc_id=doc_id, doc_ids=doc_ids)
         if (doc_id is None and doc_ids is None and cond is None) or (doc_id is not None and type(doc_id) is not int):
             return self._table.get(cond, doc_id=doc_id, doc_ids=doc_ids)  # raises, before any I/O
         if doc_ids is not None and doc_id is None:
@@ -272,23 +264,16 @@ class AsyncTable:
             return [table._document(doc, i) for i, doc in rows]
         if doc_id is None:
             return await self.query(cond).first()
-        name, backend, the_id = self.name, driver.backend, doc_id
-
-        def steps(s: Session) -> Steps[tuple[dict[str, Any] | None, dict[str, Any]]]:
-            doc = yield from backend.fetch_steps(s, name, the_id)
-            options = {} if doc is None else (yield from backend.table_options_steps(s, name))
-            return doc, options
-
-        doc, options = await driver.call(steps)
-        rules = rules_of(options)
-        if doc is None or (rules and is_expired(doc, rules)):
-            return None
-        return self._table._document(doc, doc_id)
+        the_id = doc_id
+        doc = await driver.call(lambda s: pgcalls.fetch(driver.backend, s, self.name, the_id))
+        return None if doc is None else self._table._document(doc, doc_id)
 
     async def contains(self, cond: Any = None, *, doc_id: int | None = None) -> bool:
         """Whether a document matches (or has the id)."""
-        if self._native.get() is None or (doc_id is None and cond is None):
-            return await self._run(self._table.contains, cond, doc_id=doc_id)
+        if doc_id is None and cond is None:
+            return self._table.contains(cond)  # raises, before any I/O
+        if self._native.get() is None:
+            return await self._run.read(self._table.contains, cond, doc_id=doc_id)
         if doc_id is not None:
             return await self.get(doc_id=doc_id) is not None
         return await self.query(cond).first() is not None
@@ -302,14 +287,7 @@ class AsyncTable:
         driver = self._native.get()
         if driver is None:
             return await self._run(self._table.__len__)
-        name, backend = self.name, driver.backend
-
-        def steps(s: Session) -> Steps[int]:
-            if rules_of((yield from backend.table_options_steps(s, name))):
-                return (yield from backend.count_steps(s, name, Plan()))
-            return (yield from backend.length_steps(s, name))
-
-        return await driver.call(steps)
+        return await driver.call(lambda s: pgcalls.length(driver.backend, s, self.name))
 
     async def update(self, fields: Any, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:
         """Update the matching documents; returns their ids."""

@@ -20,7 +20,7 @@ from microdb.backend import Plan
 from microdb.compile.updates import Change, compile_change
 from microdb.document import Document
 from microdb.errors import DocumentNotFound, QueryError
-from microdb.expiry import is_expired, rules_of
+from microdb.expiry import SWEEP_BATCH, is_expired, rules_of
 from microdb.query.builders import to_node
 from microdb.schema import checks as _schema
 from microdb.serialization import check_document
@@ -30,8 +30,8 @@ from microdb.sql.steps import Steps, Work
 from microdb.table import Table
 
 __all__ = [
-    "checked", "create_index", "drop_index", "drop_tables", "get_many", "indexes", "remove",
-    "set_schema", "update", "update_multiple", "upsert", "validate",
+    "checked", "create_index", "drop_index", "drop_tables", "fetch", "get_many", "indexes", "insert",
+    "length", "remove", "set_schema", "sweep", "update", "update_multiple", "upsert", "validate",
 ]
 
 
@@ -40,6 +40,32 @@ def checked(b: PostgresBackend, s: Session, name: str, items: Any) -> Steps[None
     options = yield from b.table_options_steps(s, name)
     if options:
         yield Work(_schema.check_documents, (name, options, items), len(items))
+
+
+def insert(b: PostgresBackend, s: Session, name: str, items: list[tuple[int | None, dict[str, Any]]]) -> Steps[list[int]]:
+    """``Table.insert_many`` of prepared documents (in a write block)."""
+    yield from checked(b, s, name, items)
+    return (yield from b.insert_steps(s, name, items))
+
+
+def sweep(b: PostgresBackend, s: Session, name: str) -> Steps[list[int]]:
+    """``Table._sweep``'s block: a batch of expired documents removed (in a write block)."""
+    rules = rules_of((yield from b.table_options_steps(s, name)))
+    return (yield from b.remove_expired_steps(s, name, rules, SWEEP_BATCH)) if rules else []
+
+
+def fetch(b: PostgresBackend, s: Session, name: str, doc_id: int) -> Steps[dict[str, Any] | None]:
+    """``get(doc_id=...)``: the stored document, ``None`` when absent or expired."""
+    doc = yield from b.fetch_steps(s, name, doc_id)
+    rules = () if doc is None else rules_of((yield from b.table_options_steps(s, name)))
+    return None if doc is None or (rules and is_expired(doc, rules)) else doc
+
+
+def length(b: PostgresBackend, s: Session, name: str) -> Steps[int]:
+    """``len(table)``: the documents not expired."""
+    if rules_of((yield from b.table_options_steps(s, name))):
+        return (yield from b.count_steps(s, name, Plan()))
+    return (yield from b.length_steps(s, name))
 
 
 def _alive(b: PostgresBackend, s: Session, name: str, rows: list[tuple[int, dict[str, Any]]]) -> Steps[list[tuple[int, dict[str, Any]]]]:

@@ -188,6 +188,8 @@ class AsyncPostgres:
                 yield
             finally:
                 _HELD.reset(token)
+            if self._before is not None:
+                await self._before()  # a stream made in the block finds "now" before the commit
 
     async def call(self, make: Callable[[Session], Steps[T]], *, write: bool = False, before: bool = True) -> T:
         """Run ``make(session)``'s steps in a block of their own (or in the task's
