@@ -282,6 +282,10 @@ def test_every_call_runs_on_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
             assert await t.upsert(doc) == [4] and (await t.get(doc_id=4))["age"] == 10
             assert await t.query().distinct("tags") == ["Ann", "Bob", "Cy", "all"]
             assert await t.query(where("age") > 30).distinct("city") == ["X"]
+            read = t.query(where("age") > 30).project(["name"])
+            assert [d["name"] for d in await read.all()] == ["Ann", "Cy"]
+            assert await read.count() == 2 and await read.ids() == [1, 3]
+            assert await read.distinct("name") == ["Ann", "Cy"] and await read.distinct("city") == ["X"]
             plan = await t.query(where("age") > 30).explain()
             assert plan["backend"] == "postgresql" and plan["matched"] == 2 and plan["sql"]
             assert await t.indexes() == [
