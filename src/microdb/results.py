@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from microdb.backend import Backend, Plan, Rows, SortKey
 from microdb.document import Document
 from microdb.errors import QueryError
+from microdb.handover import ROWS, pacer
 from microdb.query.ast import Path
 from microdb.query.fields import parse_field
 from microdb.query.values import MISSING, distinct_values
@@ -200,6 +201,13 @@ class Result:
 
     def all(self) -> list[Document]:
         """Every selected document, as a list of copies."""
+        pace = pacer()
+        if pace is not None:  # a read for the event loop: copied in slices (microdb.handover)
+            out: list[Document] = []
+            for batch in self.batches(ROWS):
+                out.extend(batch)
+                pace.tick()
+            return out
         if self._plan.fields is None:
             return self._table._documents(self._run())
         return [self._doc(i, d) for i, d in self._run()]

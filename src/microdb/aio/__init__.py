@@ -104,7 +104,7 @@ class AsyncResult:
         """Every selected document."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.all)
+            return await self._run.read(self._result.all)
         result = await self._read(driver, self._result)
         return await self._shape(result.all, len(result._rows or ()))
 
@@ -112,7 +112,7 @@ class AsyncResult:
         """The first selected document, or ``None``."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.first)
+            return await self._run.read(self._result.first)
         result = self._result if self._result._rows is not None else self._result.limit(1)
         return (await self._read(driver, result)).first()
 
@@ -120,14 +120,14 @@ class AsyncResult:
         """The last selected document, or ``None``."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.last)
+            return await self._run.read(self._result.last)
         return (await self._read(driver, self._result)).last()
 
     async def ids(self) -> list[int]:
         """The ids of the selected documents."""
         driver, rows = self._native.get(), self._result._rows
         if driver is None:
-            return await self._run(self._result.ids)
+            return await self._run.read(self._result.ids)
         if rows is not None:  # the selection read: no I/O
             return await self._shape(self._result.ids, len(rows))
         name, plan = self._result._table.name, self._result._table._live(self._result.plan)
@@ -137,7 +137,7 @@ class AsyncResult:
         """How many documents are selected."""
         driver, rows = self._native.get(), self._result._rows
         if driver is None:
-            return await self._run(self._result.count)
+            return await self._run.read(self._result.count)
         if rows is not None:  # the selection read: no I/O
             return await self._shape(self._result.count, len(rows))
         name, plan = self._result._table.name, self._result._table._live(self._result.plan)
@@ -147,7 +147,7 @@ class AsyncResult:
         """The distinct values of ``field`` among the selected documents."""
         driver, path, rows = self._native.get(), parse_field(field), self._result._rows
         if driver is None:
-            return await self._run(self._result.distinct, field)
+            return await self._run.read(self._result.distinct, field)
         if rows is not None and self._result._holds(path):  # the selection read: no I/O
             return await self._shape(lambda: self._result.distinct(field), len(rows))
         table = self._result._table
@@ -158,7 +158,7 @@ class AsyncResult:
         """How the query runs."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.explain)
+            return await self._run.read(self._result.explain)
         table = self._result._table
         plan = table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.explain_steps(s, table.name, plan))
@@ -175,7 +175,7 @@ class AsyncResult:
         else:
             result = self._result
             if result._rows is None:
-                await self._run(result._run)
+                await self._run.read(result._run)
         for batch in result.batches(_BATCH):
             for doc in batch:
                 yield doc
@@ -261,7 +261,7 @@ class AsyncTable:
         """One document by query or id (``None`` when absent), or a list for ``doc_ids``."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._table.get, cond, doc_id=doc_id, doc_ids=doc_ids)
+            return await self._run.read(self._table.get, cond, doc_id=doc_id, doc_ids=doc_ids)
         if (doc_id is None and doc_ids is None and cond is None) or (doc_id is not None and type(doc_id) is not int):
             return self._table.get(cond, doc_id=doc_id, doc_ids=doc_ids)  # raises, before any I/O
         if doc_ids is not None and doc_id is None:
@@ -279,7 +279,7 @@ class AsyncTable:
         if doc_id is None and cond is None:
             return self._table.contains(cond)  # raises, before any I/O
         if self._native.get() is None:
-            return await self._run(self._table.contains, cond, doc_id=doc_id)
+            return await self._run.read(self._table.contains, cond, doc_id=doc_id)
         if doc_id is not None:
             return await self.get(doc_id=doc_id) is not None
         return await self.query(cond).first() is not None

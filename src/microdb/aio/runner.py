@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from microdb.handover import paced
 from microdb.sql.pgasync import AsyncPostgres
 
 __all__ = ["TRANSACTION", "Native", "Runner"]
@@ -53,6 +54,11 @@ class Runner:
         executor = current[1] if current is not None and self.in_transaction() else self.pool
         call = functools.partial(func, *args, **kwargs) if args or kwargs else func
         return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+    async def read(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a read as :meth:`__call__` does, its long loops handing the interpreter lock
+        over to the loop every millisecond (see :mod:`microdb.handover`)."""
+        return await self(paced, func, *args, **kwargs)
 
     def in_transaction(self) -> bool:
         """Whether the calling task is inside a transaction of this database."""

@@ -31,6 +31,7 @@ from microdb.errors import (
     UnsupportedFeature,
 )
 from microdb.expiry import Rule
+from microdb.handover import ROWS, pacer
 from microdb.query import ast
 from microdb.sql.backend import SQLBackend
 from microdb.sql.feed import DEFAULT_KEEP_COUNT, SQLiteChangeLog, SQLiteFeed
@@ -178,6 +179,14 @@ class SQLiteBackend(SQLBackend):
 
     def _execute(self, s: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
+            pace = pacer()
+            if pace is not None:  # a read for the event loop: in slices (see microdb.handover)
+                cursor = self._conn.execute(sql, tuple(params))
+                rows: list[tuple[Any, ...]] = []
+                while part := cursor.fetchmany(ROWS):
+                    rows.extend(part)
+                    pace.tick()
+                return rows
             return self._conn.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
             raise self._wrap(exc, sql) from exc
