@@ -267,7 +267,11 @@ class Table:
                 return []
             with self._write():
                 self._check(items)
-                return self._backend.insert(self._name, items)
+                ids = self._backend.insert(self._name, items)
+                # The (id, document) pairs are not needed by the commit at the block's end:
+                # dropped first, they are no longer part of a bulk load's peak (issue 12).
+                del items
+            return ids
 
     # -- reading ----------------------------------------------------------------------
     def query(self, cond: Any = None) -> Result:
