@@ -12,13 +12,14 @@ Three measures, each printed against its target from the issue:
 - **Event-loop lag**: an ``AsyncMicroDB`` task runs a query selecting every document of a
   100,000-document table (``async for doc in table.query(...)``), again and again, while a
   second task sleeps 1 ms at a time and records how late it wakes. p99 of the lateness,
-  and the same with no query running (what the machine itself adds).
+  and the same with no query running (what the machine itself adds). In memory (also
+  with the data frozen, and with the query sorted), on the JSON file and on SQLite.
 - **A watcher's cost to writers**: single non-durable inserts into the JSON file (the
   fastest writes, where a cost shows most), with the feed on, with and without a watcher
   process following it; the throughput ratio. The feed's own cost (feed on vs off, no
   watcher) is shown beside it. Runs alternate between the two setups, best of each.
 
-Run alone with ``python benchmarks/bench_live.py [--quick]``.
+Run alone with ``python benchmarks/bench_live.py [--quick] [--lag]`` (``--lag``: that measure only).
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def latency(system: str, url: str, opts: dict[str, Any], count: int) -> tuple[fl
     return _percentile(commit, 0.5), _percentile(commit, 0.99), _percentile(call, 0.5), _percentile(call, 0.99)
 
 
-async def _loop_lag(db: AsyncMicroDB, seconds: float) -> tuple[list[float], int]:
+async def _loop_lag(db: AsyncMicroDB, seconds: float, sort: bool = False) -> tuple[list[float], int]:
     lags: list[float] = []
     queries = 0
     stop = False
@@ -140,7 +141,8 @@ async def _loop_lag(db: AsyncMicroDB, seconds: float) -> tuple[list[float], int]
     async def reader() -> None:
         nonlocal queries
         while not stop:
-            async for _ in db.table("people").query(where("age") >= 0):
+            result = db.table("people").query(where("age") >= 0)
+            async for _ in result.sort("city", "age") if sort else result:
                 pass
             queries += 1
 
@@ -162,15 +164,19 @@ async def _idle_lag(seconds: float) -> list[float]:
     return lags
 
 
-def loop_lag(n: int, seconds: float, *, freeze: bool = False) -> tuple[float, float, int, float]:
+def loop_lag(
+    n: int, seconds: float, *, freeze: bool = False, url: str | None = None, sort: bool = False
+) -> tuple[float, float, int, float]:
     """Event-loop lag while another task queries ``n`` documents: p99, worst, queries run,
     and the p99 with no query running (what the machine adds by itself).
 
-    The data is loaded, then collected once (a program's steady state). ``freeze`` also
-    moves it out of the cyclic collector's sight (``gc.freeze()``), which a program holding
-    a large database in memory may choose to do.
+    ``url``: a JSON file's path or a ``sqlite:///`` URL (default: memory, the engine of
+    the JSON file). ``sort``: the query sorts by two fields. The data is loaded, then
+    collected once (a program's steady state). ``freeze`` also moves it out of the cyclic
+    collector's sight (``gc.freeze()``), which a program holding a large database in
+    memory may choose to do.
     """
-    sync = MicroDB()  # the query runs in the in-memory engine, as on the JSON file
+    sync = MicroDB(url) if url is not None else MicroDB()
     sync.table("people").insert_many(make_docs(n))
     gc.collect()
     if freeze:
@@ -179,7 +185,7 @@ def loop_lag(n: int, seconds: float, *, freeze: bool = False) -> tuple[float, fl
     async def main() -> tuple[list[float], int, list[float]]:
         db = AsyncMicroDB(sync)
         idle = await _idle_lag(min(seconds, 2.0))
-        lags, queries = await _loop_lag(db, seconds)
+        lags, queries = await _loop_lag(db, seconds, sort)
         return lags, queries, idle
 
     try:
@@ -189,6 +195,27 @@ def loop_lag(n: int, seconds: float, *, freeze: bool = False) -> tuple[float, fl
             gc.unfreeze()
         sync.close()
     return _percentile(lags, 0.99), max(lags), queries, _percentile(idle, 0.99)
+
+
+def lag_rows(n: int, seconds: float, folder: str, quick: bool) -> list[dict[str, Any]]:
+    """The loop-lag measure on memory (plain, data frozen, sorted), the JSON file and SQLite."""
+    rows: list[dict[str, Any]] = []
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("", {}),
+        (", data frozen with gc.freeze()", {"freeze": True}),
+        (", sorted by two fields", {"sort": True}),
+        (", JSON file", {"url": os.path.join(folder, "lag.json")}),
+        (", SQLite", {"url": "sqlite:///" + os.path.join(folder, "lag.sqlite")}),
+    ]
+    for how, options in cases:
+        print(f"[live] event-loop lag during {n:,}-document queries{how}...", file=sys.stderr, flush=True)
+        p99, worst, queries, idle = loop_lag(n, seconds, **options)
+        rows.append(ratio_row(
+            SUITE, f"event-loop lag p99, async for over {n:,} documents{how}", n, p99 * 1000,
+            f"ms late (1 ms sleeps; {queries} queries; worst {worst * 1000:.1f} ms; "
+            f"p99 with no query {idle * 1000:.1f} ms)", "<= 5", None if quick else 100_000,
+        ))
+    return rows
 
 
 def _insert_rate(path: str, count: int) -> float:
@@ -233,15 +260,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             rows.append(ratio_row(SUITE, f"{system}: p99 latency", count, p99 * 1000, meaning, t99, judged))
             rows.append({"kind": "info", "suite": SUITE, "case": f"{system}: from the insert() call", "n": count,
                          "note": f"p50 {c50 * 1000:.1f} ms, p99 {c99 * 1000:.1f} ms (the commit's own time included)"})
-        print(f"[live] event-loop lag during {n:,}-document queries...", file=sys.stderr, flush=True)
-        for freeze in (False, True):
-            p99, worst, queries, idle = loop_lag(n, seconds, freeze=freeze)
-            how = ", data frozen with gc.freeze()" if freeze else ""
-            rows.append(ratio_row(
-                SUITE, f"event-loop lag p99, async for over {n:,} documents{how}", n, p99 * 1000,
-                f"ms late (1 ms sleeps; {queries} queries; worst {worst * 1000:.1f} ms; "
-                f"p99 with no query {idle * 1000:.1f} ms)", "<= 5", None if quick else 100_000,
-            ))
+        rows.extend(lag_rows(n, seconds, folder, quick))
         print("[live] a watcher's cost to writers...", file=sys.stderr, flush=True)
         watched, feed = watcher_cost(folder, writes, rounds)
         rows.append(ratio_row(SUITE, "writer throughput with a watcher / without (feed on)", writes, watched,
@@ -255,8 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes, a quick look")
+    parser.add_argument("--lag", action="store_true", help="only the event-loop lag measure")
     args = parser.parse_args(argv)
-    rows = run(quick=args.quick)
+    if args.lag:
+        n, seconds = (2_000, 0.5) if args.quick else (100_000, 5.0)
+        with tempfile.TemporaryDirectory(prefix="microdb-bench-live-") as folder:
+            rows = lag_rows(n, seconds, folder, args.quick)
+    else:
+        rows = run(quick=args.quick)
     print_rows(rows)
     return 0
 

@@ -50,6 +50,12 @@ class SyncResult:
     async def count(self) -> int:
         return self._result.count()
 
+    async def distinct(self, field: Any) -> list[Any]:
+        return self._result.distinct(field)
+
+    async def explain(self) -> dict[str, Any]:
+        return self._result.explain()
+
     async def __aiter__(self) -> AsyncIterator[Any]:
         for doc in self._result:
             yield doc
@@ -93,8 +99,8 @@ class SyncTable:
     async def all(self) -> list[Any]:
         return self._table.all()
 
-    async def get(self, cond: Any = None, *, doc_id: int | None = None) -> Any:
-        return self._table.get(cond, doc_id=doc_id)
+    async def get(self, cond: Any = None, *, doc_id: int | None = None, doc_ids: Any = None) -> Any:
+        return self._table.get(cond, doc_id=doc_id, doc_ids=doc_ids)
 
     async def count(self, cond: Any = None) -> int:
         return self._table.count(cond)
@@ -105,11 +111,23 @@ class SyncTable:
     async def upsert(self, doc: Any, cond: Any = None) -> list[int]:
         return self._table.upsert(doc, cond)
 
+    async def update_multiple(self, updates: Any) -> list[int]:
+        return self._table.update_multiple(updates)
+
+    async def truncate(self) -> None:
+        self._table.truncate()
+
     async def remove(self, cond: Any = None, *, doc_ids: Any = None) -> list[int]:
         return self._table.remove(cond, doc_ids=doc_ids)
 
-    async def create_index(self, field: Any, *, unique: bool = False) -> None:
-        self._table.create_index(field, unique=unique)
+    async def create_index(self, field: Any, *fields: Any, unique: bool = False) -> None:
+        self._table.create_index(field, *fields, unique=unique)
+
+    async def drop_index(self, field: Any, *fields: Any) -> bool:
+        return self._table.drop_index(field, *fields)
+
+    async def indexes(self) -> list[dict[str, Any]]:
+        return self._table.indexes()
 
     async def length(self) -> int:
         return len(self._table)
@@ -243,6 +261,50 @@ def test_transactions_commit_together_or_not_at_all(run: Callable[[Scenario], No
                 raise RuntimeError("undo")
         assert await db.table("a").count() == 1
         assert await db.table("b").count() == 1
+
+    run(scenario)
+
+
+def test_id_forms_upserts_and_many_updates(run: Callable[[Scenario], None]) -> None:
+    """``doc_ids=`` forms, ``upsert`` (both ways), ``update_multiple`` and ``truncate``."""
+
+    async def scenario(db: Any) -> None:
+        t = db.table("t")
+        await t.insert_many([{"n": n} for n in range(1, 6)])
+        assert [d["n"] for d in await t.get(doc_ids=[4, 2, 99])] == [4, 2]
+        assert await t.update({"$inc": {"n": 10}}, doc_ids=[1, 2]) == [1, 2]
+        assert await t.update_multiple([({"odd": True}, where("n") == 3), ({"big": True}, where("n") > 10)]) == [3, 1, 2]
+        assert await t.upsert({"n": 30}, where("n") == 3) == [3]
+        assert await t.upsert({"$set": {"m": 1}}, {"n": 7}) == [6]
+        assert (await t.get(doc_id=6)) == {"n": 7, "m": 1}
+        assert await t.remove(doc_ids=[4, 5]) == [4, 5]
+        assert [d.doc_id for d in await t.all()] == [1, 2, 3, 6]
+        with pytest.raises(DocumentNotFound):
+            await t.remove(doc_ids=[4])
+        await t.truncate()
+        assert await t.count() == 0
+        assert await t.insert({"n": 0}) == 7  # ids are never reused
+
+    run(scenario)
+
+
+def test_indexes_distinct_and_explain(run: Callable[[Scenario], None]) -> None:
+    """Index calls, ``distinct`` and ``explain`` answer the same through both APIs."""
+
+    async def scenario(db: Any) -> None:
+        t = db.table("t")
+        await t.create_index("age")
+        await t.create_index("city", "age", unique=True)
+        await t.insert_many([{"age": a, "city": c, "tags": [c, "x"]} for a, c in ((30, "A"), (25, "B"), (30, "B"))])
+        assert await t.indexes() == [{"path": ["age"], "unique": False}, {"paths": [["city"], ["age"]], "unique": True}]
+        with pytest.raises(DuplicateKeyError):
+            await t.insert({"age": 25, "city": "B"})
+        assert await t.query().distinct("age") == [25, 30]
+        assert await t.query(where("age") > 26).distinct("tags") == ["A", "B", "x"]
+        plan = await t.query(where("age") > 26).explain()
+        assert plan["matched"] == 2 and plan["table"] == "t"
+        assert await t.drop_index("city", "age") and await t.drop_index("age") and not await t.drop_index("age")
+        assert await t.indexes() == []
 
     run(scenario)
 

@@ -108,6 +108,37 @@ def test_threads_group_their_fsyncs_and_lose_nothing(tmp_path: Path, monkeypatch
     assert got == {(k, i) for k in range(threads) for i in range(per)}
 
 
+def test_grouped_writers_of_two_processes_add_no_sync_under_the_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grouped commit after another process's grouped records (flagged unsynced) is synced
+    once, after the lock: no extra fsync of those records before its own is written."""
+    calls: list[int] = []
+    real = journal.fsync_fd
+
+    def counting(fd: int, full: bool = False) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(journal, "fsync_fd", counting)
+    path = str(tmp_path / "db.json")
+    # Two objects on one file lock and catch up as two processes do.
+    a = MicroDB(path, group_commit=True, checkpoint_interval=None)
+    b = MicroDB(path, group_commit=True, checkpoint_interval=None)
+    a.insert({"w": "a", "i": -1})
+    b.insert({"w": "b", "i": -1})
+    for i in range(5):
+        calls.clear()
+        a.insert({"w": "a", "i": i})  # catches up on b's grouped record first
+        assert len(calls) == 1
+        calls.clear()
+        b.insert({"w": "b", "i": i})
+        assert len(calls) == 1
+    a.close()
+    b.close()
+    with MicroDB(path) as again:
+        assert sorted((d["w"], d["i"]) for d in again.all()) == sorted(
+            (w, i) for w in "ab" for i in range(-1, 5))
+
+
 def test_failed_group_fsync_raises_and_keeps_nothing_unacknowledged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When the shared fsync fails, the writers waiting on it get StorageError."""
     path = str(tmp_path / "db.json")

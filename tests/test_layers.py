@@ -53,6 +53,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "microdb.locking",
         "microdb.process",
         "microdb.gcpause",
+        "microdb.handover",
         "microdb.feed",
     ),
 }

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from microdb.backend import Backend, Plan, Rows, SortKey
 from microdb.document import Document
 from microdb.errors import QueryError
+from microdb.handover import ROWS, pacer
 from microdb.query.ast import Path
 from microdb.query.fields import parse_field
 from microdb.query.values import MISSING, distinct_values
@@ -200,6 +201,13 @@ class Result:
 
     def all(self) -> list[Document]:
         """Every selected document, as a list of copies."""
+        pace = pacer()
+        if pace is not None:  # a read for the event loop: copied in slices (microdb.handover)
+            out: list[Document] = []
+            for batch in self.batches(ROWS):
+                out.extend(batch)
+                pace.tick()
+            return out
         if self._plan.fields is None:
             return self._table._documents(self._run())
         return [self._doc(i, d) for i, d in self._run()]
@@ -275,12 +283,16 @@ class Result:
         an array of sub-documents (``'items.sku'``) reaches into each of them.
         """
         path = parse_field(field)
-        plan = self._plan
-        # Rows read for an include-projection may hold only the projected fields (SQL).
-        if self._rows is not None and (plan.fields is None or plan.exclude or path[:1] in (p[:1] for p in plan.fields)):
+        if self._rows is not None and self._holds(path):
             return distinct_values((doc for _, doc in self._rows), path)
         with self._table._read():
             return self._table._backend.distinct(self._table.name, self._table._live(self._plan), path)
+
+    def _holds(self, path: Any) -> bool:
+        """Whether the rows read hold ``path`` (rows read for an include-projection may
+        hold only the projected fields, on SQL)."""
+        plan = self._plan
+        return plan.fields is None or plan.exclude or path[:1] in (p[:1] for p in plan.fields)
 
     def explain(self) -> dict[str, Any]:
         """How the query runs: backend, access path (index or full scan), documents examined."""

@@ -211,15 +211,9 @@ class Table:
         (see docs/schemas.md). Documents already stored are not checked: see :meth:`validate`.
         """
         with self._write():
-            options = dict(self._backend.table_options(self._name))
-            if schema is None:
-                options.pop("schema", None)
-                options.pop("validation", None)
-                model = None
-            else:
-                made, model = _schema.make_options(schema, validation)
-                options.update(made)
-            if options != self._backend.table_options(self._name):
+            current = self._backend.table_options(self._name)
+            options, model = _schema_options(current, schema, validation)
+            if options != current:
                 self._backend.set_table_options(self._name, options)
         self._schema_model = model
 
@@ -403,12 +397,7 @@ class Table:
             ids = self._target_ids(cond, None)
             if ids:
                 return self._replace(change, ids)
-            if is_operator_update(document):
-                base = upsert_seed(cond)
-                compile_update(document)(base)
-                new = check_document(base)
-            else:
-                new = check_document(document)
+            new = _upsert_new(document, cond)
             self._check([(None, new)])
             return self._backend.insert(self._name, [(None, new)])
 
@@ -473,47 +462,33 @@ class Table:
         makes it a TTL index, as in MongoDB: a document expires that long after the
         ``datetime`` in ``field`` (see docs/api.md, "Expiring documents").
         """
-        path = parse_field(field)
-        seconds = None if expire_after is None else _seconds(expire_after)
+        path, paths, seconds = _index_args(field, fields, expire_after)
         with self._write():
-            if fields:
-                if seconds is not None:
-                    raise QueryError("expire_after needs an index on one field, not a compound index")
-                paths = (path, *(parse_field(f) for f in fields))
+            if paths:
                 self._backend.create_compound_index(self._name, paths, bool(unique))
                 return
             self._backend.create_index(self._name, path, bool(unique))
             if seconds is not None:
-                options = dict(self._backend.table_options(self._name))
-                ttl = [r for r in options.get("ttl", []) if tuple(r["path"]) != path]
-                options["ttl"] = [*ttl, {"path": list(path), "seconds": seconds}]
+                options = _with_ttl(self._backend.table_options(self._name), path, seconds)
                 self._backend.set_table_options(self._name, options)
 
     def drop_index(self, field: Any, *fields: Any) -> bool:
         """Remove the index on ``field`` (and its expiry, for a TTL index), or the compound
         index on all the fields; true when there was one."""
-        path = parse_field(field)
+        path, paths, _ = _index_args(field, fields, None)
         with self._write():
-            if fields:
-                paths = (path, *(parse_field(f) for f in fields))
+            if paths:
                 return self._backend.drop_compound_index(self._name, paths)
-            options = self._backend.table_options(self._name)
-            if any(tuple(r["path"]) == path for r in options.get("ttl", [])):
-                ttl = [r for r in options["ttl"] if tuple(r["path"]) != path]
-                new = {k: v for k, v in options.items() if k != "ttl"}
-                self._backend.set_table_options(self._name, {**new, "ttl": ttl} if ttl else new)
+            options = _without_ttl(self._backend.table_options(self._name), path)
+            if options is not None:
+                self._backend.set_table_options(self._name, options)
             return self._backend.drop_index(self._name, path)
 
     def indexes(self) -> list[dict[str, Any]]:
         """The table's indexes, as ``{'path': [...], 'unique': bool}`` (``'paths'`` for a
         compound one, and ``expire_after`` for TTL)."""
         with self._read():
-            found = self._backend.indexes(self._name)
-            for path, seconds in rules_of(self._backend.table_options(self._name)):
-                for spec in found:
-                    if tuple(spec.get("path", ())) == path:
-                        spec["expire_after"] = _dt.timedelta(seconds=seconds)
-            return found
+            return _with_expiry(self._backend.indexes(self._name), self._backend.table_options(self._name))
 
     def watch(
         self,
@@ -534,3 +509,61 @@ class Table:
         stream = ChangeStream(open_change_log(self._backend), since=since, tables=self._name, timeout=timeout)
         watch = Watch(stream)
         return watch if callback is None else watch.start(callback)
+
+
+# -- what a table call decides without I/O (shared with the async API on PostgreSQL) --------
+def _schema_options(current: dict[str, Any], schema: Any, validation: str) -> tuple[dict[str, Any], type | None]:
+    """The table's options with ``schema`` stored (``None``: removed), and its model class."""
+    options = dict(current)
+    if schema is None:
+        options.pop("schema", None)
+        options.pop("validation", None)
+        return options, None
+    made, model = _schema.make_options(schema, validation)
+    options.update(made)
+    return options, model
+
+
+def _upsert_new(document: Any, cond: Any) -> dict[str, Any]:
+    """The document an upsert inserts when nothing matches ``cond``."""
+    if is_operator_update(document):
+        base = upsert_seed(cond)
+        compile_update(document)(base)
+        return check_document(base)
+    return check_document(document)
+
+
+def _index_args(field: Any, fields: tuple[Any, ...], expire_after: Any) -> tuple[Any, tuple[Any, ...], float | None]:
+    """``create_index``'s arguments read: the path, the compound paths (empty for one
+    field), the TTL in seconds."""
+    path = parse_field(field)
+    seconds = None if expire_after is None else _seconds(expire_after)
+    if not fields:
+        return path, (), seconds
+    if seconds is not None:
+        raise QueryError("expire_after needs an index on one field, not a compound index")
+    return path, (path, *(parse_field(f) for f in fields)), None
+
+
+def _with_ttl(options: dict[str, Any], path: Any, seconds: float) -> dict[str, Any]:
+    """The table's options with documents expiring ``seconds`` after the date at ``path``."""
+    ttl = [r for r in options.get("ttl", []) if tuple(r["path"]) != path]
+    return {**options, "ttl": [*ttl, {"path": list(path), "seconds": seconds}]}
+
+
+def _without_ttl(options: dict[str, Any], path: Any) -> dict[str, Any] | None:
+    """The table's options without the expiry on ``path`` (``None``: it had none)."""
+    if not any(tuple(r["path"]) == path for r in options.get("ttl", [])):
+        return None
+    ttl = [r for r in options["ttl"] if tuple(r["path"]) != path]
+    new = {k: v for k, v in options.items() if k != "ttl"}
+    return {**new, "ttl": ttl} if ttl else new
+
+
+def _with_expiry(found: list[dict[str, Any]], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """``indexes()``'s answer: the TTL of each expiring index added as ``expire_after``."""
+    for path, seconds in rules_of(options):
+        for spec in found:
+            if tuple(spec.get("path", ())) == path:
+                spec["expire_after"] = _dt.timedelta(seconds=seconds)
+    return found

@@ -7,16 +7,17 @@ run on the thread that opened it; a context variable routes the calls of the tas
 opened the transaction there, while other tasks, those it starts included, wait for it to
 end like any other writer).
 
-On PostgreSQL, reads, inserts, updates by query, removes by query and ``changes()`` run
-on the event loop itself, over psycopg's async connections (:mod:`microdb.sql.pgasync`):
-the SQL engine's own steps (:mod:`microdb.sql.steps`), with large decoding work in a
-worker thread. Transactions, and the calls this module does not list as native, still run
-in threads as above. See ``docs/async.md``.
+On PostgreSQL, every call runs on the event loop itself, over psycopg's async
+connections (:mod:`microdb.sql.pgasync`): the SQL engine's own steps
+(:mod:`microdb.sql.steps`), composed as the table composes them
+(:mod:`microdb.aio.pgcalls`), with large decoding work in a worker thread; a transaction
+is one async connection the task holds for the block. See ``docs/async.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
@@ -24,21 +25,24 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
+from microdb.aio import pgcalls
 from microdb.aio.runner import TRANSACTION, Native, Runner
 from microdb.aio.stream import AsyncChangeStream
-from microdb.backend import Plan
+from microdb.backend import Backend
+from microdb.compile.updates import compile_change
 from microdb.database import MicroDB
 from microdb.document import Document
 from microdb.errors import DatabaseClosedError, TransactionError
-from microdb.expiry import SWEEP_BATCH, SWEEP_INTERVAL, is_expired, rules_of
-from microdb.query.builders import to_node
+from microdb.expiry import SWEEP_INTERVAL, rules_of
+from microdb.query.fields import parse_field
 from microdb.results import Result
 from microdb.schema import checks as _schema
 from microdb.sql.pgasync import ON_LOOP, AsyncPostgres
+from microdb.sql.pgfeed import bounds_steps
 from microdb.sql.postgres import PostgresBackend
 from microdb.sql.session import Session
-from microdb.sql.steps import Steps, Work
-from microdb.table import Table
+from microdb.sql.steps import Steps
+from microdb.table import Table, _check_ids, _index_args
 
 __all__ = ["AsyncChangeStream", "AsyncMicroDB", "AsyncResult", "AsyncTable", "AsyncTransaction"]
 
@@ -100,7 +104,7 @@ class AsyncResult:
         """Every selected document."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.all)
+            return await self._run.read(self._result.all)
         result = await self._read(driver, self._result)
         return await self._shape(result.all, len(result._rows or ()))
 
@@ -108,7 +112,7 @@ class AsyncResult:
         """The first selected document, or ``None``."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.first)
+            return await self._run.read(self._result.first)
         result = self._result if self._result._rows is not None else self._result.limit(1)
         return (await self._read(driver, result)).first()
 
@@ -116,32 +120,48 @@ class AsyncResult:
         """The last selected document, or ``None``."""
         driver = self._native.get()
         if driver is None:
-            return await self._run(self._result.last)
+            return await self._run.read(self._result.last)
         return (await self._read(driver, self._result)).last()
 
     async def ids(self) -> list[int]:
         """The ids of the selected documents."""
-        driver = self._native.get()
-        if driver is None or self._result._rows is not None:
-            return await self._run(self._result.ids)
+        driver, rows = self._native.get(), self._result._rows
+        if driver is None:
+            return await self._run.read(self._result.ids)
+        if rows is not None:  # the selection read: no I/O
+            return await self._shape(self._result.ids, len(rows))
         name, plan = self._result._table.name, self._result._table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.ids_steps(s, name, plan))
 
     async def count(self) -> int:
         """How many documents are selected."""
-        driver = self._native.get()
-        if driver is None or self._result._rows is not None:
-            return await self._run(self._result.count)
+        driver, rows = self._native.get(), self._result._rows
+        if driver is None:
+            return await self._run.read(self._result.count)
+        if rows is not None:  # the selection read: no I/O
+            return await self._shape(self._result.count, len(rows))
         name, plan = self._result._table.name, self._result._table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.count_steps(s, name, plan))
 
     async def distinct(self, field: Any) -> list[Any]:
         """The distinct values of ``field`` among the selected documents."""
-        return await self._run(self._result.distinct, field)
+        driver, path, rows = self._native.get(), parse_field(field), self._result._rows
+        if driver is None:
+            return await self._run.read(self._result.distinct, field)
+        if rows is not None and self._result._holds(path):  # the selection read: no I/O
+            return await self._shape(lambda: self._result.distinct(field), len(rows))
+        table = self._result._table
+        plan = table._live(self._result.plan)
+        return await driver.call(lambda s: driver.backend.distinct_steps(s, table.name, plan, path))
 
     async def explain(self) -> dict[str, Any]:
         """How the query runs."""
-        return await self._run(self._result.explain)
+        driver = self._native.get()
+        if driver is None:
+            return await self._run.read(self._result.explain)
+        table = self._result._table
+        plan = table._live(self._result.plan)
+        return await driver.call(lambda s: driver.backend.explain_steps(s, table.name, plan))
 
     async def __aiter__(self) -> AsyncIterator[Document]:
         # The selection is made once (in a worker thread, or on the loop on PostgreSQL);
@@ -155,7 +175,7 @@ class AsyncResult:
         else:
             result = self._result
             if result._rows is None:
-                await self._run(result._run)
+                await self._run.read(result._run)
         for batch in result.batches(_BATCH):
             for doc in batch:
                 yield doc
@@ -193,19 +213,8 @@ class AsyncTable:
             table._sweep_at = time.monotonic() + SWEEP_INTERVAL
             options = await driver.call(lambda s: backend.table_options_steps(s, table.name))
             if rules_of(options):
-
-                def sweep(s: Session) -> Steps[list[int]]:
-                    rules = rules_of((yield from backend.table_options_steps(s, table.name)))
-                    return (yield from backend.remove_expired_steps(s, table.name, rules, SWEEP_BATCH)) if rules else []
-
-                await driver.call(sweep, write=True)
+                await driver.call(lambda s: pgcalls.sweep(backend, s, table.name), write=True)
         return await driver.call(make, write=True)
-
-    def _checked(self, driver: AsyncPostgres, s: Session, items: Any) -> Steps[None]:
-        """The table's stored schema checked against documents about to be written."""
-        options = yield from driver.backend.table_options_steps(s, self.name)
-        if options:
-            yield Work(_schema.check_documents, (self.name, options, items), len(items))
 
     async def _insert(self, driver: AsyncPostgres, documents: list[Any]) -> list[int]:
         prepare = self._table._prepare
@@ -215,12 +224,7 @@ class AsyncTable:
             items = await self._run.offload(lambda: [prepare(doc) for doc in documents])
         if not items:
             return []
-
-        def steps(s: Session) -> Steps[list[int]]:
-            yield from self._checked(driver, s, items)
-            return (yield from driver.backend.insert_steps(s, self.name, items))
-
-        return await self._write(driver, steps)
+        return await self._write(driver, lambda s: pgcalls.insert(driver.backend, s, self.name, items))
 
     # -- the API ---------------------------------------------------------------------
     async def insert(self, document: Mapping[str, Any]) -> int:
@@ -233,7 +237,9 @@ class AsyncTable:
     async def insert_many(self, documents: Iterable[Mapping[str, Any]]) -> list[int]:
         """Insert documents in one commit; returns their ids."""
         driver = self._native.get()
-        if driver is None or isinstance(documents, Mapping):
+        if isinstance(documents, Mapping):
+            return self._table.insert_many(documents)  # raises, before any I/O
+        if driver is None:
             return await self._run(self._table.insert_many, list(documents))
         return await self._insert(driver, list(documents))
 
@@ -248,35 +254,32 @@ class AsyncTable:
     async def search(self, cond: Any) -> list[Document]:
         """The documents matching ``cond``."""
         if cond is None:
-            return await self._run(self._table.search, cond)
+            return self._table.search(cond)  # raises, before any I/O
         return await self.query(cond).all()
 
     async def get(self, cond: Any = None, *, doc_id: int | None = None, doc_ids: Iterable[int] | None = None) -> Any:
         """One document by query or id (``None`` when absent), or a list for ``doc_ids``."""
         driver = self._native.get()
-        if driver is None or doc_ids is not None or (doc_id is None and cond is None) or (
-            doc_id is not None and type(doc_id) is not int
-        ):
-            return await self._run(self._table.get, cond, doc_id=doc_id, doc_ids=doc_ids)
+        if driver is None:
+            return await self._run.read(self._table.get, cond, doc_id=doc_id, doc_ids=doc_ids)
+        if (doc_id is None and doc_ids is None and cond is None) or (doc_id is not None and type(doc_id) is not int):
+            return self._table.get(cond, doc_id=doc_id, doc_ids=doc_ids)  # raises, before any I/O
+        if doc_ids is not None and doc_id is None:
+            ids, table = _check_ids(doc_ids), self._table
+            rows = await driver.call(lambda s: pgcalls.get_many(table, driver.backend, s, ids))
+            return [table._document(doc, i) for i, doc in rows]
         if doc_id is None:
             return await self.query(cond).first()
-        name, backend, the_id = self.name, driver.backend, doc_id
-
-        def steps(s: Session) -> Steps[tuple[dict[str, Any] | None, dict[str, Any]]]:
-            doc = yield from backend.fetch_steps(s, name, the_id)
-            options = {} if doc is None else (yield from backend.table_options_steps(s, name))
-            return doc, options
-
-        doc, options = await driver.call(steps)
-        rules = rules_of(options)
-        if doc is None or (rules and is_expired(doc, rules)):
-            return None
-        return self._table._document(doc, doc_id)
+        the_id = doc_id
+        doc = await driver.call(lambda s: pgcalls.fetch(driver.backend, s, self.name, the_id))
+        return None if doc is None else self._table._document(doc, doc_id)
 
     async def contains(self, cond: Any = None, *, doc_id: int | None = None) -> bool:
         """Whether a document matches (or has the id)."""
-        if self._native.get() is None or (doc_id is None and cond is None):
-            return await self._run(self._table.contains, cond, doc_id=doc_id)
+        if doc_id is None and cond is None:
+            return self._table.contains(cond)  # raises, before any I/O
+        if self._native.get() is None:
+            return await self._run.read(self._table.contains, cond, doc_id=doc_id)
         if doc_id is not None:
             return await self.get(doc_id=doc_id) is not None
         return await self.query(cond).first() is not None
@@ -290,70 +293,103 @@ class AsyncTable:
         driver = self._native.get()
         if driver is None:
             return await self._run(self._table.__len__)
-        name, backend = self.name, driver.backend
-
-        def steps(s: Session) -> Steps[int]:
-            if rules_of((yield from backend.table_options_steps(s, name))):
-                return (yield from backend.count_steps(s, name, Plan()))
-            return (yield from backend.length_steps(s, name))
-
-        return await driver.call(steps)
+        return await driver.call(lambda s: pgcalls.length(driver.backend, s, self.name))
 
     async def update(self, fields: Any, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:
         """Update the matching documents; returns their ids."""
         driver = self._native.get()
-        if driver is None or cond is None or doc_ids is not None:
+        if driver is None:
             return await self._run(self._table.update, fields, cond, doc_ids=doc_ids)
-        plan, backend, table = Plan(node=to_node(cond)), driver.backend, self._table
-
-        def steps(s: Session) -> Steps[list[int]]:
-            ids = yield from backend.ids_steps(s, table.name, table._live(plan))
-            rows = yield from backend.fetch_many_steps(s, table.name, ids)
-            changes = yield Work(table._updated, (fields, rows), len(rows))
-            yield from self._checked(driver, s, changes.items())
-            yield from backend.replace_steps(s, table.name, changes)
-            return list(changes)
-
-        table._updated(fields, ())  # a malformed update fails before any statement
-        return await self._write(driver, steps)
+        if cond is None and doc_ids is None:
+            return self._table.update(fields, cond)  # raises, before any I/O
+        change, table = compile_change(fields), self._table  # a malformed update fails first
+        return await self._write(driver, lambda s: pgcalls.update(table, driver.backend, s, change, cond, doc_ids))
 
     async def update_multiple(self, updates: Iterable[tuple[Any, Any]]) -> list[int]:
         """Several (update, condition) pairs in one commit."""
-        return await self._run(self._table.update_multiple, list(updates))
+        driver, pairs = self._native.get(), list(updates)
+        if driver is None:
+            return await self._run(self._table.update_multiple, pairs)
+        if not all(isinstance(pair, tuple) and len(pair) == 2 for pair in pairs):
+            return self._table.update_multiple(pairs)  # raises, before any I/O
+        changes, table = [(compile_change(fields), cond) for fields, cond in pairs], self._table
+        return await self._write(driver, lambda s: pgcalls.update_multiple(table, driver.backend, s, changes))
 
     async def upsert(self, document: Any, cond: Any = None) -> list[int]:
         """Update the matching documents, or insert ``document`` when none match."""
-        return await self._run(self._table.upsert, document, cond)
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._table.upsert, document, cond)
+        if cond is None and not (isinstance(document, Document) and document.doc_id is not None):
+            return self._table.upsert(document, cond)  # raises, before any I/O
+        change, table = compile_change(document), self._table
+        return await self._write(driver, lambda s: pgcalls.upsert(table, driver.backend, s, document, change, cond))
 
     async def remove(self, cond: Any = None, *, doc_ids: Iterable[int] | None = None) -> list[int]:
         """Delete the matching documents; returns their ids."""
         driver = self._native.get()
-        if driver is None or cond is None or doc_ids is not None:
+        if driver is None:
             return await self._run(self._table.remove, cond, doc_ids=doc_ids)
-        plan, backend, table = Plan(node=to_node(cond)), driver.backend, self._table
-
-        def steps(s: Session) -> Steps[list[int]]:
-            ids = yield from backend.ids_steps(s, table.name, table._live(plan))
-            yield from backend.delete_steps(s, table.name, ids)
-            return ids
-
-        return await self._write(driver, steps)
+        table = self._table
+        return await self._write(driver, lambda s: pgcalls.remove(table, driver.backend, s, cond, doc_ids))
 
     async def truncate(self) -> None:
         """Delete every document."""
-        await self._run(self._table.truncate)
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._table.truncate)
+        await self._write(driver, lambda s: driver.backend.truncate_steps(s, self.name))
 
     async def create_index(self, field: Any, *fields: Any, unique: bool = False, expire_after: Any = None) -> None:
         """Declare an index on ``field`` (a compound one with ``fields``; see ``Table.create_index``)."""
-        await self._run(self._table.create_index, field, *fields, unique=unique, expire_after=expire_after)
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._table.create_index, field, *fields, unique=unique, expire_after=expire_after)
+        path, paths, seconds = _index_args(field, fields, expire_after)
+        table, flag = self._table, bool(unique)
+        await self._write(driver, lambda s: pgcalls.create_index(table, driver.backend, s, path, paths, flag, seconds))
 
     async def drop_index(self, field: Any, *fields: Any) -> bool:
         """Remove an index; true when it existed."""
-        return await self._run(self._table.drop_index, field, *fields)
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._table.drop_index, field, *fields)
+        path, paths, _ = _index_args(field, fields, None)
+        table = self._table
+        return await self._write(driver, lambda s: pgcalls.drop_index(table, driver.backend, s, path, paths))
 
     async def indexes(self) -> list[dict[str, Any]]:
         """The table's indexes."""
-        return await self._run(self._table.indexes)
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._table.indexes)
+        table = self._table
+        return await driver.call(lambda s: pgcalls.indexes(table, driver.backend, s))
+
+    async def set_schema(self, schema: Any, *, validation: str = "error") -> None:
+        """Store ``schema`` with the table (``None`` removes it); see ``Table.set_schema``."""
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._table.set_schema, schema, validation=validation)
+        table = self._table
+        table._schema_model = await self._write(
+            driver, lambda s: pgcalls.set_schema(table, driver.backend, s, schema, validation)
+        )
+
+    async def schema(self) -> dict[str, Any] | None:
+        """The stored JSON Schema, or ``None``."""
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._table.schema)
+        options = await driver.call(lambda s: driver.backend.table_options_steps(s, self.name))
+        return _schema.stored_schema(options)
+
+    async def validate(self) -> list[dict[str, Any]]:
+        """The stored documents that break the stored schema (see ``Table.validate``)."""
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._table.validate)
+        return await driver.call(lambda s: pgcalls.validate(driver.backend, s, self.name))
 
     def watch(self, *, since: int | None = None, timeout: float | None = None) -> AsyncChangeStream:
         """This table's committed changes, from every process: ``async for change in ...``."""
@@ -372,8 +408,17 @@ class AsyncTransaction:
         self._thread: ThreadPoolExecutor | None = None
         self._block: Any = None
         self._token: contextvars.Token[tuple[int, Executor, object] | None] | None = None
+        self._native: contextlib.AbstractAsyncContextManager[None] | None = None
 
     async def __aenter__(self) -> AsyncMicroDB:
+        driver = self._db._native.get()
+        if driver is not None:
+            # PostgreSQL: one async connection held by this task for the block (no thread).
+            self._db.sync._check_open()
+            native = driver.transaction()
+            await native.__aenter__()
+            self._native = native
+            return self._db
         run = self._db._run
         current = TRANSACTION.get()
         if current is not None and current[0] == id(run) and current[2] is asyncio.current_task():
@@ -393,6 +438,10 @@ class AsyncTransaction:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._native is not None:
+            native, self._native = self._native, None
+            await native.__aexit__(kind, exc, tb)
+            return
         assert self._thread is not None and self._token is not None
         TRANSACTION.reset(self._token)
         loop = asyncio.get_running_loop()
@@ -444,15 +493,24 @@ class AsyncMicroDB(AsyncTable):
 
     async def tables(self) -> set[str]:
         """The names of the tables."""
-        return await self._run(self._db.tables)
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._db.tables)
+        return set(await driver.call(driver.backend.tables_steps))
 
     async def drop_table(self, name: str) -> bool:
         """Remove a table; true when it existed."""
-        return await self._run(self._db.drop_table, name)
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._db.drop_table, name)
+        return await self._write(driver, lambda s: driver.backend.drop_table_steps(s, name))
 
     async def drop_tables(self) -> None:
         """Remove every table."""
-        await self._run(self._db.drop_tables)
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(self._db.drop_tables)
+        await self._write(driver, lambda s: pgcalls.drop_tables(driver.backend, s))
 
     def transaction(self) -> AsyncTransaction:
         """``async with db.transaction():`` writes across tables that commit together."""
@@ -475,10 +533,19 @@ class AsyncMicroDB(AsyncTable):
 
     async def last_seq(self) -> int:
         """The sequence number of the newest commit."""
-        return await self._run(lambda: self._db.last_seq)
+        driver = self._native.get()
+        if driver is None:
+            return await self._run(lambda: self._db.last_seq)
+        self._db._check_open()
+        backend = driver.backend
+        if not backend.read_only:  # the feed starts at its first reader, as in MicroDB.last_seq
+            await driver.call(backend.feed_steps, write=True)
+        return (await driver.call(lambda s: bounds_steps()))[1]
 
     async def compact(self) -> None:
         """Write a fresh checkpoint of the data."""
+        if self._native.get() is not None and type(self._db.backend).compact is Backend.compact:
+            return self._db.compact()  # PostgreSQL keeps no checkpoint: no I/O, so no thread
         await self._run(self._db.compact)
 
     async def close(self) -> None:

@@ -2,8 +2,10 @@
 
 ``Runner`` runs blocking calls of one database in its threads (the task inside a
 transaction on the transaction's own thread) and keeps the change streams still finding
-their start, which every call waits for; ``_Native`` says whether a call may use the
-PostgreSQL async driver instead (never inside a transaction: those run on its thread).
+their start, which every call waits for; ``Native`` says whether a call may use the
+PostgreSQL async driver instead (not inside a transaction run on a thread: a database
+used from a second event loop; a transaction on the driver is the driver's own, see
+:meth:`microdb.sql.pgasync.AsyncPostgres.transaction`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from microdb.handover import paced
 from microdb.sql.pgasync import AsyncPostgres
 
 __all__ = ["TRANSACTION", "Native", "Runner"]
@@ -52,6 +55,11 @@ class Runner:
         call = functools.partial(func, *args, **kwargs) if args or kwargs else func
         return await asyncio.get_running_loop().run_in_executor(executor, call)
 
+    async def read(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a read as :meth:`__call__` does, its long loops handing the interpreter lock
+        over to the loop every millisecond (see :mod:`microdb.handover`)."""
+        return await self(paced, func, *args, **kwargs)
+
     def in_transaction(self) -> bool:
         """Whether the calling task is inside a transaction of this database."""
         current = TRANSACTION.get()
@@ -64,7 +72,7 @@ class Runner:
 
 
 class Native:
-    """The PostgreSQL driver of one database, for the calls of tasks outside a transaction."""
+    """The PostgreSQL driver of one database, for the calls of tasks outside a thread's transaction."""
 
     def __init__(self, driver: AsyncPostgres | None, run: Runner):
         self.driver = driver

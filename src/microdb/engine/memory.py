@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from microdb import process
-from microdb.backend import Backend, Plan, Rows, new_ids
+from microdb.backend import Backend, Plan, Rows, SortKey, new_ids
 from microdb.compile.python import compile_query, resolve
 from microdb.engine.blocks import ReadBlock, WriteBlock
 from microdb.engine.indexset import IndexSet, Key, spec_key
 from microdb.engine.planner import choose, ordered_compound, residual
 from microdb.errors import DatabaseClosedError, DuplicateKeyError, StorageError
+from microdb.handover import pacer
 from microdb.query.ast import Node, Path
 from microdb.query.values import sort_key
 from microdb.storage.base import Op, State, Storage, TableState, new_meta, patched
@@ -393,6 +394,14 @@ class MemoryBackend(Backend):
             chosen = list(docs) if ids is None else ids
             return chosen, 0 if ids is None and plan.node is None else len(chosen), how
         compiled = compile_query(residual)
+        pace = pacer()
+        if pace is not None:  # a read for the event loop: in slices (see microdb.handover)
+            if ids is None:
+                return pace.joined(compiled.select, docs.items(), len(docs)), len(docs), how
+            out: list[int] = []
+            for chunk in pace.slices(ids):
+                out.extend(compiled.select([(i, docs[i]) for i in chunk]))
+            return out, len(ids), how
         if ids is None:
             return compiled.select(docs.items()), len(docs), how
         return compiled.select([(i, docs[i]) for i in ids]), len(ids), how
@@ -435,6 +444,12 @@ class MemoryBackend(Backend):
                 ids = _sorted_ids(ids, docs, plan)
             ids = ids[plan.skip:stop]
         # Two lists, not a tuple per row (see Rows): a large read sets off no full collection.
+        pace = pacer()
+        if pace is not None:
+            chosen: list[dict[str, Any]] = []
+            for chunk in pace.slices(ids):
+                chosen.extend([docs[i] for i in chunk])
+            return Rows(ids, chosen)
         return Rows(ids, [docs[i] for i in ids])
 
     def ids(self, table: str, plan: Plan) -> list[int]:
@@ -458,9 +473,14 @@ class MemoryBackend(Backend):
         if residual is None:
             return len(t.docs) if ids is None else len(ids)
         compiled = compile_query(residual)
+        pace = pacer()
         if ids is None:
+            if pace is not None:
+                return sum(pace.joined(lambda part: [compiled.count(part)], t.docs.values(), len(t.docs)))
             return compiled.count(t.docs.values())
         docs = t.docs
+        if pace is not None:
+            return sum(compiled.count([docs[i] for i in chunk]) for chunk in pace.slices(ids))
         return compiled.count([docs[i] for i in ids])
 
     def explain(self, table: str, plan: Plan) -> dict[str, Any]:
@@ -543,12 +563,20 @@ def _sorted_ids(ids: list[int], docs: dict[int, dict[str, Any]], plan: Plan) -> 
     # Python's sort is stable: sorting by the last key first gives a multi-key sort in
     # which each key keeps its own direction.
     out = list(ids)
+    pace = pacer()
     for key in reversed(plan.sort):
-        if key.func is not None:
-            func = key.func
-            out.sort(key=lambda i: sort_key(func(docs[i])), reverse=key.reverse)
-        else:
-            path = key.path
-            assert path is not None
-            out.sort(key=lambda i: sort_key(resolve(docs[i], path)), reverse=key.reverse)
+        if pace is None:
+            out.sort(key=_key_of(docs, key), reverse=key.reverse)
+        else:  # a read for the event loop: in slices (see microdb.handover)
+            out = pace.sorted(out, _key_of(docs, key), key.reverse)
     return out
+
+
+def _key_of(docs: dict[int, dict[str, Any]], key: SortKey) -> Callable[[int], Any]:
+    """The sort key of a document's id, for one of a plan's sort keys."""
+    if key.func is not None:
+        func = key.func
+        return lambda i: sort_key(func(docs[i]))
+    path = key.path
+    assert path is not None
+    return lambda i: sort_key(resolve(docs[i], path))

@@ -22,6 +22,7 @@ from microdb.sql.aggregate import SQLAggregate
 from microdb.sql.distinct import SQLDistinct
 from microdb.sql.schema import TableInfo, indexed_paths
 from microdb.sql.session import Session
+from microdb.sql.steps import Run, Steps
 from microdb.sql.writes import SQLWrites
 
 __all__ = ["SQLBackend"]
@@ -36,40 +37,47 @@ class SQLBackend(SQLAggregate, SQLDistinct, SQLWrites):
     """
 
     @abstractmethod
-    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> list[str]:
-        """The engine's own plan for a query, as lines of text."""
+    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> Steps[list[str]]:
+        """The engine's own plan for a query, as lines of text (steps)."""
 
     def explain(self, table: str, plan: Plan) -> dict[str, Any]:
         with self._op() as s:
-            info = self._info(s, table)
-            if info is None:
-                return {"backend": self.name, "table": table, "access": "empty table", "index": None,
-                        "examined": 0, "matched": 0, "ordered_by_index": False, "plan": [], "sql": None}
-            rows, how = self._rows(s, info, plan)
-            sql = how.get("sql")
-            params = how.get("params", [])
-            lines = self._explain(s, sql, params) if sql else []
-            used = self._indexes_used(info, lines, plan.node)
-            total = int(self._execute(s, f"SELECT count(*) FROM {info.sql}")[0][0])
-            examined = total if not used else self._examined(s, info, plan, used, total)
-            f = compile_filter(plan.node, self.dialect, "doc", indexed_paths(info))
-            return {
-                "backend": self.name,
-                "table": table,
-                "access": ("index " + ", ".join(used)) if used else ("by id" if plan.doc_ids is not None else "full scan"),
-                "index": ", ".join(f"index {p}" for p in used) if used else None,
-                "examined": examined,
-                "matched": len(rows) if plan.skip == 0 and plan.limit is None else self.count(table, Plan(node=plan.node)),
-                "ordered_by_index": False,
-                "query": repr(plan.node) if plan.node is not None else None,
-                "sql": sql,
-                "params": list(params),
-                "plan": lines,
-                "residual": repr(f.residual) if f.residual is not None else None,
-                "pushed": {"filter": how.get("filter", False), "sort": how.get("sort"), "limit": how.get("limit")},
-                # The top-level fields read instead of whole documents (None: whole documents).
-                "projection": how.get("projection"),
-            }
+            return self._drive(s, self.explain_steps(s, table, plan))
+
+    def explain_steps(self, s: Session, table: str, plan: Plan) -> Steps[dict[str, Any]]:
+        """:meth:`explain` as steps."""
+        info = yield from self._info_steps(s, table)
+        if info is None:
+            return {"backend": self.name, "table": table, "access": "empty table", "index": None,
+                    "examined": 0, "matched": 0, "ordered_by_index": False, "plan": [], "sql": None}
+        rows, how = yield from self._rows_steps(s, info, plan)
+        sql = how.get("sql")
+        params = how.get("params", [])
+        lines = (yield from self._explain(s, sql, params)) if sql else []
+        used = self._indexes_used(info, lines, plan.node)
+        total = int((yield Run(f"SELECT count(*) FROM {info.sql}"))[0][0])
+        examined = total if not used else (yield from self._examined(info, plan, used, total))
+        f = compile_filter(plan.node, self.dialect, "doc", indexed_paths(info))
+        matched = len(rows) if plan.skip == 0 and plan.limit is None else (
+            yield from self.count_steps(s, table, Plan(node=plan.node))
+        )
+        return {
+            "backend": self.name,
+            "table": table,
+            "access": ("index " + ", ".join(used)) if used else ("by id" if plan.doc_ids is not None else "full scan"),
+            "index": ", ".join(f"index {p}" for p in used) if used else None,
+            "examined": examined,
+            "matched": matched,
+            "ordered_by_index": False,
+            "query": repr(plan.node) if plan.node is not None else None,
+            "sql": sql,
+            "params": list(params),
+            "plan": lines,
+            "residual": repr(f.residual) if f.residual is not None else None,
+            "pushed": {"filter": how.get("filter", False), "sort": how.get("sort"), "limit": how.get("limit")},
+            # The top-level fields read instead of whole documents (None: whole documents).
+            "projection": how.get("projection"),
+        }
 
     def _indexes_used(self, info: TableInfo, lines: list[str], node: ast.Node | None) -> list[str]:
         used: list[str] = []
@@ -92,7 +100,7 @@ class SQLBackend(SQLAggregate, SQLDistinct, SQLWrites):
                 break
         return used
 
-    def _examined(self, s: Session, info: TableInfo, plan: Plan, used: list[str], total: int) -> int:
+    def _examined(self, info: TableInfo, plan: Plan, used: list[str], total: int) -> Steps[int]:
         """Rows the index part of the query selects (what the engine reads through the index)."""
         node = plan.node
         if node is None:
@@ -104,7 +112,7 @@ class SQLBackend(SQLAggregate, SQLDistinct, SQLWrites):
         sub = indexed[0] if len(indexed) == 1 else ast.And(tuple(indexed))
         f = compile_filter(sub, self.dialect, "doc", indexed_paths(info))
         sql = f"SELECT count(*) FROM {info.sql}" + (f" WHERE {f.where.sql}" if f.pushed else "")
-        return int(self._execute(s, sql, f.where.params)[0][0])
+        return int((yield Run(sql, f.where.params))[0][0])
 
 
 def _paths_of(node: ast.Node) -> list[ast.Path]:

@@ -18,6 +18,7 @@ from microdb.sql.reads import SQLReads
 from microdb.sql.rows import decode_doc
 from microdb.sql.schema import TableInfo
 from microdb.sql.session import Session
+from microdb.sql.steps import Steps, Stream, Work
 
 
 class SQLDistinct(SQLReads):
@@ -34,16 +35,20 @@ class SQLDistinct(SQLReads):
         in Python on the one field the path starts with.
         """
         with self._op() as s:
-            info = self._info(s, table)
-            if info is None:
-                return []
-            if self._distinct_in_sql(plan, path):
-                found = self._distinct_sql(s, info, plan, path)
-                if found is not None:
-                    return found
-            head = dataclasses.replace(plan, fields=(path[:1],), exclude=False)
-            rows, _ = self._rows(s, info, head)
-            return distinct_values((doc for _, doc in rows), path)
+            return self._drive(s, self.distinct_steps(s, table, plan, path))
+
+    def distinct_steps(self, s: Session, table: str, plan: Plan, path: ast.Path) -> Steps[list[Any]]:
+        """:meth:`distinct` as steps."""
+        info = yield from self._info_steps(s, table)
+        if info is None:
+            return []
+        if self._distinct_in_sql(plan, path):
+            found = yield from self._distinct_sql(info, plan, path)
+            if found is not None:
+                return found
+        head = dataclasses.replace(plan, fields=(path[:1],), exclude=False)
+        rows, _ = yield from self._rows_steps(s, info, head)
+        return (yield Work(_distinct_of, (rows, path), len(rows)))  # type: ignore[no-any-return]
 
     def _distinct_in_sql(self, plan: Plan, path: ast.Path) -> bool:
         d = self.dialect
@@ -55,7 +60,7 @@ class SQLDistinct(SQLReads):
             and not any(issubclass(cls, (dict, list, tuple)) for cls in serialization._user_types)
         )
 
-    def _distinct_sql(self, s: Session, info: TableInfo, plan: Plan, path: ast.Path) -> list[Any] | None:
+    def _distinct_sql(self, info: TableInfo, plan: Plan, path: ast.Path) -> Steps[list[Any] | None]:
         """Distinct values with SQL doing the grouping; ``None`` when Python must redo it.
 
         One statement (so one snapshot) returns two kinds of rows: ``(id, position, text,
@@ -115,24 +120,38 @@ class SQLDistinct(SQLReads):
         )
         params = list(row.params) + list(partition.params)
         check = predicate(plan.node) if not f.exact and plan.node is not None else None
-        found: list[tuple[tuple[int, int], Any]] = []
-        for doc_id, idx, value, text, head in self._stream(s, sql, params):
-            if idx is not None:
-                found.append(((int(doc_id), int(idx)), decode(loads(value))))
-                continue
-            if text is not None:
-                doc = decode_doc(text)
-                if check is not None and not check(doc):
-                    continue
-            else:
-                doc = {} if head is None else {keys[0]: decode(loads(head))}
-            found.extend(((int(doc_id), n), item) for n, item in enumerate(_occurrences(doc, path)))
-        # Document order (ids; positions inside one), as the in-memory engine meets them.
-        found.sort(key=lambda item: item[0])
-        values, order_matters = _distinct_first(item for _, item in found)
+        rows = yield Stream(sql, params)
+        size = len(rows) if isinstance(rows, list) else 0
+        values, order_matters = yield Work(_distinct_rows, (rows, keys, path, check), size)
         if plan.sort and order_matters:
             return None  # which equal value is kept, or the order of ties, follows the sort
-        return values
+        return values  # type: ignore[no-any-return]
+
+
+def _distinct_of(rows: list[tuple[int, dict[str, Any]]], path: ast.Path) -> list[Any]:
+    return distinct_values((doc for _, doc in rows), path)
+
+
+def _distinct_rows(
+    rows: Iterable[tuple[Any, ...]], keys: tuple[str, ...], path: ast.Path, check: Any
+) -> tuple[list[Any], bool]:
+    """:meth:`SQLDistinct._distinct_sql`'s work on its rows: the distinct values, and
+    whether the order they came in shows (see :func:`_distinct_first`)."""
+    found: list[tuple[tuple[int, int], Any]] = []
+    for doc_id, idx, value, text, head in rows:
+        if idx is not None:
+            found.append(((int(doc_id), int(idx)), decode(loads(value))))
+            continue
+        if text is not None:
+            doc = decode_doc(text)
+            if check is not None and not check(doc):
+                continue
+        else:
+            doc = {} if head is None else {keys[0]: decode(loads(head))}
+        found.extend(((int(doc_id), n), item) for n, item in enumerate(_occurrences(doc, path)))
+    # Document order (ids; positions inside one), as the in-memory engine meets them.
+    found.sort(key=lambda item: item[0])
+    return _distinct_first(item for _, item in found)
 
 
 _DIGITS = re.compile(r"[0-9]+\Z")

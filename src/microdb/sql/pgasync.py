@@ -14,6 +14,11 @@ A block (:meth:`AsyncPostgres.call`) takes one connection for its steps: a write
 one transaction (``BEGIN`` ... ``COMMIT``, rolled back if a step or the caller fails); a
 read block runs each statement on its own, as the blocking backend does.
 
+A transaction (:meth:`AsyncPostgres.transaction`) is a write block the task holds across
+calls: while it lasts, every call of the task that opened it runs on its connection (a
+write inside a savepoint, so that a failed call is undone alone, as in the blocking
+backend), and its end commits, or rolls back on an exception or a cancellation.
+
 :class:`AsyncPostgresChangeLog` reads the change feed the same way: its own async
 connection, ``LISTEN microdb_changes``, and ``notifies()`` to wake at the next commit.
 """
@@ -22,10 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
-from microdb.errors import DatabaseClosedError, ReadOnlyError, StorageError
+from microdb.errors import DatabaseClosedError, ReadOnlyError, StorageError, TransactionError
 from microdb.feed import Change
 from microdb.sql.pgfeed import CHANNEL, bounds_steps, read_steps
 from microdb.sql.postgres import PostgresBackend
@@ -40,6 +46,14 @@ T = TypeVar("T")
 ON_LOOP = 500
 #: Rows converted from a result at a time, the loop running other tasks in between.
 _FETCH = 2000
+
+#: libpq's transaction status of a transaction aborted by a failed statement (INERROR).
+_FAILED = 3
+
+#: The transaction the current task holds: its driver, its session, the task.
+_HELD: contextvars.ContextVar[tuple[AsyncPostgres, Session, object] | None] = contextvars.ContextVar(
+    "microdb_pg_transaction", default=None
+)
 
 
 class _LostLink(StorageError):
@@ -133,9 +147,12 @@ class AsyncPostgres:
                         await conn.execute("ROLLBACK")
                 raise
             if write:
+                if conn.info.transaction_status == _FAILED:
+                    # The server would answer COMMIT with a silent rollback: say so instead.
+                    raise StorageError("a statement failed inside the transaction: nothing was committed")
                 await self._answer(s, Run("COMMIT"))
         finally:
-            s.writing = False
+            s.writing, s.conn = False, None
             # A connection left inside a transaction (an error, a cancelled task) is closed:
             # closing ends the transaction on the server, and the pool opens a fresh one.
             with contextlib.suppress(Exception):
@@ -144,8 +161,45 @@ class AsyncPostgres:
             with contextlib.suppress(Exception):
                 await pool.putconn(conn)
 
+    def held(self) -> Session | None:
+        """The session of the transaction the calling task holds on this driver, if any."""
+        held = _HELD.get()
+        if held is None or held[0] is not self:
+            return None
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no loop running
+            return None
+        # Tasks started inside the transaction inherit the variable, not the transaction.
+        return held[1] if held[2] is task else None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """A write block held by the calling task: its calls run inside it until it ends."""
+        if self.held() is not None:
+            raise TransactionError("async transactions do not nest: this task is already in one")
+        if self._before is not None:
+            await self._before()
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                s = await stack.enter_async_context(self.block(write=True))
+            except _LostLink as lost:  # dead at BEGIN: nothing was sent, take another link
+                if not lost.first:
+                    raise
+                with contextlib.suppress(Exception):
+                    await (await self._connections()).check()
+                s = await stack.enter_async_context(self.block(write=True))
+            token = _HELD.set((self, s, asyncio.current_task()))
+            try:
+                yield
+            finally:
+                _HELD.reset(token)
+            if self._before is not None:
+                await self._before()  # a stream made in the block finds "now" before the commit
+
     async def call(self, make: Callable[[Session], Steps[T]], *, write: bool = False, before: bool = True) -> T:
-        """Run ``make(session)``'s steps in a block of their own; their result.
+        """Run ``make(session)``'s steps in a block of their own (or in the task's
+        transaction); their result.
 
         A connection found dead at the block's first statement (the server restarted, or
         ended it) is replaced and the block run again, once: nothing of it reached the
@@ -153,6 +207,9 @@ class AsyncPostgres:
         """
         if before and self._before is not None:
             await self._before()
+        held = self.held()
+        if held is not None:
+            return await self._inside(held, make, write)
         try:
             async with self.block(write) as s:
                 return await self.drive(s, make(s))
@@ -163,6 +220,18 @@ class AsyncPostgres:
                 await (await self._connections()).check()  # drop the pool's other dead links
         async with self.block(write) as s:
             return await self.drive(s, make(s))
+
+    async def _inside(self, s: Session, make: Callable[[Session], Steps[T]], write: bool) -> T:
+        """``make``'s steps inside the held transaction ``s``: a write in a savepoint of
+        its own (its failure undoes it alone, and the transaction goes on)."""
+        if s.conn is None:
+            raise TransactionError("the transaction has ended")
+        s.depth += 1
+        try:
+            steps = make(s)
+            return await self.drive(s, self.backend._savepoint_steps(s, steps) if write else steps)
+        finally:
+            s.depth -= 1
 
     async def drive(self, s: Session, steps: Steps[T]) -> T:
         """Run ``steps`` on ``s``'s async connection; their result."""

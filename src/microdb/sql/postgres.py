@@ -399,14 +399,18 @@ class PostgresBackend(SQLBackend):
             ddl.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {names[3]} ON {info.sql} (({t.json}))")
         return ddl
 
-    def _compound_ddl(self, s: Session, info: TableInfo, spec: dict[str, Any]) -> list[str]:
+    def _compound_ddl(self, s: Session, info: TableInfo, spec: dict[str, Any]) -> Steps[list[str]]:
         terms = [self.dialect.term("doc", tuple(p), True) for p in spec["paths"]]
         if any(t is None for t in terms):
             return []
         if "kinds" not in spec:
             # Queries compare numbers and strings through separate typed expressions, and
             # an index serves one of them: take the kind most documents hold today.
-            spec["kinds"] = [self._common_kind(s, info, t) for t in terms if t is not None]
+            kinds: list[str] = []
+            for t in terms:
+                if t is not None:
+                    kinds.append((yield from self._common_kind(info, t)))
+            spec["kinds"] = kinds
         exprs = [
             self.dialect.number_expr(t) if k == "number" else self.dialect.string_expr(t)
             for t, k in zip(terms, spec["kinds"]) if t is not None
@@ -418,9 +422,9 @@ class PostgresBackend(SQLBackend):
             ddl.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {names[1]} ON {info.sql} ({keys})")
         return ddl
 
-    def _common_kind(self, s: Session, info: TableInfo, t: Term) -> str:
-        rows = self._execute(
-            s, f"SELECT jsonb_typeof({t.json}) AS k FROM (SELECT doc FROM {info.sql} LIMIT 1000) AS sample "
+    def _common_kind(self, info: TableInfo, t: Term) -> Steps[str]:
+        rows = yield Run(
+            f"SELECT jsonb_typeof({t.json}) AS k FROM (SELECT doc FROM {info.sql} LIMIT 1000) AS sample "
             "GROUP BY k ORDER BY count(*) DESC, k LIMIT 1",
         )
         return "number" if rows and rows[0][0] == "number" else "string"
@@ -434,22 +438,22 @@ class PostgresBackend(SQLBackend):
     def _shared_index_names(self, info: TableInfo) -> set[str]:
         return {f"{info.sql}_gin"}
 
-    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> list[str]:
-        rows = self._execute(s, "EXPLAIN " + sql, params)
-        lines = [str(r[0]) for r in rows]
+    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> Steps[list[str]]:
+        lines = [str(r[0]) for r in (yield Run("EXPLAIN " + sql, params))]
         if any("Index" in line for line in lines) or "WHERE" not in sql:
             return lines
         # A small table is cheaper to scan, so the server ignores the index; show which
-        # index it uses once the table is large (the real plan comes first).
-        inside = s.conn.info.transaction_status != 0
-        self._execute(s, "SAVEPOINT microdb_explain" if inside else "BEGIN")
+        # index it uses once the table is large (the real plan comes first). Only a write
+        # block is a transaction here (reads run each statement on its own).
+        inside = s.writing
+        yield Run("SAVEPOINT microdb_explain" if inside else "BEGIN")
         try:
             # Bitmap scans only: a walk of the primary key (for ORDER BY id) is not an answer.
-            self._execute(s, "SELECT set_config('enable_seqscan', 'off', true), "
-                             "set_config('enable_indexscan', 'off', true), set_config('enable_indexonlyscan', 'off', true)")
-            forced = [str(r[0]) for r in self._execute(s, "EXPLAIN " + sql, params)]
+            yield Run("SELECT set_config('enable_seqscan', 'off', true), "
+                      "set_config('enable_indexscan', 'off', true), set_config('enable_indexonlyscan', 'off', true)")
+            forced = [str(r[0]) for r in (yield Run("EXPLAIN " + sql, params))]
         finally:
-            self._execute(s, "ROLLBACK TO SAVEPOINT microdb_explain" if inside else "ROLLBACK")
+            yield Run("ROLLBACK TO SAVEPOINT microdb_explain" if inside else "ROLLBACK")
         if not any("Index" in line for line in forced):
             return lines
         return lines + ["-- at a larger table size (sequential and plain index scans off):"] + forced

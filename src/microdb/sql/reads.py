@@ -16,6 +16,7 @@ from typing import Any
 from microdb.backend import Plan
 from microdb.compile.python import predicate
 from microdb.compile.sql import Frag, SQLFilter, SQLSort, compile_sort, node_paths
+from microdb.handover import pacer
 from microdb.query import ast
 from microdb.sql.registry import SQLRegistry
 from microdb.sql.rows import RowLayout, boundary_tied, decode_doc, python_sort, tie_sort
@@ -247,7 +248,8 @@ class SQLReads(SQLRegistry):
                 out.extend(self._finish(group, layout, check, order))
                 group.clear()
 
-        for row in rows:
+        pace = pacer()
+        for row in rows if pace is None else pace.each(rows):  # a read for the event loop: paced
             key = layout.group(row) if order is not None else None
             if key != group_key or key is None:
                 flush()

@@ -89,10 +89,11 @@ class SQLRegistry(SQLSessions):
         """Names of the SQL indexes :meth:`_index_ddl` creates."""
 
     @abstractmethod
-    def _compound_ddl(self, s: Session, info: TableInfo, spec: dict[str, Any]) -> list[str]:
+    def _compound_ddl(self, s: Session, info: TableInfo, spec: dict[str, Any]) -> Steps[list[str]]:
         """DDL creating the multi-column expression index of a compound MicroDB index.
 
-        May add engine details to ``spec`` (stored with it) before building the DDL.
+        May add engine details to ``spec`` (stored with it) before building the DDL; steps,
+        as it may read the table to choose them.
         """
 
     def _compound_names(self, info: TableInfo, spec: dict[str, Any]) -> list[str]:
@@ -139,9 +140,9 @@ class SQLRegistry(SQLSessions):
         s.tables[name] = info
         return info
 
-    def _save_indexes(self, s: Session, info: TableInfo) -> None:
+    def _save_indexes(self, s: Session, info: TableInfo) -> Steps[None]:
         p = self.dialect.param
-        self._execute(s, f"UPDATE {REGISTRY} SET indexes = {p} WHERE tid = {p}", (json.dumps(info.indexes), info.tid))
+        yield Run(f"UPDATE {REGISTRY} SET indexes = {p} WHERE tid = {p}", (json.dumps(info.indexes), info.tid))
 
     def _options(self, text: str | None) -> dict[str, Any]:
         # One parse per distinct text: the same dict comes back while the options stay the
@@ -167,114 +168,151 @@ class SQLRegistry(SQLSessions):
 
     def set_table_options(self, table: str, options: dict[str, Any]) -> None:
         with self._op(write=True) as s:
-            info = self._info(s, table, create=True)
-            assert info is not None
-            text = json.dumps(options, sort_keys=True)
-            p = self.dialect.param
-            self._execute(s, f"UPDATE {REGISTRY} SET options = {p} WHERE tid = {p}", (text, info.tid))
-            info.options = self._options(text)
+            self._drive(s, self.set_table_options_steps(s, table, options))
+
+    def set_table_options_steps(self, s: Session, table: str, options: dict[str, Any]) -> Steps[None]:
+        """:meth:`set_table_options` as steps, inside a write block."""
+        info = yield from self._info_steps(s, table, create=True)
+        assert info is not None
+        text = json.dumps(options, sort_keys=True)
+        p = self.dialect.param
+        yield Run(f"UPDATE {REGISTRY} SET options = {p} WHERE tid = {p}", (text, info.tid))
+        info.options = self._options(text)
 
     def tables(self) -> list[str]:
         with self._op() as s:
-            return [r[0] for r in self._execute(s, f"SELECT name FROM {REGISTRY} ORDER BY tid")]
+            return self._drive(s, self.tables_steps(s))
+
+    def tables_steps(self, s: Session) -> Steps[list[str]]:
+        """:meth:`tables` as steps."""
+        return [r[0] for r in (yield Run(f"SELECT name FROM {REGISTRY} ORDER BY tid"))]
 
     def drop_table(self, table: str) -> bool:
         with self._op(write=True) as s:
-            info = self._info(s, table)
-            if info is None:
-                return False
-            self._execute(s, f"DROP TABLE IF EXISTS {info.sql}")
-            self._execute(s, f"DELETE FROM {REGISTRY} WHERE tid = {self.dialect.param}", (info.tid,))
-            s.tables[table] = None
-            return True
+            return self._drive(s, self.drop_table_steps(s, table))
+
+    def drop_table_steps(self, s: Session, table: str) -> Steps[bool]:
+        """:meth:`drop_table` as steps, inside a write block."""
+        info = yield from self._info_steps(s, table)
+        if info is None:
+            return False
+        yield Run(f"DROP TABLE IF EXISTS {info.sql}")
+        yield Run(f"DELETE FROM {REGISTRY} WHERE tid = {self.dialect.param}", (info.tid,))
+        s.tables[table] = None
+        return True
 
     # -- indexes --------------------------------------------------------------------------
     def create_index(self, table: str, path: ast.Path, unique: bool) -> None:
         with self._op(write=True) as s:
-            info = self._info(s, table, create=True)
-            assert info is not None
-            current = [x for x in info.indexes if x.get("path") == list(path)]
-            if current and bool(current[0].get("unique")) == unique:
-                return
-            ddl = self._index_ddl(info, path, unique)
-            if unique and not ddl:
-                raise UnsupportedFeature(
-                    f"a unique index on {ast.path_repr(path)} ({self.name} cannot index that path)"
-                )
-            with self._savepoint(s):
-                if current:
-                    for name in self._index_names(info, path, bool(current[0].get("unique"))):
-                        self._execute(s, f"DROP INDEX IF EXISTS {name}")
-                for statement in ddl:
-                    self._execute(s, statement)
-                info.indexes = [x for x in info.indexes if x.get("path") != list(path)]
-                info.indexes.append({"path": list(path), "unique": unique})
-                self._save_indexes(s, info)
+            self._drive(s, self.create_index_steps(s, table, path, unique))
+
+    def create_index_steps(self, s: Session, table: str, path: ast.Path, unique: bool) -> Steps[None]:
+        """:meth:`create_index` as steps, inside a write block."""
+        info = yield from self._info_steps(s, table, create=True)
+        assert info is not None
+        current = [x for x in info.indexes if x.get("path") == list(path)]
+        if current and bool(current[0].get("unique")) == unique:
+            return
+        ddl = self._index_ddl(info, path, unique)
+        if unique and not ddl:
+            raise UnsupportedFeature(
+                f"a unique index on {ast.path_repr(path)} ({self.name} cannot index that path)"
+            )
+
+        def body() -> Steps[None]:
+            if current:
+                for name in self._index_names(info, path, bool(current[0].get("unique"))):
+                    yield Run(f"DROP INDEX IF EXISTS {name}")
+            for statement in ddl:
+                yield Run(statement)
+            info.indexes = [x for x in info.indexes if x.get("path") != list(path)]
+            info.indexes.append({"path": list(path), "unique": unique})
+            yield from self._save_indexes(s, info)
+
+        yield from self._savepoint_steps(s, body())
 
     def drop_index(self, table: str, path: ast.Path) -> bool:
         with self._op(write=True) as s:
-            info = self._info(s, table)
-            if info is None:
-                return False
-            current = [x for x in info.indexes if x.get("path") == list(path)]
-            if not current:
-                return False
-            # An index shared by the table's indexes (PostgreSQL's GIN) stays while others remain.
-            shared = self._shared_index_names(info) if len(info.indexes) > 1 else set()
-            for name in self._index_names(info, path, bool(current[0].get("unique"))):
-                if name not in shared:
-                    self._execute(s, f"DROP INDEX IF EXISTS {name}")
-            info.indexes = [x for x in info.indexes if x.get("path") != list(path)]
-            self._save_indexes(s, info)
-            return True
+            return self._drive(s, self.drop_index_steps(s, table, path))
+
+    def drop_index_steps(self, s: Session, table: str, path: ast.Path) -> Steps[bool]:
+        """:meth:`drop_index` as steps, inside a write block."""
+        info = yield from self._info_steps(s, table)
+        if info is None:
+            return False
+        current = [x for x in info.indexes if x.get("path") == list(path)]
+        if not current:
+            return False
+        # An index shared by the table's indexes (PostgreSQL's GIN) stays while others remain.
+        shared = self._shared_index_names(info) if len(info.indexes) > 1 else set()
+        for name in self._index_names(info, path, bool(current[0].get("unique"))):
+            if name not in shared:
+                yield Run(f"DROP INDEX IF EXISTS {name}")
+        info.indexes = [x for x in info.indexes if x.get("path") != list(path)]
+        yield from self._save_indexes(s, info)
+        return True
 
     def create_compound_index(self, table: str, paths: tuple[ast.Path, ...], unique: bool) -> None:
-        key = [list(p) for p in paths]
         with self._op(write=True) as s:
-            info = self._info(s, table, create=True)
-            assert info is not None
-            current = [x for x in info.indexes if x.get("paths") == key]
-            if current and bool(current[0].get("unique")) == unique:
-                return
-            spec: dict[str, Any] = {"paths": key, "unique": unique}
-            ddl = self._compound_ddl(s, info, spec)
-            if not ddl:
-                shown = ", ".join(ast.path_repr(p) for p in paths)
-                raise UnsupportedFeature(f"a compound index on ({shown}) ({self.name} cannot index those paths)")
-            with self._savepoint(s):
-                for old in current:
-                    for name in self._compound_names(info, old):
-                        self._execute(s, f"DROP INDEX IF EXISTS {name}")
-                for statement in ddl:
-                    self._execute(s, statement)
-                info.indexes = [x for x in info.indexes if x.get("paths") != key]
-                info.indexes.append(spec)
-                self._save_indexes(s, info)
+            self._drive(s, self.create_compound_index_steps(s, table, paths, unique))
+
+    def create_compound_index_steps(self, s: Session, table: str, paths: tuple[ast.Path, ...], unique: bool) -> Steps[None]:
+        """:meth:`create_compound_index` as steps, inside a write block."""
+        key = [list(p) for p in paths]
+        info = yield from self._info_steps(s, table, create=True)
+        assert info is not None
+        current = [x for x in info.indexes if x.get("paths") == key]
+        if current and bool(current[0].get("unique")) == unique:
+            return
+        spec: dict[str, Any] = {"paths": key, "unique": unique}
+        ddl = yield from self._compound_ddl(s, info, spec)
+        if not ddl:
+            shown = ", ".join(ast.path_repr(p) for p in paths)
+            raise UnsupportedFeature(f"a compound index on ({shown}) ({self.name} cannot index those paths)")
+
+        def body() -> Steps[None]:
+            for old in current:
+                for name in self._compound_names(info, old):
+                    yield Run(f"DROP INDEX IF EXISTS {name}")
+            for statement in ddl:
+                yield Run(statement)
+            info.indexes = [x for x in info.indexes if x.get("paths") != key]
+            info.indexes.append(spec)
+            yield from self._save_indexes(s, info)
+
+        yield from self._savepoint_steps(s, body())
 
     def drop_compound_index(self, table: str, paths: tuple[ast.Path, ...]) -> bool:
-        key = [list(p) for p in paths]
         with self._op(write=True) as s:
-            info = self._info(s, table)
-            current = [] if info is None else [x for x in info.indexes if x.get("paths") == key]
-            if info is None or not current:
-                return False
-            for name in self._compound_names(info, current[0]):
-                self._execute(s, f"DROP INDEX IF EXISTS {name}")
-            info.indexes = [x for x in info.indexes if x.get("paths") != key]
-            self._save_indexes(s, info)
-            return True
+            return self._drive(s, self.drop_compound_index_steps(s, table, paths))
+
+    def drop_compound_index_steps(self, s: Session, table: str, paths: tuple[ast.Path, ...]) -> Steps[bool]:
+        """:meth:`drop_compound_index` as steps, inside a write block."""
+        key = [list(p) for p in paths]
+        info = yield from self._info_steps(s, table)
+        current = [] if info is None else [x for x in info.indexes if x.get("paths") == key]
+        if info is None or not current:
+            return False
+        for name in self._compound_names(info, current[0]):
+            yield Run(f"DROP INDEX IF EXISTS {name}")
+        info.indexes = [x for x in info.indexes if x.get("paths") != key]
+        yield from self._save_indexes(s, info)
+        return True
 
     def indexes(self, table: str) -> list[dict[str, Any]]:
         with self._op() as s:
-            info = self._info(s, table)
-            if info is None:
-                return []
-            return [
-                {"paths": [list(p) for p in x["paths"]], "unique": bool(x.get("unique"))} if "paths" in x
-                else {"path": list(x["path"]), "unique": bool(x.get("unique"))}
-                for x in info.indexes
-            ]
+            return self._drive(s, self.indexes_steps(s, table))
 
+    def indexes_steps(self, s: Session, table: str) -> Steps[list[dict[str, Any]]]:
+        """:meth:`indexes` as steps."""
+        info = yield from self._info_steps(s, table)
+        if info is None:
+            return []
+        return [
+            {"paths": [list(p) for p in x["paths"]], "unique": bool(x.get("unique"))} if "paths" in x
+            else {"path": list(x["path"]), "unique": bool(x.get("unique"))}
+            for x in info.indexes
+        ]
 
     def _shared_index_names(self, info: TableInfo) -> set[str]:
         """Indexes one table's MicroDB indexes share (none, unless the engine has one)."""

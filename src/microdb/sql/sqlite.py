@@ -31,6 +31,7 @@ from microdb.errors import (
     UnsupportedFeature,
 )
 from microdb.expiry import Rule
+from microdb.handover import ROWS, pacer
 from microdb.query import ast
 from microdb.sql.backend import SQLBackend
 from microdb.sql.feed import DEFAULT_KEEP_COUNT, SQLiteChangeLog, SQLiteFeed
@@ -178,6 +179,14 @@ class SQLiteBackend(SQLBackend):
 
     def _execute(self, s: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
+            pace = pacer()
+            if pace is not None:  # a read for the event loop: in slices (see microdb.handover)
+                cursor = self._conn.execute(sql, tuple(params))
+                rows: list[tuple[Any, ...]] = []
+                while part := cursor.fetchmany(ROWS):
+                    rows.extend(part)
+                    pace.tick()
+                return rows
             return self._conn.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
             raise self._wrap(exc, sql) from exc
@@ -285,7 +294,8 @@ class SQLiteBackend(SQLBackend):
             ddl.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {names[2]} ON {info.sql} (({kind}), ({key}))")
         return ddl
 
-    def _compound_ddl(self, s: Session, info: TableInfo, spec: dict[str, Any]) -> list[str]:
+    def _compound_ddl(self, s: Session, info: TableInfo, spec: dict[str, Any]) -> Steps[list[str]]:
+        yield from ()  # (steps with no statement: SQLite indexes each path whatever it holds)
         terms = [self.dialect.term("doc", tuple(p), True) for p in spec["paths"]]
         if any(t is None or not t.literal for t in terms):
             return []
@@ -309,8 +319,8 @@ class SQLiteBackend(SQLBackend):
             names.append(index_name(info, path, "_u"))
         return names
 
-    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> list[str]:
-        rows = self._execute(s, "EXPLAIN QUERY PLAN " + sql, params)
+    def _explain(self, s: Session, sql: str, params: Sequence[Any]) -> Steps[list[str]]:
+        rows = yield Run("EXPLAIN QUERY PLAN " + sql, params)
         return [str(r[3]) for r in rows]
 
     # -- lifecycle ----------------------------------------------------------------------

@@ -105,9 +105,13 @@ class SQLWrites(SQLRegistry):
 
     def truncate(self, table: str) -> None:
         with self._op(write=True) as s:
-            info = self._info(s, table)
-            if info is not None:
-                self._execute(s, f"DELETE FROM {info.sql}")
+            self._drive(s, self.truncate_steps(s, table))
+
+    def truncate_steps(self, s: Session, table: str) -> Steps[None]:
+        """:meth:`truncate` as steps, inside a write block."""
+        info = yield from self._info_steps(s, table)
+        if info is not None:
+            yield Run(f"DELETE FROM {info.sql}")
 
     def next_id(self, table: str) -> int:
         """The id the next insert into ``table`` gets."""

@@ -10,12 +10,17 @@ durable, and the queued writers find theirs covered and return without a second
 Threads of one process queue on a mutex. Processes share two numbers kept in the lock
 file beside the journal (which holds nothing else): how far the journal has been written,
 updated under the write lock with each append, and how far it is known to be durable,
-updated by a leader after its ``fsync`` succeeded. They queue on a POSIX record lock
-(``lockf``) on a byte of the lock file, which is independent of the ``flock`` write lock
-on the same file. The numbers are only ever hints that save an ``fsync``: a writer that
-cannot read them, or finds them torn, runs its own ``fsync``, and a writer is never told
-its record is durable before an ``fsync`` that started after the record was written has
-returned without error.
+updated by a leader after its ``fsync`` succeeded. Every process maps those bytes of the
+lock file into memory (``mmap``, shared): reading and updating them is then a memory
+access rather than a system call, and a store into a page already dirty does not touch
+the file's inode, where a ``pwrite`` per commit would. (MicroDB only ever grows the lock
+file; removing it is safe, but cutting it short by hand under a running process would
+end that process with ``SIGBUS``, like any mapped file.) Processes queue on a POSIX record
+lock (``lockf``) on a byte of the lock file, which is independent of the ``flock`` write
+lock on the same file. The numbers are only ever hints that save an ``fsync``: a writer
+that cannot map them, or finds them torn, runs its own ``fsync``, and a writer is never
+told its record is durable before an ``fsync`` that started after the record was written
+has returned without error.
 
 A writer is acknowledged (its ``insert`` returns) only after that. Other threads and
 processes may read a commit a moment before its ``fsync`` returns, as they may with
@@ -25,6 +30,7 @@ SQLite's WAL; what they read never goes before what its writer is told.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import struct
 import threading
@@ -41,6 +47,7 @@ except ImportError:  # pragma: no cover - Windows: threads group, processes fsyn
 
 #: Where the shared numbers live in the lock file, and the byte the leaders' lock covers.
 _WRITTEN_AT, _SYNCED_AT, _SYNC_BYTE = 64, 96, 128
+_MAPPED = _SYNC_BYTE  # the bytes of the lock file every process maps (both numbers)
 _SLOT = struct.Struct("<qqqq")  # journal device, journal inode, offset, check
 _CHECK = 0x4D444247  # mixed into the check word, so zeros or garbage never pass
 
@@ -49,10 +56,8 @@ def _pack(journal: tuple[int, int], offset: int) -> bytes:
     return _SLOT.pack(journal[0], journal[1], offset, journal[0] ^ journal[1] ^ offset ^ _CHECK)
 
 
-def _unpack(data: bytes) -> tuple[tuple[int, int], int] | None:
-    if len(data) != _SLOT.size:
-        return None
-    dev, ino, offset, check = _SLOT.unpack(data)
+def _unpack(shared: mmap.mmap, at: int) -> tuple[tuple[int, int], int] | None:
+    dev, ino, offset, check = _SLOT.unpack_from(shared, at)
     if check != dev ^ ino ^ offset ^ _CHECK:
         return None
     return (dev, ino), offset
@@ -70,12 +75,26 @@ class GroupSync:
         self._journal: tuple[int, int] | None = None
         #: how far this process knows the journal is durable
         self._synced = 0
+        #: the lock file (for ``lockf``) and its first bytes, mapped: the shared numbers
         self._shared: int | None = None
+        self._map: mmap.mmap | None = None
         self.failures = 0
+        if fcntl is None:
+            return  # no lockf to queue processes on: each process syncs alone
         try:
-            self._shared = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
         except OSError:
-            self._shared = None  # no write access to the lock file: every process syncs alone
+            return  # no write access to the lock file: every process syncs alone
+        try:
+            if os.fstat(fd).st_size < _MAPPED:
+                # Only ever grows it (two processes doing this at once both set one size),
+                # so the numbers another process put there stay.
+                os.ftruncate(fd, _MAPPED)
+            self._map = mmap.mmap(fd, _MAPPED)
+        except (OSError, ValueError):
+            os.close(fd)
+            return
+        self._shared = fd
 
     # -- under the write lock ---------------------------------------------------------------
     def written(self, fd: int, journal: tuple[int, int], end: int) -> None:
@@ -87,29 +106,18 @@ class GroupSync:
                 self._fd = os.dup(fd)
                 self._journal = journal
                 self._synced = 0
-            if self._shared is not None:
+            if self._map is not None:
                 # A new journal may have the inode number of an old one (a checkpoint
                 # replaced it and every descriptor of it is closed): an old "synced" value
                 # must not be read as this journal's. The first writer of a journal clears
                 # it; a later one clearing it again only costs an fsync.
-                try:
-                    os.pwrite(self._shared, _pack(journal, 0), _SYNCED_AT)
-                except OSError:
-                    self._shared = None
-        if self._shared is not None:
-            try:
-                os.pwrite(self._shared, _pack(journal, end), _WRITTEN_AT)
-            except OSError:
-                pass  # only a hint for other processes' leaders
+                self._map[_SYNCED_AT:_SYNCED_AT + _SLOT.size] = _pack(journal, 0)
+        if self._map is not None:
+            self._map[_WRITTEN_AT:_WRITTEN_AT + _SLOT.size] = _pack(journal, end)
 
     # -- after the write lock is released ---------------------------------------------------
     def _shared_slot(self, at: int) -> tuple[tuple[int, int], int] | None:
-        if self._shared is None:
-            return None
-        try:
-            return _unpack(os.pread(self._shared, _SLOT.size, at))
-        except OSError:
-            return None
+        return None if self._map is None else _unpack(self._map, at)
 
     def _covered(self, journal: tuple[int, int], end: int) -> bool:
         if self._journal == (-1, -1):
@@ -135,7 +143,7 @@ class GroupSync:
         with self._mutex:
             if self._covered(journal, end):
                 return
-            shared = self._shared if fcntl is not None else None
+            shared = self._shared
             if shared is not None:
                 try:
                     fcntl.lockf(shared, fcntl.LOCK_EX, 1, _SYNC_BYTE)
@@ -157,13 +165,10 @@ class GroupSync:
                     self.failures += 1
                     raise
                 self._synced = max(self._synced, target)
-                if self._shared is not None:
+                if self._map is not None:
                     published = self._shared_slot(_SYNCED_AT)
                     if published is None or published[0] != journal or published[1] < target:
-                        try:
-                            os.pwrite(self._shared, _pack(journal, target), _SYNCED_AT)
-                        except OSError:
-                            pass
+                        self._map[_SYNCED_AT:_SYNCED_AT + _SLOT.size] = _pack(journal, target)
             finally:
                 if shared is not None:
                     try:
@@ -180,6 +185,9 @@ class GroupSync:
                 except OSError:
                     self.failures += 1
                     self._journal = (-1, -1)  # nothing is covered any more: waiters fail
+            if self._map is not None:
+                self._map.close()
+                self._map = None
             for fd in (self._fd, self._shared):
                 if fd is not None:
                     try:

@@ -423,10 +423,13 @@ class JournaledFile(CheckpointedFile[S]):
         # a power cut that tears it while keeping a later one leaves a torn tail.
         record = frame_record(dumpb(payload), synced=self.durable and group is None)
         fd, offset = self._fd, self._offset
-        if self.durable and self._unsynced:
-            # Records before ours were not synced (a process with durable=False wrote
-            # them): sync them first, or a power cut could keep our synced record while
-            # losing them, which would read as damage rather than as a lost tail.
+        if self._unsynced and self.durable and group is None:
+            # Records before ours were not synced (a process with durable=False, or a
+            # grouped writer, wrote them): sync them first, or a power cut could keep our
+            # synced record while losing them, which would read as damage rather than as a
+            # lost tail. A grouped record is flagged unsynced itself, so losing what came
+            # before it reads as a torn tail, and the fsync that acknowledges it covers
+            # them too: no sync here (under the lock, it would serialise every process).
             try:
                 fsync_fd(fd)
             except OSError as exc:
