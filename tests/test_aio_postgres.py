@@ -282,6 +282,10 @@ def test_every_call_runs_on_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
             assert await t.upsert(doc) == [4] and (await t.get(doc_id=4))["age"] == 10
             assert await t.query().distinct("tags") == ["Ann", "Bob", "Cy", "all"]
             assert await t.query(where("age") > 30).distinct("city") == ["X"]
+            read = t.query(where("age") > 30).project(["name"])
+            assert [d["name"] for d in await read.all()] == ["Ann", "Cy"]
+            assert await read.count() == 2 and await read.ids() == [1, 3]
+            assert await read.distinct("name") == ["Ann", "Cy"] and await read.distinct("city") == ["X"]
             plan = await t.query(where("age") > 30).explain()
             assert plan["backend"] == "postgresql" and plan["matched"] == 2 and plan["sql"]
             assert await t.indexes() == [
@@ -436,3 +440,24 @@ def test_a_dropped_connection_inside_a_transaction_fails_it() -> None:
             await db.close()
 
     asyncio.run(main())
+
+
+def test_a_transaction_aborted_on_the_server_does_not_pretend_to_commit() -> None:
+    """A statement that failed outside any savepoint aborts the transaction on the server;
+    its end then raises ``StorageError`` instead of a COMMIT that silently rolls back."""
+    from microdb.errors import StorageError
+
+    async def main(db: AsyncMicroDB) -> None:
+        t = db.table("t")
+        driver = db._native.driver
+        assert driver is not None
+        with pytest.raises(StorageError, match="nothing was committed"):
+            async with db.transaction():
+                await t.insert({"a": 1})
+                held = driver.held()
+                assert held is not None
+                with pytest.raises(Exception, match="division by zero"):
+                    await held.conn.execute("SELECT 1/0")
+        assert await t.count() == 0
+
+    _run(main)

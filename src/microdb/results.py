@@ -283,12 +283,16 @@ class Result:
         an array of sub-documents (``'items.sku'``) reaches into each of them.
         """
         path = parse_field(field)
-        plan = self._plan
-        # Rows read for an include-projection may hold only the projected fields (SQL).
-        if self._rows is not None and (plan.fields is None or plan.exclude or path[:1] in (p[:1] for p in plan.fields)):
+        if self._rows is not None and self._holds(path):
             return distinct_values((doc for _, doc in self._rows), path)
         with self._table._read():
             return self._table._backend.distinct(self._table.name, self._table._live(self._plan), path)
+
+    def _holds(self, path: Any) -> bool:
+        """Whether the rows read hold ``path`` (rows read for an include-projection may
+        hold only the projected fields, on SQL)."""
+        plan = self._plan
+        return plan.fields is None or plan.exclude or path[:1] in (p[:1] for p in plan.fields)
 
     def explain(self) -> dict[str, Any]:
         """How the query runs: backend, access path (index or full scan), documents examined."""

@@ -125,26 +125,32 @@ class AsyncResult:
 
     async def ids(self) -> list[int]:
         """The ids of the selected documents."""
-        driver = self._native.get()
-        if driver is None or self._result._rows is not None:
+        driver, rows = self._native.get(), self._result._rows
+        if driver is None:
             return await self._run.read(self._result.ids)
+        if rows is not None:  # the selection read: no I/O
+            return await self._shape(self._result.ids, len(rows))
         name, plan = self._result._table.name, self._result._table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.ids_steps(s, name, plan))
 
     async def count(self) -> int:
         """How many documents are selected."""
-        driver = self._native.get()
-        if driver is None or self._result._rows is not None:
+        driver, rows = self._native.get(), self._result._rows
+        if driver is None:
             return await self._run.read(self._result.count)
+        if rows is not None:  # the selection read: no I/O
+            return await self._shape(self._result.count, len(rows))
         name, plan = self._result._table.name, self._result._table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.count_steps(s, name, plan))
 
     async def distinct(self, field: Any) -> list[Any]:
         """The distinct values of ``field`` among the selected documents."""
-        driver = self._native.get()
-        if driver is None or self._result._rows is not None:
+        driver, path, rows = self._native.get(), parse_field(field), self._result._rows
+        if driver is None:
             return await self._run.read(self._result.distinct, field)
-        path, table = parse_field(field), self._result._table
+        if rows is not None and self._result._holds(path):  # the selection read: no I/O
+            return await self._shape(lambda: self._result.distinct(field), len(rows))
+        table = self._result._table
         plan = table._live(self._result.plan)
         return await driver.call(lambda s: driver.backend.distinct_steps(s, table.name, plan, path))
 

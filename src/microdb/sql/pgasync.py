@@ -47,6 +47,9 @@ ON_LOOP = 500
 #: Rows converted from a result at a time, the loop running other tasks in between.
 _FETCH = 2000
 
+#: libpq's transaction status of a transaction aborted by a failed statement (INERROR).
+_FAILED = 3
+
 #: The transaction the current task holds: its driver, its session, the task.
 _HELD: contextvars.ContextVar[tuple[AsyncPostgres, Session, object] | None] = contextvars.ContextVar(
     "microdb_pg_transaction", default=None
@@ -144,6 +147,9 @@ class AsyncPostgres:
                         await conn.execute("ROLLBACK")
                 raise
             if write:
+                if conn.info.transaction_status == _FAILED:
+                    # The server would answer COMMIT with a silent rollback: say so instead.
+                    raise StorageError("a statement failed inside the transaction: nothing was committed")
                 await self._answer(s, Run("COMMIT"))
         finally:
             s.writing, s.conn = False, None
