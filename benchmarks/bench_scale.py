@@ -38,6 +38,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from common import AGE_MIN, CITIES, iter_docs, make_docs, peak_memory, print_rows, ratio_row  # noqa: E402
+from group_model import model_rows  # noqa: E402
 
 from microdb import MicroDB, where  # noqa: E402
 from microdb.storage.mapping import InMemoryStorage  # noqa: E402
@@ -260,8 +261,9 @@ def bench_group_commit(folder: str, total: int, rounds: int = 2) -> list[dict[st
     rows.append(ratio_row(SUITE, "sqlite backend: 8 threads / 1 thread", total,
                           rate["microdb sqlite backend, 8 threads"] / rate["microdb sqlite backend, 1 thread"],
                           "times the inserts per second"))
-    rows.append(_info(case, total, f"fsync of 200 bytes on this disk: {_fsync_latency(folder) * 1e6:.0f} µs"))
-    return rows
+    sync = _fsync_latency(folder)
+    rows.append(_info(case, total, f"fsync of 200 bytes on this disk: {sync * 1e6:.0f} µs"))
+    return rows + model_rows(SUITE, case, folder, total, sync)
 
 
 def _fresh(folder: str, r: int, name: str) -> str:

@@ -73,6 +73,9 @@ def test_group_commit_case_runs_threads_and_processes(scale: Any, tmp_path: Path
     """The group commit case runs 1 and 8 threads, 4 processes and sqlite3."""
     ratios = _ratios(scale.bench_group_commit(str(tmp_path), 16, rounds=1))
     assert "group commit: 4 processes / 1 thread (JSON file)" in {r["case"] for r in ratios}
+    # The model beside the measured ratios: w, c and f, and the ceilings they set.
+    ceilings = [r for r in ratios if r["case"].startswith("group commit ceiling")]
+    assert len(ceilings) == 2 and all(r["ratio"] > 0 for r in ceilings)
 
 
 def test_big_file_case_runs_small(scale: Any, tmp_path: Path) -> None:

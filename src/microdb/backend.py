@@ -19,7 +19,7 @@ from microdb.expiry import Rule, expired_node, utc_now
 from microdb.query.ast import Node, Path
 from microdb.query.values import distinct_values
 
-__all__ = ["Backend", "Plan", "Rows", "SortKey", "assign_ids"]
+__all__ = ["Backend", "Plan", "Rows", "SortKey", "assign_ids", "new_ids"]
 
 
 class Rows(Sequence[tuple[int, dict[str, Any]]]):
@@ -60,18 +60,19 @@ class Rows(Sequence[tuple[int, dict[str, Any]]]):
         return f"<Rows of {len(self.ids)} documents>"
 
 
-def assign_ids(
-    table: str, docs: Sequence[tuple[int | None, dict[str, Any]]], next_id: int
-) -> list[tuple[int, dict[str, Any]]]:
-    """Give each document without an id the next free one, from ``next_id`` on.
+def new_ids(table: str, docs: Sequence[tuple[int | None, dict[str, Any]]], next_id: int) -> list[int]:
+    """The id of each document: its own, or the next free one from ``next_id`` on.
 
     Ids given explicitly are skipped (never handed out twice) and must be unique within
     the batch; whether they are free in the table is the caller's check.
     """
     explicit = {doc_id for doc_id, _ in docs if doc_id is not None}
+    if not explicit:
+        # A bulk load: no pair per document (a million of them weigh 60 MB at the peak).
+        return list(range(next_id, next_id + len(docs)))
     seen: set[int] = set()
-    out: list[tuple[int, dict[str, Any]]] = []
-    for doc_id, doc in docs:
+    out: list[int] = []
+    for doc_id, _ in docs:
         if doc_id is None:
             while next_id in explicit:
                 next_id += 1
@@ -80,8 +81,15 @@ def assign_ids(
         elif doc_id in seen:
             raise DuplicateKeyError(f"document {doc_id} appears twice in one insert into table {table!r}")
         seen.add(doc_id)
-        out.append((doc_id, doc))
+        out.append(doc_id)
     return out
+
+
+def assign_ids(
+    table: str, docs: Sequence[tuple[int | None, dict[str, Any]]], next_id: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """``(id, document)`` pairs: :func:`new_ids` beside the documents."""
+    return list(zip(new_ids(table, docs, next_id), [doc for _, doc in docs]))
 
 
 @dataclass(frozen=True)
