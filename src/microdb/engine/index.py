@@ -26,6 +26,7 @@ from typing import Any
 from microdb.compile.python import resolve
 from microdb.engine.sortedkeys import SortedKeys
 from microdb.errors import DuplicateKeyError
+from microdb.handover import pacer
 from microdb.query.ast import Path, path_repr
 from microdb.query.values import KIND_RANK, MISSING, sort_key
 
@@ -64,12 +65,15 @@ def ids_of(held: int | set[int] | None) -> set[int]:
 def ids_under(entries: dict[Any, Any], keys: Iterable[Any]) -> set[int]:
     """The ids filed under ``keys`` in an index's ``entries`` (one id, or a set of them, a key)."""
     out: set[int] = set()
+    pace = pacer()  # a read for the event loop: a tick after each key (microdb.handover)
     for key in keys:
         held = entries[key]
         if type(held) is int:
             out.add(held)
         else:
             out |= held
+            if pace is not None:
+                pace.tick()
     return out
 
 

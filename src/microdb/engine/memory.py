@@ -383,8 +383,9 @@ class MemoryBackend(Backend):
         access = choose(node, t.indexes.single, t.indexes.compound)
         if access is None:
             return None, node, "full scan"
-        ids = access.fetch()
-        return sorted(ids), residual(node, access.exact), access.description
+        ids, pace = access.fetch(), pacer()
+        ordered = sorted(ids) if pace is None else pace.sorted(list(ids), _same)  # paced: for the loop
+        return ordered, residual(node, access.exact), access.description
 
     def _select(self, t: _Table, plan: Plan) -> tuple[list[int], int, str]:
         """Matching ids in id order, how many documents were examined, and the access path."""
@@ -432,7 +433,8 @@ class MemoryBackend(Backend):
             # Read the index in order and stop as soon as enough documents matched.
             pred = compile_query(plan.node).predicate if plan.node is not None else None
             found: list[int] = []
-            for doc_id in scan:
+            pace = pacer()
+            for doc_id in scan if pace is None else pace.each(scan):  # paced: for the loop
                 if pred is None or pred(docs[doc_id]):
                     found.append(doc_id)
                     if stop is not None and len(found) >= stop:
@@ -580,3 +582,7 @@ def _key_of(docs: dict[int, dict[str, Any]], key: SortKey) -> Callable[[int], An
     path = key.path
     assert path is not None
     return lambda i: sort_key(resolve(docs[i], path))
+
+
+def _same(doc_id: int) -> int:
+    return doc_id
