@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from microdb import DocumentNotFound, DuplicateKeyError, MicroDB, where
+from microdb import DocumentNotFound, DuplicateKeyError, MicroDB, ValidationError, where
 from microdb.aio import AsyncMicroDB
 from microdb.changes import ChangeStream
 from microdb.feed import Change
@@ -128,6 +128,15 @@ class SyncTable:
 
     async def indexes(self) -> list[dict[str, Any]]:
         return self._table.indexes()
+
+    async def set_schema(self, schema: Any, *, validation: str = "error") -> None:
+        self._table.set_schema(schema, validation=validation)
+
+    async def schema(self) -> dict[str, Any] | None:
+        return self._table.schema()
+
+    async def validate(self) -> list[dict[str, Any]]:
+        return self._table.validate()
 
     async def length(self) -> int:
         return len(self._table)
@@ -305,6 +314,26 @@ def test_indexes_distinct_and_explain(run: Callable[[Scenario], None]) -> None:
         assert plan["matched"] == 2 and plan["table"] == "t"
         assert await t.drop_index("city", "age") and await t.drop_index("age") and not await t.drop_index("age")
         assert await t.indexes() == []
+
+    run(scenario)
+
+
+def test_schemas_through_both_apis(run: Callable[[Scenario], None]) -> None:
+    """A stored schema checks later writes, ``validate`` reports the older documents."""
+
+    async def scenario(db: Any) -> None:
+        t = db.table("t")
+        await t.insert_many([{"name": "Ann"}, {"age": 3}])
+        await t.set_schema({"type": "object", "required": ["name"]})
+        assert await t.schema() == {"type": "object", "required": ["name"]}
+        assert [v["doc_id"] for v in await t.validate()] == [2]
+        with pytest.raises(ValidationError):
+            await t.insert({"age": 4})
+        with pytest.raises(ValidationError):
+            await t.update({"$unset": {"name": ""}}, doc_ids=[1])
+        await t.set_schema(None)
+        assert await t.schema() is None and await t.validate() == []
+        assert await t.insert({"age": 4}) == 3
 
     run(scenario)
 
