@@ -38,7 +38,6 @@ RUN = 2048
 #: a fraction of a millisecond with cheap predicates, so the clock is read rarely.
 ROWS = 256
 
-_local = threading.local()
 
 
 class Pacer:
@@ -110,9 +109,18 @@ class Pacer:
             self.tick()
 
 
+class _Mark(threading.local):
+    #: The thread's pacer while it reads for the loop. A class default, so that looking it
+    #: up in an unmarked thread (every synchronous read) costs no ``AttributeError``.
+    pacer: Pacer | None = None
+
+
+_local = _Mark()
+
+
 def pacer() -> Pacer | None:
     """The calling thread's pacer while it reads for an event loop, else ``None``."""
-    return getattr(_local, "pacer", None)
+    return _local.pacer
 
 
 class handing_over:  # noqa: N801 - used like a function: ``with handing_over():``
