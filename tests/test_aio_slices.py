@@ -10,6 +10,7 @@ leaves no lock held. Timing is measured by ``benchmarks/bench_live.py``, not her
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 from collections.abc import Iterator
@@ -176,7 +177,7 @@ def test_cancelling_a_read_leaves_no_lock_held(db: MicroDB) -> None:
             task = asyncio.create_task(read_all())
             await asyncio.sleep(delay)
             task.cancel()
-            with pytest.raises(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError):  # (a fast machine may finish first)
                 await task
             doc_id = await asyncio.wait_for(adb.insert({"i": -1}), timeout=60)
             await asyncio.wait_for(adb.remove(doc_ids=[doc_id]), timeout=60)
