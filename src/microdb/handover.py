@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-__all__ = ["ROWS", "SLICE", "Pacer", "handing_over", "paced", "pacer"]
+__all__ = ["ROWS", "SLICE", "Pacer", "handing_over", "joined", "paced", "pacer"]
 
 T = TypeVar("T")
 
@@ -123,6 +123,13 @@ _local = _Mark()
 def pacer() -> Pacer | None:
     """The calling thread's pacer while it reads for an event loop, else ``None``."""
     return _local.pacer
+
+
+def joined(step: Callable[[Iterable[T]], list[Any]], rows: Iterable[T], size: int) -> list[Any]:
+    """``step(rows)``: in one call, or in slices (:meth:`Pacer.joined`) while the calling
+    thread reads for an event loop."""
+    pace = pacer()
+    return step(rows) if pace is None else pace.joined(step, rows, size)
 
 
 class handing_over:  # noqa: N801 - used like a function: ``with handing_over():``

@@ -162,19 +162,16 @@ class Table:
                     # without calling copy_value: the call and its loop were two thirds
                     # of the cost of a returned document. Anything nested goes through it.
                     if kind is list:
-                        inner = value[:]
-                        for part in inner:
-                            if type(part) not in shared:
-                                inner = copy(value)
-                                break
+                        inner, parts = value[:], value
                     elif kind is dict:
-                        inner = value.copy()
-                        for part in inner.values():
-                            if type(part) not in shared:
-                                inner = copy(value)
-                                break
+                        inner, parts = value.copy(), value.values()
                     else:
-                        inner = copy(value)
+                        item[key] = copy(value)
+                        continue
+                    for part in parts:
+                        if type(part) not in shared:
+                            inner = copy(value)
+                            break
                     item[key] = inner
                 item.doc_id = doc_id
                 append(item)

@@ -26,7 +26,7 @@ from microdb.engine.blocks import ReadBlock, WriteBlock
 from microdb.engine.indexset import IndexSet, Key, spec_key
 from microdb.engine.planner import choose, ordered_compound, residual
 from microdb.errors import DatabaseClosedError, DuplicateKeyError, StorageError
-from microdb.handover import pacer
+from microdb.handover import joined, pacer
 from microdb.query.ast import Node, Path
 from microdb.query.values import sort_key
 from microdb.storage.base import Op, State, Storage, TableState, new_meta, patched
@@ -395,17 +395,10 @@ class MemoryBackend(Backend):
             chosen = list(docs) if ids is None else ids
             return chosen, 0 if ids is None and plan.node is None else len(chosen), how
         compiled = compile_query(residual)
-        pace = pacer()
-        if pace is not None:  # a read for the event loop: in slices (see microdb.handover)
-            if ids is None:
-                return pace.joined(compiled.select, docs.items(), len(docs)), len(docs), how
-            out: list[int] = []
-            for chunk in pace.slices(ids):
-                out.extend(compiled.select([(i, docs[i]) for i in chunk]))
-            return out, len(ids), how
+        # joined: in slices for a read for the event loop (see microdb.handover).
         if ids is None:
-            return compiled.select(docs.items()), len(docs), how
-        return compiled.select([(i, docs[i]) for i in ids]), len(ids), how
+            return joined(compiled.select, docs.items(), len(docs)), len(docs), how
+        return joined(lambda part: compiled.select([(i, docs[i]) for i in part]), ids, len(ids)), len(ids), how
 
     def _ordered_scan(self, t: _Table, plan: Plan) -> tuple[Iterator[int] | None, bool]:
         """Ids in sort order straight from an index, when the sort keys are indexed paths;
@@ -446,13 +439,7 @@ class MemoryBackend(Backend):
                 ids = _sorted_ids(ids, docs, plan)
             ids = ids[plan.skip:stop]
         # Two lists, not a tuple per row (see Rows): a large read sets off no full collection.
-        pace = pacer()
-        if pace is not None:
-            chosen: list[dict[str, Any]] = []
-            for chunk in pace.slices(ids):
-                chosen.extend([docs[i] for i in chunk])
-            return Rows(ids, chosen)
-        return Rows(ids, [docs[i] for i in ids])
+        return Rows(ids, joined(lambda part: [docs[i] for i in part], ids, len(ids)))
 
     def ids(self, table: str, plan: Plan) -> list[int]:
         t = self._tables.get(table)
@@ -475,15 +462,10 @@ class MemoryBackend(Backend):
         if residual is None:
             return len(t.docs) if ids is None else len(ids)
         compiled = compile_query(residual)
-        pace = pacer()
-        if ids is None:
-            if pace is not None:
-                return sum(pace.joined(lambda part: [compiled.count(part)], t.docs.values(), len(t.docs)))
-            return compiled.count(t.docs.values())
         docs = t.docs
-        if pace is not None:
-            return sum(compiled.count([docs[i] for i in chunk]) for chunk in pace.slices(ids))
-        return compiled.count([docs[i] for i in ids])
+        if ids is None:
+            return sum(joined(lambda part: [compiled.count(part)], docs.values(), len(docs)))
+        return sum(joined(lambda part: [compiled.count([docs[i] for i in part])], ids, len(ids)))
 
     def explain(self, table: str, plan: Plan) -> dict[str, Any]:
         t = self._tables.get(table)
